@@ -1,0 +1,110 @@
+"""What every connector speaks: remote records, comments, the request gate, the protocol.
+
+Connectors return *native* field values (flattened to JSON-safe scalars/lists) so that the
+mapping layer, not the connector, decides what they mean. Every connector takes an injected
+`httpx.Client` (the one I/O seam) and a `RequestGate` consulted before every request.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import httpx
+
+from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
+
+__all__ = [
+    "Connector",
+    "NativeFields",
+    "OpenGate",
+    "RemoteComment",
+    "RemoteRecord",
+    "RequestCounter",
+    "RequestGate",
+    "Side",
+]
+
+
+class RequestGate(Protocol):
+    """Consulted around every remote request: the shared rate budget lives behind it.
+
+    `before_request` must never sleep: when no budget is left it raises `RateLimitedError`
+    with the wait, so the task can be retried with a countdown instead of holding a worker.
+    """
+
+    def before_request(self, endpoint: str) -> None: ...
+
+    def after_response(self, endpoint: str, response: httpx.Response) -> None: ...
+
+
+class OpenGate:
+    """A gate that never limits: for tests of a connector alone and for the sandbox CLI."""
+
+    def before_request(self, endpoint: str) -> None:
+        return None
+
+    def after_response(self, endpoint: str, response: httpx.Response) -> None:
+        return None
+
+
+@dataclass
+class RequestCounter:
+    """Requests sent per endpoint label (e.g. `PATCH /tickets/{id}/attributes/status`)."""
+
+    by_endpoint: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def add(self, endpoint: str) -> None:
+        self.by_endpoint[endpoint] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_endpoint.values())
+
+
+class Connector(Protocol):
+    """The operations the sync service needs from either side."""
+
+    side: Side
+    system: str
+    requests: RequestCounter
+
+    def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
+        """Records whose own version (or whose comments) changed at or after `since`,
+        in ascending (version, id) order."""
+        ...
+
+    def iter_all(self) -> Iterator[RemoteRecord]:
+        """Every record, streamed page by page (for the full reconcile)."""
+        ...
+
+    def get(self, record_id: str) -> RemoteRecord:
+        """Raises NotFoundError when the record does not exist."""
+        ...
+
+    def create(
+        self, fields: NativeFields, *, idempotency_key: str, description: str = ""
+    ) -> RemoteRecord:
+        """Create a record carrying `idempotency_key` so `find_created` can recognise it."""
+        ...
+
+    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
+        """Look up a record an earlier `create` with this key may have made."""
+        ...
+
+    def update(self, record_id: str, changes: NativeFields) -> None:
+        """Write only `changes` (Zenvia: one PATCH per attribute)."""
+        ...
+
+    def list_comments(self, record_id: str) -> list[RemoteComment]: ...
+
+    def add_comment(
+        self, record_id: str, body: str, *, public: bool, idempotency_key: str
+    ) -> RemoteComment:
+        """Add a comment whose body carries a marker built from `idempotency_key`."""
+        ...
+
+    def close(self) -> None: ...

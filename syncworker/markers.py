@@ -1,0 +1,39 @@
+"""Idempotency keys and the markers that carry them inside remote text.
+
+Zenvia tickets and Salesforce comments cannot hold an external id, so the key of the
+write-ahead intent travels as a short marker in text we write (first action, comment body).
+The marker lets a retry find what an interrupted attempt created, and lets the poller
+recognise our own writes so they are never copied back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_MARKER = re.compile(r"\[sw:([0-9a-f]{20})\]")
+
+
+def idempotency_key(*parts: str) -> str:
+    """A deterministic key for one intended remote write (same inputs, same key)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+def marker(key: str) -> str:
+    return f"[sw:{key}]"
+
+
+def with_marker(text: str, key: str) -> str:
+    """Append the marker on its own line so humans can still read the text."""
+    return f"{text}\n\n{marker(key)}" if text else marker(key)
+
+
+def find_marker(text: str | None) -> str | None:
+    if not text:
+        return None
+    found = _MARKER.search(text)
+    return found.group(1) if found else None
+
+
+def strip_marker(text: str) -> str:
+    return _MARKER.sub("", text).rstrip()

@@ -1,0 +1,1 @@
+"""Local simulators of the remote APIs, served over real HTTP, for tests, demo and benchmarks."""
