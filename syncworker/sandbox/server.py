@@ -72,6 +72,8 @@ class Response:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Send nothing and drop the connection; the handler's effects stay (a lost response).
+    drop_connection: bool = False
 
 
 Handler = Callable[[Request], Response]
@@ -324,7 +326,11 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 return
             if server.faults.latency_seconds:
                 time.sleep(server.faults.latency_seconds)
-            self._send(request, self._dispatch(request, matched, fault))
+            response = self._dispatch(request, matched, fault)
+            if response.drop_connection:
+                self._drop()
+                return
+            self._send(request, response)
 
         def _dispatch(
             self, request: Request, matched: tuple[Route, dict[str, str]] | None, fault: str | None

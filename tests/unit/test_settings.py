@@ -1,0 +1,82 @@
+"""Configuration fails early with messages that name the variable; secrets stay secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncworker.settings import ConfigError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        pytest.param(
+            "POLL_INTERVAL_SECONDS", "soon", "SYNCWORKER_POLL_INTERVAL_SECONDS", id="not-a-number"
+        ),
+        pytest.param("POLL_INTERVAL_SECONDS", "0", "greater than 0", id="zero-interval"),
+        pytest.param(
+            "DATABASE_URL",
+            "mysql://x/y",
+            "expected a postgresql:// or sqlite:// URL",
+            id="wrong-db",
+        ),
+        pytest.param("BROKER_URL", "amqp://guest@x//", "expected a redis://", id="wrong-broker"),
+        pytest.param(
+            "ZENVIA_BUSINESS_HOURS",
+            "19:00-07:00",
+            "start of the business hours",
+            id="hours-reversed",
+        ),
+        pytest.param("ZENVIA_TIMEZONE", "Mars/Olympus", "unknown time zone", id="bad-timezone"),
+        pytest.param("SALESFORCE_API_VERSION", "40.0", "46.0 or newer", id="old-api"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_what_is_expected(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({f"SYNCWORKER_{variable}": value})
+    message = str(caught.value)
+    assert f"SYNCWORKER_{variable}" in message
+    assert expected in message
+
+
+def test_postgres_urls_are_normalised_to_psycopg3() -> None:
+    settings = load_settings({"SYNCWORKER_DATABASE_URL": "postgres://u@db:5432/sync"})
+    assert settings.database_url == "postgresql+psycopg://u@db:5432/sync"
+
+
+def test_redis_url_defaults_to_the_broker() -> None:
+    settings = load_settings({"SYNCWORKER_BROKER_URL": "redis://broker:6379/2"})
+    assert settings.effective_redis_url == "redis://broker:6379/2"
+
+
+def test_secrets_can_come_from_files_and_never_show_in_reprs(tmp_path: Path) -> None:
+    secret = tmp_path / "zenvia_token"
+    secret.write_text("tok-from-file-123\n")
+    settings = load_settings({"SYNCWORKER_ZENVIA_TOKEN_FILE": str(secret)})
+    assert settings.zenvia_token is not None
+    assert settings.zenvia_token.get_secret_value() == "tok-from-file-123"
+    assert "tok-from-file-123" not in repr(settings)
+    assert "tok-from-file-123" not in str(settings.model_dump())
+
+
+def test_an_unreadable_secret_file_is_reported_with_its_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match="SYNCWORKER_SALESFORCE_CLIENT_SECRET_FILE: cannot read"):
+        load_settings({"SYNCWORKER_SALESFORCE_CLIENT_SECRET_FILE": str(missing)})
+
+
+def test_tls_verification_cannot_be_switched_off_for_a_real_remote() -> None:
+    with pytest.raises(ConfigError, match="only when every remote is on loopback"):
+        load_settings({"SYNCWORKER_VERIFY_TLS": "false"})
+
+
+def test_missing_credentials_are_listed_together() -> None:
+    settings = load_settings({})
+    with pytest.raises(
+        ConfigError, match="SYNCWORKER_ZENVIA_TOKEN, SYNCWORKER_SALESFORCE_CLIENT_ID"
+    ):
+        settings.require("zenvia_token", "salesforce_client_id")
