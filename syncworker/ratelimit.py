@@ -1,0 +1,187 @@
+"""One request budget per remote account, shared by every worker on every host (Redis).
+
+Zenvia allows N requests per window in business hours and is unlimited at night; Salesforce
+has a daily org quota reported in `Sforce-Limit-Info`. The gate never sleeps: when the budget
+is spent it raises `RateLimitedError` with the wait, and the task retries with a countdown.
+Polling is background work: it may only use the budget while a reserve is left for syncs,
+so a busy poller never starves the writes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from datetime import time as clock_time
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
+
+import httpx
+import redis
+from limits import RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from syncworker.connectors.errors import RateLimitedError
+from syncworker.connectors.http import retry_after_seconds
+
+Priority = Literal["sync", "poll"]
+_priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
+    "request_priority", default="sync"
+)
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+@contextmanager
+def background_priority() -> Iterator[None]:
+    """Requests made inside this block are polling: they yield the budget's reserve to syncs."""
+    token = _priority.set("poll")
+    try:
+        yield
+    finally:
+        _priority.reset(token)
+
+
+@dataclass(frozen=True)
+class WindowBudget:
+    """`requests` per moving window of `window_seconds`, only inside `business_hours` if set."""
+
+    requests: int
+    window_seconds: int
+    business_hours: tuple[clock_time, clock_time] | None = None
+    timezone: str = "America/Sao_Paulo"
+    poll_reserve: int = 2
+
+    def applies_at(self, moment: datetime) -> bool:
+        if self.business_hours is None:
+            return True
+        start, end = self.business_hours
+        return start <= moment.astimezone(ZoneInfo(self.timezone)).time() < end
+
+
+@dataclass(frozen=True)
+class QuotaBudget:
+    """A daily quota that the remote reports; stop at `1 - reserve` of it."""
+
+    reserve_fraction: float = 0.1
+    pause_seconds: float = 600.0
+
+
+class SharedGate:
+    """The `RequestGate` for one remote account, backed by Redis (or memory for the demo)."""
+
+    def __init__(
+        self,
+        *,
+        remote: str,
+        redis_url: str,
+        window: WindowBudget | None = None,
+        quota: QuotaBudget | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.remote = remote
+        self.window = window
+        self.quota = quota
+        self.clock = clock
+        self._prefix = f"syncworker:budget:{remote}"
+        self._redis = redis_client(redis_url)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(_limits_uri(redis_url)))
+        self._item = (
+            RateLimitItemPerSecond(window.requests, window.window_seconds) if window else None
+        )
+
+    # -- RequestGate -----------------------------------------------------------------------
+
+    def before_request(self, endpoint: str) -> None:
+        self._check_blocked()
+        self._check_quota()
+        if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
+            return
+        if _priority.get() == "poll":
+            stats = self._limiter.get_window_stats(self._item, self._prefix)
+            if stats.remaining <= self.window.poll_reserve:
+                raise self._limited("budget reserved for syncs", stats.reset_time)
+        if not self._limiter.hit(self._item, self._prefix):
+            stats = self._limiter.get_window_stats(self._item, self._prefix)
+            raise self._limited("shared request budget spent", stats.reset_time)
+
+    def after_response(self, endpoint: str, response: httpx.Response) -> None:
+        if response.status_code == 429:
+            self.block_for(retry_after_seconds(response.headers.get("Retry-After")))
+        info = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if info:
+            used, limit = int(info.group(1)), int(info.group(2))
+            self._redis.set(f"{self._prefix}:quota", f"{used}/{limit}", ex=86400)
+        if response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content:
+            self.block_for(self.quota.pause_seconds if self.quota else 600.0)
+
+    # -- feedback and inspection -----------------------------------------------------------
+
+    def block_for(self, seconds: float) -> None:
+        """The remote told us to wait: every worker waits, not just the one that was told."""
+        until = time.time() + seconds
+        self._redis.set(f"{self._prefix}:blocked", str(until), px=max(1, int(seconds * 1000)))
+
+    def remaining(self) -> int | None:
+        """Requests left in the current window (None when unlimited right now)."""
+        if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
+            return None
+        return int(self._limiter.get_window_stats(self._item, self._prefix).remaining)
+
+    def quota_used(self) -> tuple[int, int] | None:
+        raw = self._get(f"{self._prefix}:quota")
+        if not raw:
+            return None
+        used, _, limit = raw.decode().partition("/")
+        return int(used), int(limit)
+
+    def reset(self) -> None:
+        if self._item is not None:
+            self._limiter.clear(self._item, self._prefix)
+        self._redis.delete(f"{self._prefix}:blocked", f"{self._prefix}:quota")
+
+    def _check_blocked(self) -> None:
+        raw = self._get(f"{self._prefix}:blocked")
+        if raw:
+            wait = float(raw) - time.time()
+            if wait > 0:
+                raise RateLimitedError(
+                    "the remote asked all workers to wait", remote=self.remote, retry_after=wait
+                )
+
+    def _check_quota(self) -> None:
+        used = self.quota_used() if self.quota else None
+        if self.quota and used and used[0] >= used[1] * (1 - self.quota.reserve_fraction):
+            raise RateLimitedError(
+                f"daily API quota nearly spent ({used[0]}/{used[1]})",
+                remote=self.remote,
+                retry_after=self.quota.pause_seconds,
+            )
+
+    def _get(self, key: str) -> bytes | None:
+        return cast(bytes | None, self._redis.get(key))
+
+    def _limited(self, why: str, reset_time: float) -> RateLimitedError:
+        return RateLimitedError(
+            why, remote=self.remote, retry_after=max(0.05, reset_time - time.time())
+        )
+
+
+def _limits_uri(redis_url: str) -> str:
+    return "memory://" if redis_url.startswith("memory://") else redis_url
+
+
+_memory_clients: dict[str, redis.Redis] = {}
+
+
+def redis_client(redis_url: str) -> redis.Redis:
+    """A real Redis client, or one shared in-process fakeredis for the embedded demo."""
+    if redis_url.startswith("memory://"):
+        import fakeredis
+
+        return _memory_clients.setdefault(redis_url, fakeredis.FakeRedis())
+    return redis.Redis.from_url(redis_url)
