@@ -1,0 +1,626 @@
+"""Zenvia Customer Cloud v2 tickets over httpx (facts: reference/zenvia-tickets-api.md).
+
+Tickets are flattened to native fields (ids, not names: the mapping gives them meaning):
+`subject, type, status (id), statusType (base type), justification, urgency, category, service
+(ids or None), ownerId, clients (list), origin, createdAt, updatedAt` (ISO strings as sent).
+A record's version is its parsed `updatedAt`. Comments are actions: the comment id is
+`"<ticket id>:<action id>"` because action ids are only known to be unique per ticket.
+
+Every failure is classified here (see connectors/errors.py); the only retry is the one
+immediate retry of an idempotent GET whose pooled connection was dropped (connectors/http.py).
+
+Request costs, since the account allows 10 requests/min in business hours:
+- `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
+- `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
+  `justification` costs an extra GET for the current status);
+- `changed_since` ≥ 1 per calendar date in [since, now] (1 per 100 tickets updated that day),
+  re-listed at most twice more when `x-total` moves during paging;
+- `find_created` ≥ 3 listings (createdAt = around's date and the day before/after) plus 1
+  actions request per candidate ticket, most likely first (our API origin, then created closest
+  to `around`), stopping at the first hit: ~4 requests when the ticket exists, 3 + (tickets
+  created in those 3 days) when it does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr
+
+from syncworker.connectors import http
+from syncworker.connectors.base import OpenGate, RequestCounter, RequestGate
+from syncworker.connectors.errors import (
+    AuthError,
+    MalformedResponseError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    RemoteError,
+    TransientError,
+)
+from syncworker.markers import marker, with_marker
+from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
+
+__all__ = ["WRITABLE_FIELDS", "ZenviaConnector"]
+
+log = logging.getLogger(__name__)
+
+REMOTE = "zenvia"
+MAX_PAGE_SIZE = 100
+API_ORIGIN = "TICKETS_API"
+DEFAULT_RETRY_AFTER = 60.0
+_MAX_PAGES = 10_000
+_MAX_RELISTS = 2
+_OPEN_GATE = OpenGate()
+
+# native field → (PATCH attribute, body key, kind); `status`/`justification` go together.
+_ATTRIBUTE_OF: dict[str, tuple[str, str, str]] = {
+    "subject": ("subject", "subject", "text"),
+    "type": ("type", "type", "ticket_type"),
+    "category": ("category", "category", "ref"),
+    "urgency": ("urgency", "urgency", "ref"),
+    "service": ("service", "service", "ref"),
+    "ownerId": ("owner", "ownerId", "owner"),
+    "clients": ("clients", "clients", "clients"),
+    "status": ("status", "status", "ref"),
+    "justification": ("status", "justification", "ref"),
+}
+WRITABLE_FIELDS = frozenset(_ATTRIBUTE_OF)
+_TICKET_TYPES = ("INTERNAL", "PUBLIC")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ZenviaConnector:
+    """The `Connector` for Zenvia v2 tickets.
+
+    `client` is a pooled `httpx.Client` holding the timeouts (the connector closes it in
+    `close()`); `base_url` includes the version (`https://api.zenvia.com/v2`). The token only
+    ever travels in the `X-API-TOKEN` header. `clock` gives "today" for the date filters;
+    `filter_timezones` are the zones whose calendar dates are queried (the API's own zone for
+    its DATE filters is undocumented: pass `(UTC, ZoneInfo("America/Sao_Paulo"))` to cover
+    both for at most one extra date per poll). Spans longer than `max_filter_days` are
+    answered from the full listing instead of one query per date.
+    """
+
+    side: Side = "zenvia"
+    system = "zenvia"
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        base_url: str,
+        token: str | SecretStr,
+        gate: RequestGate = _OPEN_GATE,
+        page_size: int = MAX_PAGE_SIZE,
+        clock: Callable[[], datetime] = utc_now,
+        filter_timezones: Iterable[tzinfo] = (UTC,),
+        max_filter_days: int = 31,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        secret = token if isinstance(token, SecretStr) else SecretStr(token)
+        if not secret.get_secret_value():
+            raise ValueError("the Zenvia token is empty")
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._token = secret
+        self._gate = gate
+        self._page_size = page_size
+        self._clock = clock
+        self._zones = tuple(filter_timezones) or (UTC,)
+        self._max_filter_days = max_filter_days
+        self.requests = RequestCounter()
+
+    def __repr__(self) -> str:
+        return f"ZenviaConnector(base_url={self._base_url!r}, token='**********')"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> RemoteRecord:
+        response = self._call("GET", f"/tickets/{_segment(record_id)}", "GET /tickets/{id}")
+        return self._record(_json(response, "ticket"))
+
+    def iter_all(self) -> Iterator[RemoteRecord]:
+        for items, _total in self._pages("/tickets", "GET /tickets", {}):
+            for raw in items:
+                yield self._record(raw)
+
+    def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
+        """Tickets with `updatedAt` ≥ `since`, ascending (version, id).
+
+        The `updatedAt` filter takes a DATE: every calendar date from `since` to now is listed
+        (whether the API reads it as "on" or "since" that date, the union is the same), the
+        full timestamp is compared here, and duplicates are merged keeping the newest.
+        """
+        since = _aware(since, "since")
+        now = _aware(self._clock(), "clock()")
+        days = self._dates(since, now)
+        found: dict[str, RemoteRecord] = {}
+        if len(days) > self._max_filter_days:
+            for record in self.iter_all():
+                _keep_newest(found, record)
+        else:
+            for day in days:
+                for record in self._stable_listing({"updatedAt": day.isoformat()}):
+                    _keep_newest(found, record)
+        selected = sorted(
+            (r for r in found.values() if r.version >= since), key=lambda r: (r.version, r.id)
+        )
+        log.debug("zenvia changed_since: %d dates, %d records", len(days), len(selected))
+        yield from selected
+
+    def list_comments(self, record_id: str) -> list[RemoteComment]:
+        ticket = _segment(record_id)
+        comments: list[RemoteComment] = []
+        for items, _total in self._pages(
+            f"/tickets/{ticket}/actions", "GET /tickets/{id}/actions", {}
+        ):
+            comments.extend(self._comment(raw, record_id) for raw in items)
+        return comments
+
+    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
+        """The ticket whose actions carry this key's marker, created within a day of `around`.
+
+        Subject-independent (a human may have renamed it): candidates come from the
+        `createdAt` date filter, and each candidate's first actions page is searched for the
+        marker (normally the first action; any action on page 1 counts, whatever the order).
+        """
+        around = _aware(around, "around")
+        days: set[date] = set()
+        for zone in self._zones:
+            local = around.astimezone(zone).date()
+            days.update(local + timedelta(days=delta) for delta in (-1, 0, 1))
+        candidates: dict[str, RemoteRecord] = {}
+        for day in sorted(days):
+            for items, _total in self._pages(
+                "/tickets", "GET /tickets", {"createdAt": day.isoformat()}
+            ):
+                for raw in items:
+                    record = self._record(raw)
+                    candidates[record.id] = record
+        wanted = marker(idempotency_key)
+
+        def likelihood(record: RemoteRecord) -> tuple[bool, float, str]:
+            created = _parse_time(record.fields["createdAt"], "createdAt", record.id)
+            distance = abs((created - around).total_seconds())
+            return record.fields.get("origin") != API_ORIGIN, distance, record.id
+
+        for checked, record in enumerate(sorted(candidates.values(), key=likelihood), 1):
+            if self._first_actions_carry(record.id, wanted):
+                log.debug("zenvia find_created: found after %d candidates", checked)
+                return record
+        log.debug("zenvia find_created: none of %d candidates", len(candidates))
+        return None
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create(
+        self, fields: NativeFields, *, idempotency_key: str, description: str = ""
+    ) -> RemoteRecord:
+        """POST /tickets; the first action carries `description` plus the key's marker.
+
+        A TransientError here means the outcome is unknown: resolve it with `find_created`.
+        """
+        body = _ticket_body(fields)
+        body["firstAction"] = {
+            "type": body.get("type", "PUBLIC"),
+            "description": with_marker(description, idempotency_key),
+        }
+        response = self._call("POST", "/tickets", "POST /tickets", json=body)
+        return self._record(_json(response, "ticket"))
+
+    def update(self, record_id: str, changes: NativeFields) -> None:
+        """One PATCH per changed attribute; `status` (+ `justification`) last, as one PATCH.
+
+        Not atomic: if a later PATCH fails the earlier ones stay applied, which is safe to
+        retry since each PATCH sets a value. Unknown or read-only names, and values of the
+        wrong type, raise PermanentError before any request.
+        """
+        ticket = _segment(record_id)
+        _check_fields(changes)
+        patches: list[tuple[str, dict[str, Any]]] = []
+        for name, value in changes.items():
+            if name in ("status", "justification"):
+                continue
+            attr, key, kind = _ATTRIBUTE_OF[name]
+            patches.append((attr, {key: _encode(kind, value)}))
+        if "status" in changes or "justification" in changes:
+            status = changes.get("status")
+            if status is None:
+                if "status" in changes:
+                    raise _refuse("status cannot be cleared", record_id)
+                status = self.get(record_id).fields["status"]
+            body: dict[str, Any] = {"status": {"id": status}}
+            if changes.get("justification") is not None:
+                body["justification"] = {"id": changes["justification"]}
+            patches.append(("status", body))
+        for attr, body in patches:
+            self._call(
+                "PATCH",
+                f"/tickets/{ticket}/attributes/{attr}",
+                f"PATCH /tickets/{{id}}/attributes/{attr}",
+                json=body,
+            )
+
+    def add_comment(
+        self, record_id: str, body: str, *, public: bool, idempotency_key: str
+    ) -> RemoteComment:
+        """POST an action; a TransientError means the outcome is unknown (look for the marker
+        in `list_comments` before adding it again)."""
+        payload = {
+            "type": "PUBLIC" if public else "INTERNAL",
+            "description": with_marker(body, idempotency_key),
+        }
+        response = self._call(
+            "POST",
+            f"/tickets/{_segment(record_id)}/actions",
+            "POST /tickets/{id}/actions",
+            json=payload,
+        )
+        return self._comment(_json(response, "action"), record_id)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        response = http.send(
+            self._client,
+            method,
+            f"{self._base_url}{path}",
+            endpoint=endpoint,
+            remote=REMOTE,
+            gate=self._gate,
+            counter=self.requests,
+            params=params,
+            json=json,
+            headers={
+                "X-API-TOKEN": self._token.get_secret_value(),
+                "Accept": "application/json",
+            },
+        )
+        if 200 <= response.status_code < 300:
+            return response
+        raise self._failure(response, f"{method} {response.request.url.path}")
+
+    def _failure(self, response: httpx.Response, where: str) -> RemoteError:
+        """Classify a non-2xx answer, keeping Zenvia's own code, message and details."""
+        status = response.status_code
+        code, message, details = None, response.reason_phrase or f"HTTP {status}", []
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            if isinstance(payload.get("code"), str):
+                code = payload["code"]
+            if isinstance(payload.get("message"), str) and payload["message"]:
+                message = payload["message"]
+            for item in payload.get("details") or []:
+                if isinstance(item, dict):
+                    path, text = item.get("path"), item.get("message")
+                    details.append(f"{path}: {text}" if path else str(text))
+        elif response.text:
+            message = f"{message}: {response.text[:200]}"
+        message = self._redact(message)
+        details = [self._redact(d) for d in details]
+        common: dict[str, Any] = {
+            "remote": REMOTE,
+            "status": status,
+            "code": code,
+            "path": where,
+            "details": details,
+        }
+        if status == 429:
+            wait = http.retry_after_seconds(
+                response.headers.get("Retry-After"), default=DEFAULT_RETRY_AFTER, now=self._clock()
+            )
+            return RateLimitedError(message, retry_after=wait, **common)
+        if status in (401, 403):
+            return AuthError(message, **common)
+        if status == 404:
+            return NotFoundError(message, **common)
+        if status == 408 or status >= 500:
+            return TransientError(message, **common)
+        if 400 <= status < 500:
+            return PermanentError(message, **common)
+        return MalformedResponseError(f"unexpected HTTP status {status}", **common)
+
+    def _redact(self, text: str) -> str:
+        secret = self._token.get_secret_value()
+        return text.replace(secret, "**********") if secret in text else text
+
+    def _pages(
+        self, path: str, endpoint: str, params: Mapping[str, str | int]
+    ) -> Iterator[tuple[list[object], int | None]]:
+        """Yield (items, x-total) page by page until a short page or the stated total."""
+        previous: list[object] | None = None
+        for page in range(1, _MAX_PAGES + 1):
+            response = self._call(
+                "GET", path, endpoint, params={**params, "page": page, "size": self._page_size}
+            )
+            items = _json(response, "page")
+            if not isinstance(items, list):
+                raise _malformed(f"{endpoint} page {page} is not a JSON array", endpoint)
+            total = _header_int(response, "x-total", endpoint)
+            if items and items == previous:
+                raise _malformed(f"{endpoint} page {page} repeats page {page - 1}", endpoint)
+            yield items, total
+            if len(items) < self._page_size or (
+                total is not None and page * self._page_size >= total
+            ):
+                return
+            previous = items
+        raise _malformed(f"{endpoint} did not end after {_MAX_PAGES} pages", endpoint)
+
+    def _stable_listing(self, params: Mapping[str, str]) -> Iterator[RemoteRecord]:
+        """List all pages; when `x-total` moved while paging (a ticket left or joined this
+        date, shifting the pages), list again, at most twice more; callers merge duplicates."""
+        for _attempt in range(_MAX_RELISTS + 1):
+            totals: set[int | None] = set()
+            for items, total in self._pages("/tickets", "GET /tickets", params):
+                totals.add(total)
+                for raw in items:
+                    yield self._record(raw)
+            if len(totals) <= 1:
+                return
+            log.debug("zenvia listing %s moved while paging; listing again", dict(params))
+
+    def _first_actions_carry(self, record_id: str, wanted: str) -> bool:
+        try:
+            response = self._call(
+                "GET",
+                f"/tickets/{_segment(record_id)}/actions",
+                "GET /tickets/{id}/actions",
+                params={"page": 1, "size": self._page_size},
+            )
+        except NotFoundError:
+            return False
+        items = _json(response, "actions")
+        if not isinstance(items, list):
+            raise _malformed("actions page is not a JSON array", "GET /tickets/{id}/actions")
+        return any(
+            isinstance(item, dict)
+            and isinstance(item.get("description"), str)
+            and wanted in item["description"]
+            for item in items
+        )
+
+    def _dates(self, start: datetime, end: datetime) -> list[date]:
+        days: set[date] = set()
+        for zone in self._zones:
+            first = start.astimezone(zone).date()
+            last = max(end.astimezone(zone).date(), first)
+            days.update(first + timedelta(days=n) for n in range((last - first).days + 1))
+        return sorted(days)
+
+    # -- payloads ---------------------------------------------------------------------------
+
+    def _record(self, raw: object) -> RemoteRecord:
+        ticket = _object(raw, "ticket", None)
+        ticket_id = _identifier(ticket.get("id"), "id", None)
+        status = _object(ticket.get("status"), "status", ticket_id)
+        status_id = status.get("id")
+        if not _is_int(status_id):
+            raise _field_error("status.id", "an integer", ticket_id)
+        status_type = status.get("type")
+        if not isinstance(status_type, str):
+            raise _field_error("status.type", "a string", ticket_id)
+        updated = ticket.get("updatedAt")
+        version = _parse_time(updated, "updatedAt", ticket_id)
+        _parse_time(ticket.get("createdAt"), "createdAt", ticket_id)
+        clients = ticket.get("clients")
+        if clients is None:
+            clients = []
+        if not isinstance(clients, list) or not all(isinstance(c, str) for c in clients):
+            raise _field_error("clients", "a list of strings", ticket_id)
+        fields: NativeFields = {
+            "subject": _optional_str(ticket, "subject", ticket_id),
+            "type": _optional_str(ticket, "type", ticket_id),
+            "status": status_id,
+            "statusType": status_type,
+            "justification": _ref_id(ticket, "justification", ticket_id),
+            "urgency": _ref_id(ticket, "urgency", ticket_id),
+            "category": _ref_id(ticket, "category", ticket_id),
+            "service": _ref_id(ticket, "service", ticket_id),
+            "ownerId": _optional_str(ticket, "ownerId", ticket_id),
+            "clients": list(clients),
+            "origin": _optional_str(ticket, "origin", ticket_id),
+            "createdAt": ticket.get("createdAt"),
+            "updatedAt": updated,
+        }
+        return RemoteRecord(id=ticket_id, version=version, fields=fields)
+
+    def _comment(self, raw: object, record_id: str) -> RemoteComment:
+        action = _object(raw, "action", record_id)
+        action_id = _identifier(action.get("id"), "action.id", record_id)
+        kind = action.get("type")
+        if kind not in _TICKET_TYPES:
+            raise _field_error("action.type", "PUBLIC or INTERNAL", record_id)
+        description = action.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _field_error("action.description", "a string", record_id)
+        author = action.get("createdById")
+        if author is not None and not isinstance(author, str):
+            raise _field_error("action.createdById", "a string", record_id)
+        return RemoteComment(
+            id=f"{record_id}:{action_id}",
+            record_id=record_id,
+            body=description or "",
+            public=kind == "PUBLIC",
+            created_at=_parse_time(action.get("createdAt"), "action.createdAt", record_id),
+            author_id=author,
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _segment(record_id: str) -> str:
+    if not isinstance(record_id, str) or not record_id:
+        raise ValueError(f"a Zenvia ticket id is a non-empty string, got {record_id!r}")
+    return quote(record_id, safe="")
+
+
+def _keep_newest(found: dict[str, RemoteRecord], record: RemoteRecord) -> None:
+    known = found.get(record.id)
+    if known is None or record.version > known.version:
+        found[record.id] = record
+
+
+def _malformed(message: str, where: str) -> MalformedResponseError:
+    return MalformedResponseError(message, remote=REMOTE, path=where)
+
+
+def _field_error(name: str, expected: str, ticket_id: str | None) -> MalformedResponseError:
+    whose = f"ticket {ticket_id}: " if ticket_id else ""
+    return MalformedResponseError(
+        f"{whose}field {name!r} is not {expected}", remote=REMOTE, path=name
+    )
+
+
+def _json(response: httpx.Response, what: str) -> object:
+    try:
+        payload: object = response.json()
+    except ValueError as exc:
+        raise MalformedResponseError(
+            f"{what} response is not JSON",
+            remote=REMOTE,
+            status=response.status_code,
+            path=f"{response.request.method} {response.request.url.path}",
+        ) from exc
+    return payload
+
+
+def _header_int(response: httpx.Response, name: str, where: str) -> int | None:
+    raw = response.headers.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _malformed(f"header {name!r} is not an integer", where) from None
+
+
+def _object(raw: object, name: str, ticket_id: str | None) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _field_error(name, "an object", ticket_id)
+    return raw
+
+
+def _identifier(value: object, name: str, ticket_id: str | None) -> str:
+    """Ids are strings in v2 (action ids ints); accept either, refuse anything else."""
+    if isinstance(value, str) and value:
+        return value
+    if _is_int(value):
+        return str(value)
+    raise _field_error(name, "a string or integer id", ticket_id)
+
+
+def _optional_str(ticket: Mapping[str, Any], name: str, ticket_id: str) -> str | None:
+    value = ticket.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _field_error(name, "a string", ticket_id)
+    return value
+
+
+def _ref_id(ticket: Mapping[str, Any], name: str, ticket_id: str) -> int | None:
+    value = ticket.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not _is_int(value.get("id")):
+        raise _field_error(f"{name}.id", "an integer", ticket_id)
+    ref: int = value["id"]
+    return ref
+
+
+def _parse_time(value: object, name: str, ticket_id: str | None) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            # Zenvia always sends `Z`; a zone-less stamp is read as UTC rather than refused.
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    raise _field_error(name, "an ISO 8601 timestamp", ticket_id)
+
+
+def _refuse(message: str, record_id: str | None = None) -> PermanentError:
+    where = f"ticket {record_id}" if record_id else None
+    return PermanentError(message, remote=REMOTE, path=where)
+
+
+def _check_fields(fields: NativeFields) -> None:
+    unknown = sorted(set(fields) - WRITABLE_FIELDS)
+    if unknown:
+        raise _refuse(
+            f"cannot write Zenvia field(s) {', '.join(unknown)}; "
+            f"writable: {', '.join(sorted(WRITABLE_FIELDS))}"
+        )
+    for name, value in fields.items():
+        kind = _ATTRIBUTE_OF[name][2]
+        if not _valid(kind, value):
+            raise _refuse(f"invalid value for Zenvia field {name}: {value!r}")
+
+
+def _valid(kind: str, value: object) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "ticket_type":
+        return value in _TICKET_TYPES
+    if kind == "ref":
+        return value is None or _is_int(value)
+    if kind == "owner":
+        return value is None or isinstance(value, str)
+    if kind == "clients":
+        return isinstance(value, list) and all(isinstance(c, str) for c in value)
+    return False  # pragma: no cover
+
+
+def _encode(kind: str, value: Any) -> Any:
+    if kind == "ref":
+        return None if value is None else {"id": value}
+    if kind == "clients":
+        return list(value)
+    return value
+
+
+def _ticket_body(fields: NativeFields) -> dict[str, Any]:
+    """The POST /tickets body for native `fields` (None values are left out)."""
+    _check_fields(fields)
+    body: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        _attr, key, kind = _ATTRIBUTE_OF[name]
+        body[key] = _encode(kind, value)
+    return body

@@ -1,0 +1,1036 @@
+"""A faithful local Zenvia Customer Cloud v2 tickets API (see reference/zenvia-tickets-api.md).
+
+Serve it with `SandboxServer(ZenviaSandbox(token=...)).start()`; tests act "as a human agent"
+through `sandbox.agent`, which runs the very same route handlers as HTTP requests do.
+
+Where the public documentation is silent the sandbox makes a choice and says so here:
+- Date filters (`createdAt`, `updatedAt` on GET /tickets) match the ticket's calendar DATE in
+  `filter_timezone` (default UTC) exactly: "on that date" (`date_filter="on"`); pass
+  `date_filter="since"` to model the other reading ("on or after that date").
+- Listings are ordered by ticket id ascending (there is no sort parameter).
+- Action ids are numbered per ticket (1 = the `firstAction` given at creation).
+- Every change that alters a ticket, including a new action or tag, bumps `updatedAt`;
+  a PATCH that sets an attribute to the value it already has changes nothing.
+- A justification is required (and must be one of the allowed ones) exactly when the target
+  status has allowed justifications; a justification sent for any other status is refused.
+- Read-only and unknown body fields are ignored; `type` defaults to PUBLIC.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any, Literal
+
+from syncworker.sandbox.server import (
+    Clock,
+    Handler,
+    HttpError,
+    Request,
+    Response,
+    SandboxApp,
+    utc_now,
+)
+from syncworker.sandbox.zenvia_catalogue import (
+    DEFAULT_CATALOGUE,
+    Agent,
+    Named,
+    Status,
+    ZenviaCatalogue,
+)
+
+__all__ = ["ZenviaAgentDesk", "ZenviaSandbox", "iso_millis"]
+
+API_ORIGIN = "TICKETS_API"
+AGENT_ORIGIN = "AGENT_IN_SYSTEM"
+TICKET_TYPES = ("INTERNAL", "PUBLIC")
+SUBJECT_MAX = 350
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+LOOKUP_ATTRIBUTES = ("category", "urgency", "service")
+
+
+def iso_millis(moment: datetime) -> str:
+    """`2022-05-23T19:37:59.000Z`, the way Zenvia renders timestamps."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Problems:
+    """Collects validation failures so one 400 reports all of them."""
+
+    def __init__(self) -> None:
+        self.details: list[dict[str, str]] = []
+
+    def add(self, path: str, code: str, message: str) -> None:
+        self.details.append({"code": code, "path": path, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.details:
+            first = self.details[0]
+            raise HttpError(
+                400,
+                "VALIDATION_ERROR",
+                f"Invalid request: {first['message']}",
+                self.details,
+            )
+
+
+@dataclass
+class _Action:
+    id: int
+    type: str
+    origin: str
+    description: str
+    created_at: datetime
+    created_by: str | None
+    status: Status | None = None
+    justification: Named | None = None
+
+    def render(self) -> dict[str, Any]:
+        rendered: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "origin": self.origin,
+            "description": self.description,
+            "createdAt": iso_millis(self.created_at),
+            "createdById": self.created_by,
+        }
+        if self.status is not None:
+            rendered["status"] = self.status.render()
+            rendered["justification"] = self.justification.render() if self.justification else None
+        return rendered
+
+
+@dataclass
+class _StatusChange:
+    status: Status
+    justification: Named | None
+    updated_by: str | None
+    updated_at: datetime
+
+
+@dataclass
+class _OwnerChange:
+    owner: Agent | None
+    updated_by: str | None
+    updated_at: datetime
+
+
+@dataclass
+class _Ticket:
+    id: str
+    subject: str
+    type: str
+    origin: str
+    status: Status
+    justification: Named | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    cc: list[str] = field(default_factory=list)
+    clients: list[str] = field(default_factory=list)
+    owner: Agent | None = None
+    category: Named | None = None
+    urgency: Named | None = None
+    service: Named | None = None
+    resolved_at: datetime | None = None
+    reopened_at: datetime | None = None
+    closed_at: datetime | None = None
+    solution_at: datetime | None = None
+    actions: list[_Action] = field(default_factory=list)
+    status_changes: list[_StatusChange] = field(default_factory=list)
+    owner_changes: list[_OwnerChange] = field(default_factory=list)
+    tags: list[Named] = field(default_factory=list)
+
+    def render(self) -> dict[str, Any]:
+        def when(moment: datetime | None) -> str | None:
+            return iso_millis(moment) if moment else None
+
+        def named(item: Named | None) -> dict[str, object] | None:
+            return item.render() if item else None
+
+        return {
+            "id": self.id,
+            "subject": self.subject,
+            "type": self.type,
+            "cc": list(self.cc),
+            "origin": self.origin,
+            "clients": list(self.clients),
+            "ownerId": self.owner.id if self.owner else None,
+            "ownerTeam": self.owner.team.render() if self.owner else None,
+            "category": named(self.category),
+            "urgency": named(self.urgency),
+            "service": named(self.service),
+            "justification": named(self.justification),
+            "status": self.status.render(),
+            "createdAt": when(self.created_at),
+            "updatedAt": when(self.updated_at),
+            "resolvedAt": when(self.resolved_at),
+            "reopenedAt": when(self.reopened_at),
+            "closedAt": when(self.closed_at),
+            "createdById": self.created_by,
+            "solutionTime": None,
+            "responseTime": None,
+            "solutionAt": when(self.solution_at),
+            "responseAt": None,
+            "realResponseAt": None,
+            "agreement": None,
+        }
+
+
+@dataclass
+class _Hook:
+    kind: str  # "drop_before" | "drop_after" | "fail" | "rewrite"
+    remaining: int
+    error: HttpError | None = None
+    rewrite: Callable[[Response], Response] | None = None
+
+
+_CLOSED_TYPES = frozenset({"RESOLVED", "CLOSED", "CANCELED"})
+
+
+class ZenviaSandbox(SandboxApp):
+    """Zenvia v2 tickets: `/v2/tickets…` with `X-API-TOKEN` auth and Zenvia's error bodies."""
+
+    name = "zenvia"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        seed: int = 0,
+        clock: Clock = utc_now,
+        catalogue: ZenviaCatalogue | None = None,
+        filter_timezone: tzinfo = UTC,
+        date_filter: Literal["on", "since"] = "on",
+    ) -> None:
+        super().__init__(seed=seed, clock=clock)
+        if not token:
+            raise ValueError("the Zenvia sandbox needs a non-empty token")
+        self._token = token.encode()
+        self.catalogue = catalogue or DEFAULT_CATALOGUE
+        self.filter_timezone = filter_timezone
+        self.date_filter = date_filter
+        self._tickets: dict[str, _Ticket] = {}
+        self._next_id = 1
+        self._random = random.Random(seed)
+        self._actor: str | None = None
+        self._hooks: dict[str, list[_Hook]] = {}
+        self._raw: dict[str, Handler] = {}
+        self.hooks_fired: collections.Counter[str] = collections.Counter()
+        self._register()
+
+    def __repr__(self) -> str:
+        return f"ZenviaSandbox(tickets={len(self._tickets)}, token='***')"
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        t = "/v2/tickets/{ticket_id}"
+        self._add("GET", "/v2/tickets", self._list_tickets)
+        self._add("POST", "/v2/tickets", self._create_ticket)
+        self._add("GET", t, self._get_ticket)
+        self._add("GET", f"{t}/actions", self._list_actions)
+        self._add("POST", f"{t}/actions", self._add_action)
+        self._add("GET", f"{t}/actions/{{action_id}}", self._get_action)
+        self._add("GET", f"{t}/status-changes", self._status_changes)
+        self._add("GET", f"{t}/owner-changes", self._owner_changes)
+        self._add("GET", f"{t}/tags", self._list_tags)
+        self._add("POST", f"{t}/tags", self._add_tag)
+        self._add("DELETE", f"{t}/tags/{{tag_id}}", self._remove_tag)
+        for attr in _ATTRIBUTES:
+            self._add("PATCH", f"{t}/attributes/{attr}", self._patcher(attr))
+
+    def _add(self, method: str, template: str, handler: Handler) -> None:
+        label = f"{method} {template}"
+        self._raw[label] = handler
+        self.route(method, template, self._hooked(label, handler))
+
+    def _hooked(self, label: str, handler: Handler) -> Handler:
+        def serve(request: Request) -> Response:
+            hook = self._take_hook(label)
+            if hook is None:
+                return handler(request)
+            self.hooks_fired[f"{hook.kind} {label}"] += 1
+            if hook.kind == "drop_before":
+                return Response(500, drop_connection=True)
+            if hook.kind == "fail" and hook.error is not None:
+                raise hook.error
+            response = handler(request)
+            if hook.kind == "rewrite" and hook.rewrite is not None:
+                return hook.rewrite(response)
+            response.drop_connection = True
+            return response
+
+        return serve
+
+    def _take_hook(self, label: str) -> _Hook | None:
+        pending = self._hooks.get(label)
+        if not pending:
+            return None
+        hook = pending[0]
+        hook.remaining -= 1
+        if hook.remaining <= 0:
+            pending.pop(0)
+        return hook
+
+    def _arm(self, label: str, hook: _Hook) -> None:
+        if label not in self._raw:
+            raise ValueError(f"unknown endpoint {label!r}; known: {sorted(self._raw)}")
+        with self.lock:
+            self._hooks.setdefault(label, []).append(hook)
+
+    # -- one-shot faults (tests) ------------------------------------------------------------
+
+    def drop_next_response_after_handling(self, label: str, *, times: int = 1) -> None:
+        """Handle the next `times` requests to `label` (e.g. `"POST /v2/tickets"`), then drop
+        the connection instead of answering: the change is made, the client never hears."""
+        self._arm(label, _Hook("drop_after", times))
+
+    def drop_next_request(self, label: str, *, times: int = 1) -> None:
+        """Drop the connection of the next `times` requests to `label` before handling them."""
+        self._arm(label, _Hook("drop_before", times))
+
+    def fail_next(
+        self,
+        label: str,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, str]] | None = None,
+        *,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests to `label` with this Zenvia error, unhandled."""
+        self._arm(label, _Hook("fail", times, HttpError(status, code, message, details)))
+
+    def rewrite_next_response(
+        self, label: str, rewrite: Callable[[Response], Response], *, times: int = 1
+    ) -> None:
+        """Handle the next `times` requests to `label`, then answer `rewrite(response)`
+        instead (a misbehaving remote: wrong types, missing fields, odd headers)."""
+        self._arm(label, _Hook("rewrite", times, rewrite=rewrite))
+
+    # -- SandboxApp hooks -------------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> None:
+        given = request.headers.get("x-api-token", "").encode()
+        if not given or not hmac.compare_digest(given, self._token):
+            raise HttpError(401, "AUTHENTICATION_ERROR", "Missing or invalid X-API-TOKEN header")
+
+    def error_response(self, error: HttpError) -> Response:
+        return Response(
+            error.status,
+            {"code": error.code, "message": error.message, "details": list(error.details)},
+        )
+
+    def throttled_response(self, retry_after: int) -> Response:
+        return Response(
+            429,
+            {"code": "TOO_MANY_REQUESTS", "message": "Too many requests", "details": []},
+            {"Retry-After": str(retry_after)},
+        )
+
+    def reset(self) -> None:
+        with self.lock:
+            self._tickets.clear()
+            self._next_id = 1
+            self._hooks.clear()
+            self.hooks_fired.clear()
+            self._random = random.Random(self.seed)
+
+    # -- inspection (tests) -----------------------------------------------------------------
+
+    def tickets(self) -> list[dict[str, Any]]:
+        """Every ticket as GET /tickets would render it, by id."""
+        with self.lock:
+            return [ticket.render() for ticket in self._ordered()]
+
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._ticket(ticket_id).render()
+
+    def actions(self, ticket_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [action.render() for action in self._ticket(ticket_id).actions]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """A deep, JSON-safe copy of the whole account: ticket id → ticket, actions, tags…"""
+        with self.lock:
+            return {
+                ticket.id: {
+                    "ticket": ticket.render(),
+                    "actions": [a.render() for a in ticket.actions],
+                    "tags": [t.render() for t in ticket.tags],
+                    "statusChanges": self._render_status_changes(ticket),
+                    "ownerChanges": self._render_owner_changes(ticket),
+                }
+                for ticket in self._ordered()
+            }
+
+    @property
+    def agent(self) -> ZenviaAgentDesk:
+        """Act as `agent-1` (the first configured agent)."""
+        return ZenviaAgentDesk(self, self.catalogue.agents[0].id)
+
+    def as_agent(self, agent_id: str) -> ZenviaAgentDesk:
+        if self.catalogue.agent(agent_id) is None:
+            raise ValueError(f"unknown agent {agent_id!r}")
+        return ZenviaAgentDesk(self, agent_id)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        actor: str | None = None,
+        query: dict[str, str] | None = None,
+    ) -> Any:
+        """Run the route handler for `method path` in-process (no hooks, no auth, no faults)
+        and return the response body; validation failures raise `HttpError`."""
+        with self.lock:
+            matched = self.match(method, path)
+            if matched is None:
+                raise HttpError(404, "NOT_FOUND", f"no route for {method} {path}")
+            route, params = matched
+            request = Request(
+                method=method,
+                path=path,
+                query={k: [v] for k, v in (query or {}).items()},
+                headers={},
+                body=b"" if body is None else json.dumps(body).encode(),
+                params=params,
+            )
+            self._actor = actor
+            try:
+                return self._raw[route.label](request).body
+            finally:
+                self._actor = None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        moment = self.clock()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+    def _ordered(self) -> list[_Ticket]:
+        return sorted(self._tickets.values(), key=lambda t: int(t.id))
+
+    def _ticket(self, ticket_id: str) -> _Ticket:
+        found = self._tickets.get(ticket_id)
+        if found is None:
+            raise HttpError(404, "NOT_FOUND", f"Ticket {ticket_id} not found")
+        return found
+
+    def _origin(self) -> str:
+        return AGENT_ORIGIN if self._actor else API_ORIGIN
+
+    @staticmethod
+    def _object_body(request: Request) -> dict[str, Any]:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HttpError(400, "VALIDATION_ERROR", "Invalid request: body must be an object")
+        return body
+
+    def _page(self, items: list[dict[str, Any]], request: Request) -> Response:
+        problems = _Problems()
+        page = _int_arg(request, "page", 1, problems)
+        size = _int_arg(request, "size", DEFAULT_PAGE_SIZE, problems)
+        if page is not None and page < 1:
+            problems.add("page", "INVALID_VALUE", "page must be 1 or greater")
+        if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
+            problems.add("size", "INVALID_VALUE", f"size must be between 1 and {MAX_PAGE_SIZE}")
+        problems.raise_if_any()
+        assert page is not None
+        assert size is not None
+        start = (page - 1) * size
+        return Response(
+            200,
+            items[start : start + size],
+            {"x-total": str(len(items)), "x-page": str(page), "x-page-size": str(size)},
+        )
+
+    def _actor_or(self, body: dict[str, Any], key: str, problems: _Problems) -> str | None:
+        """`updatedById` / `createdById`: a known agent; defaults to the acting agent."""
+        value = body.get(key)
+        if value is None:
+            return self._actor
+        if not isinstance(value, str) or self.catalogue.agent(value) is None:
+            problems.add(key, "INVALID_VALUE", f"{key} must be the id of an existing agent")
+            return None
+        return value
+
+    def _lookup(self, kind: str, value: object, path: str, problems: _Problems) -> Named | None:
+        """`{id}` of a configured category/urgency/service/justification/tag, or null."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or not _is_int(value.get("id")):
+            problems.add(path, "INVALID_FORMAT", f"{path} must be an object with an integer id")
+            return None
+        found = self.catalogue.named(kind, value["id"])
+        if found is None:
+            problems.add(f"{path}.id", "NOT_FOUND", f"{kind} {value['id']} does not exist")
+        return found
+
+    def _owner_value(self, value: object, problems: _Problems) -> Agent | None:
+        if value is None:
+            return None
+        agent = self.catalogue.agent(value) if isinstance(value, str) else None
+        if agent is None:
+            problems.add("ownerId", "NOT_FOUND", f"agent {value!r} does not exist")
+        return agent
+
+    def _clients_value(self, value: object, problems: _Problems) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            problems.add("clients", "INVALID_FORMAT", "clients must be a list of client ids")
+            return []
+        for index, client in enumerate(value):
+            if not self.catalogue.has_client(client):
+                problems.add(f"clients[{index}]", "NOT_FOUND", f"client {client!r} does not exist")
+        return list(dict.fromkeys(value))
+
+    def _subject_value(self, value: object, problems: _Problems) -> str:
+        if not isinstance(value, str) or not value.strip():
+            problems.add("subject", "REQUIRED", "subject is required")
+            return ""
+        if len(value) > SUBJECT_MAX:
+            problems.add("subject", "MAX_LENGTH", f"subject exceeds {SUBJECT_MAX} characters")
+        return value
+
+    def _type_value(self, value: object, problems: _Problems, path: str = "type") -> str:
+        if value not in TICKET_TYPES:
+            problems.add(path, "INVALID_VALUE", f"{path} must be one of {', '.join(TICKET_TYPES)}")
+            return "PUBLIC"
+        return str(value)
+
+    def _status_value(
+        self, status: object, justification: object, problems: _Problems
+    ) -> tuple[Status | None, Named | None]:
+        if not isinstance(status, dict) or not _is_int(status.get("id")):
+            problems.add("status", "INVALID_FORMAT", "status must be an object with an integer id")
+            return None, None
+        target = self.catalogue.status(status["id"])
+        if target is None:
+            problems.add("status.id", "NOT_FOUND", f"status {status['id']} does not exist")
+            return None, None
+        if not target.requires_justification:
+            if justification is not None:
+                problems.add(
+                    "justification",
+                    "INVALID_VALUE",
+                    f"status {target.name!r} does not take a justification",
+                )
+            return target, None
+        allowed = ", ".join(str(j) for j in target.justifications)
+        if justification is None:
+            problems.add(
+                "justification",
+                "REQUIRED",
+                f"status {target.name!r} requires a justification (one of {allowed})",
+            )
+            return target, None
+        reason = self._lookup("justification", justification, "justification", problems)
+        if reason is not None and reason.id not in target.justifications:
+            problems.add(
+                "justification.id",
+                "INVALID_VALUE",
+                f"justification {reason.id} is not allowed for status {target.name!r} "
+                f"(one of {allowed})",
+            )
+            return target, None
+        return target, reason
+
+    def _moment_value(self, value: object, path: str, problems: _Problems) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        problems.add(path, "INVALID_FORMAT", f"{path} must be an ISO 8601 timestamp")
+        return None
+
+    # -- mutations (shared by HTTP and the agent desk) ---------------------------------------
+
+    def _set_status(
+        self,
+        ticket: _Ticket,
+        status: Status,
+        justification: Named | None,
+        actor: str | None,
+        now: datetime,
+    ) -> bool:
+        if ticket.status == status and ticket.justification == justification:
+            return False
+        was_closed = ticket.status.type in _CLOSED_TYPES
+        ticket.status, ticket.justification = status, justification
+        if status.type == "RESOLVED":
+            ticket.resolved_at = now
+        if status.type == "CLOSED":
+            ticket.closed_at = now
+        if was_closed and status.type not in _CLOSED_TYPES:
+            ticket.reopened_at = now
+        ticket.status_changes.append(_StatusChange(status, justification, actor, now))
+        return True
+
+    def _set_owner(
+        self, ticket: _Ticket, owner: Agent | None, actor: str | None, now: datetime
+    ) -> bool:
+        if ticket.owner == owner:
+            return False
+        ticket.owner = owner
+        ticket.owner_changes.append(_OwnerChange(owner, actor, now))
+        return True
+
+    def _new_action(
+        self,
+        ticket: _Ticket,
+        body: dict[str, Any],
+        problems: _Problems,
+        prefix: str = "",
+    ) -> Callable[[datetime], _Action] | None:
+        """Validate an Action body; returns a function that appends it (after validation)."""
+        type_ = self._type_value(body.get("type", "PUBLIC"), problems, f"{prefix}type")
+        description = body.get("description")
+        if not isinstance(description, str) or not description.strip():
+            problems.add(f"{prefix}description", "REQUIRED", "description is required")
+        created_by = self._actor_or(body, "createdById", problems)
+        created_at = self._moment_value(body.get("createdAt"), f"{prefix}createdAt", problems)
+        status: Status | None = None
+        reason: Named | None = None
+        if body.get("status") is not None:
+            status, reason = self._status_value(
+                body.get("status"), body.get("justification"), problems
+            )
+        elif body.get("justification") is not None:
+            problems.add("justification", "INVALID_VALUE", "justification needs a status")
+
+        def append(now: datetime) -> _Action:
+            action = _Action(
+                id=len(ticket.actions) + 1,
+                type=type_,
+                origin=self._origin(),
+                description=str(description),
+                created_at=created_at or now,
+                created_by=created_by,
+                status=status,
+                justification=reason,
+            )
+            ticket.actions.append(action)
+            if status is not None:
+                self._set_status(ticket, status, reason, created_by, now)
+            ticket.updated_at = now
+            return action
+
+        return append
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def _list_tickets(self, request: Request) -> Response:
+        problems = _Problems()
+        created = _date_arg(request, "createdAt", problems)
+        updated = _date_arg(request, "updatedAt", problems)
+        status_id = _int_arg(request, "statusId", None, problems)
+        problems.raise_if_any()
+        zone = self.filter_timezone
+
+        def matches(moment: datetime, wanted: date | None) -> bool:
+            if wanted is None:
+                return True
+            day = moment.astimezone(zone).date()
+            return day == wanted if self.date_filter == "on" else day >= wanted
+
+        selected = [
+            t.render()
+            for t in self._ordered()
+            if matches(t.created_at, created)
+            and matches(t.updated_at, updated)
+            and (status_id is None or t.status.id == status_id)
+        ]
+        return self._page(selected, request)
+
+    def _create_ticket(self, request: Request) -> Response:
+        body = self._object_body(request)
+        problems = _Problems()
+        subject = self._subject_value(body.get("subject"), problems)
+        type_ = self._type_value(body.get("type", "PUBLIC"), problems)
+        status, reason = self._status_value(
+            body.get("status") or {"id": self.catalogue.initial_status},
+            body.get("justification"),
+            problems,
+        )
+        lookups = {
+            kind: self._lookup(kind, body.get(kind), kind, problems) for kind in LOOKUP_ATTRIBUTES
+        }
+        owner = self._owner_value(body.get("ownerId"), problems)
+        clients = self._clients_value(body.get("clients", []), problems)
+        cc = body.get("cc", [])
+        if not isinstance(cc, list) or not all(isinstance(c, str) for c in cc):
+            problems.add("cc", "INVALID_FORMAT", "cc must be a list of e-mail addresses")
+            cc = []
+        created_by = self._actor_or(body, "createdById", problems)
+        first = body.get("firstAction")
+        if first is not None and not isinstance(first, dict):
+            problems.add("firstAction", "INVALID_FORMAT", "firstAction must be an object")
+            first = None
+        problems.raise_if_any()
+        assert status is not None
+        now = self._now()
+        ticket = _Ticket(
+            id=str(self._next_id),
+            subject=subject,
+            type=type_,
+            origin=self._origin(),
+            status=status,
+            justification=reason,
+            created_at=now,
+            updated_at=now,
+            created_by=created_by,
+            cc=list(cc),
+            clients=clients,
+            owner=owner,
+            category=lookups["category"],
+            urgency=lookups["urgency"],
+            service=lookups["service"],
+        )
+        ticket.status_changes.append(_StatusChange(status, reason, created_by, now))
+        if owner is not None:
+            ticket.owner_changes.append(_OwnerChange(owner, created_by, now))
+        if first is not None:
+            append = self._new_action(ticket, first, problems, "firstAction.")
+            problems.raise_if_any()
+            assert append is not None
+            append(now)
+        self._next_id += 1
+        self._tickets[ticket.id] = ticket
+        return Response(201, ticket.render(), {"Location": f"/v2/tickets/{ticket.id}"})
+
+    def _get_ticket(self, request: Request) -> Response:
+        return Response(200, self._ticket(request.params["ticket_id"]).render())
+
+    def _list_actions(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        return self._page([a.render() for a in ticket.actions], request)
+
+    def _get_action(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        wanted = request.params["action_id"]
+        for action in ticket.actions:
+            if str(action.id) == wanted:
+                return Response(200, action.render())
+        raise HttpError(404, "NOT_FOUND", f"Action {wanted} not found on ticket {ticket.id}")
+
+    def _add_action(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        body = self._object_body(request)
+        problems = _Problems()
+        append = self._new_action(ticket, body, problems)
+        problems.raise_if_any()
+        assert append is not None
+        action = append(self._now())
+        return Response(
+            201,
+            action.render(),
+            {"Location": f"/v2/tickets/{ticket.id}/actions/{action.id}"},
+        )
+
+    def _render_status_changes(self, ticket: _Ticket) -> list[dict[str, Any]]:
+        return [
+            {
+                "status": change.status.render(),
+                "justification": change.justification.render() if change.justification else None,
+                **_permanency(change.updated_at, _next_time(ticket.status_changes, i), self),
+                "updatedById": change.updated_by,
+                "updatedAt": iso_millis(change.updated_at),
+            }
+            for i, change in enumerate(ticket.status_changes)
+        ]
+
+    def _render_owner_changes(self, ticket: _Ticket) -> list[dict[str, Any]]:
+        return [
+            {
+                "ownerId": change.owner.id if change.owner else None,
+                "ownerTeam": change.owner.team.render() if change.owner else None,
+                **_permanency(change.updated_at, _next_time(ticket.owner_changes, i), self),
+                "updatedById": change.updated_by,
+                "updatedAt": iso_millis(change.updated_at),
+            }
+            for i, change in enumerate(ticket.owner_changes)
+        ]
+
+    def _status_changes(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        return Response(200, self._render_status_changes(ticket))
+
+    def _owner_changes(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        return Response(200, self._render_owner_changes(ticket))
+
+    def _list_tags(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        return Response(200, [tag.render() for tag in ticket.tags])
+
+    def _add_tag(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        body = self._object_body(request)
+        problems = _Problems()
+        if body.get("tag") is None:
+            problems.add("tag", "REQUIRED", "tag is required")
+        tag = self._lookup("tag", body.get("tag"), "tag", problems)
+        self._actor_or(body, "updatedById", problems)
+        problems.raise_if_any()
+        assert tag is not None
+        if tag in ticket.tags:
+            raise HttpError(409, "DUPLICATED", f"Ticket {ticket.id} already has tag {tag.id}")
+        ticket.tags.append(tag)
+        ticket.updated_at = self._now()
+        return Response(201, tag.render(), {"Location": f"/v2/tickets/{ticket.id}/tags/{tag.id}"})
+
+    def _remove_tag(self, request: Request) -> Response:
+        ticket = self._ticket(request.params["ticket_id"])
+        wanted = request.params["tag_id"]
+        for tag in ticket.tags:
+            if str(tag.id) == wanted:
+                ticket.tags.remove(tag)
+                ticket.updated_at = self._now()
+                return Response(204)
+        raise HttpError(404, "NOT_FOUND", f"Ticket {ticket.id} has no tag {wanted}")
+
+    def _patcher(self, attr: str) -> Handler:
+        def patch(request: Request) -> Response:
+            ticket = self._ticket(request.params["ticket_id"])
+            body = self._object_body(request)
+            problems = _Problems()
+            actor = self._actor_or(body, "updatedById", problems)
+            key = _ATTRIBUTES[attr]
+            if key not in body:
+                problems.add(key, "REQUIRED", f"{key} is required")
+                problems.raise_if_any()
+            apply = self._attribute_change(ticket, attr, body, problems, actor)
+            problems.raise_if_any()
+            now = self._now()
+            if apply(now):
+                ticket.updated_at = now
+            return Response(200, body)
+
+        return patch
+
+    def _attribute_change(
+        self,
+        ticket: _Ticket,
+        attr: str,
+        body: dict[str, Any],
+        problems: _Problems,
+        actor: str | None,
+    ) -> Callable[[datetime], bool]:
+        """Validate one attribute's PATCH body; return a function applying it (True = changed)."""
+        value = body[_ATTRIBUTES[attr]]
+        if attr == "subject":
+            subject = self._subject_value(value, problems)
+            return lambda now: _assign(ticket, "subject", subject)
+        if attr == "type":
+            type_ = self._type_value(value, problems)
+            return lambda now: _assign(ticket, "type", type_)
+        if attr in LOOKUP_ATTRIBUTES:
+            item = self._lookup(attr, value, attr, problems)
+            return lambda now: _assign(ticket, attr, item)
+        if attr == "status":
+            status, reason = self._status_value(value, body.get("justification"), problems)
+
+            def set_status(now: datetime) -> bool:
+                assert status is not None
+                return self._set_status(ticket, status, reason, actor, now)
+
+            return set_status
+        if attr == "owner":
+            owner = self._owner_value(value, problems)
+            return lambda now: self._set_owner(ticket, owner, actor, now)
+        if attr == "clients":
+            clients = self._clients_value(value, problems)
+            return lambda now: _assign(ticket, "clients", clients)
+        if attr == "solution":
+            solution_at = self._moment_value(value, "solutionAt", problems)
+            return lambda now: _assign(ticket, "solution_at", solution_at)
+        raise HttpError(404, "NOT_FOUND", f"unknown attribute {attr}")  # pragma: no cover
+
+
+# attribute path segment → the body key carrying its value
+_ATTRIBUTES = {
+    "subject": "subject",
+    "type": "type",
+    "category": "category",
+    "urgency": "urgency",
+    "status": "status",
+    "owner": "ownerId",
+    "clients": "clients",
+    "service": "service",
+    "solution": "solutionAt",
+}
+
+
+def _assign(ticket: _Ticket, name: str, value: object) -> bool:
+    if getattr(ticket, name) == value:
+        return False
+    setattr(ticket, name, value)
+    return True
+
+
+def _next_time(changes: list[_StatusChange] | list[_OwnerChange], index: int) -> datetime | None:
+    return changes[index + 1].updated_at if index + 1 < len(changes) else None
+
+
+def _permanency(start: datetime, end: datetime | None, app: ZenviaSandbox) -> dict[str, int]:
+    """Minutes spent in a state; the sandbox has no working-hours calendar, so both agree."""
+    minutes = int(((end or app._now()) - start).total_seconds() // 60)
+    return {"permanencyTimeFullTime": minutes, "permanencyTimeWorkingTime": minutes}
+
+
+def _int_arg(request: Request, name: str, default: int | None, problems: _Problems) -> int | None:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        problems.add(name, "INVALID_FORMAT", f"{name} must be an integer")
+        return default
+
+
+def _date_arg(request: Request, name: str, problems: _Problems) -> date | None:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        problems.add(name, "INVALID_FORMAT", f"{name} must be a date (YYYY-MM-DD)")
+        return None
+
+
+class ZenviaAgentDesk:
+    """A human agent working in Zenvia's UI: every call runs the HTTP route handlers in-process
+    (same validation, same side effects) with origin AGENT_IN_SYSTEM and this agent as author.
+    Validation failures raise `HttpError` carrying Zenvia's code and details."""
+
+    def __init__(self, sandbox: ZenviaSandbox, agent_id: str) -> None:
+        self.sandbox = sandbox
+        self.agent_id = agent_id
+
+    def _call(self, method: str, path: str, body: object = None) -> Any:
+        return self.sandbox.call(method, path, body, actor=self.agent_id)
+
+    def create_ticket(
+        self,
+        subject: str,
+        *,
+        type: str = "PUBLIC",
+        status: int | None = None,
+        justification: int | None = None,
+        urgency: int | None = None,
+        category: int | None = None,
+        service: int | None = None,
+        owner_id: str | None = None,
+        clients: Iterable[str] = (),
+        description: str | None = None,
+        public: bool = True,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"subject": subject, "type": type, "clients": list(clients)}
+        for key, value in (("urgency", urgency), ("category", category), ("service", service)):
+            if value is not None:
+                body[key] = {"id": value}
+        if status is not None:
+            body["status"] = {"id": status}
+        if justification is not None:
+            body["justification"] = {"id": justification}
+        if owner_id is not None:
+            body["ownerId"] = owner_id
+        if description is not None:
+            body["firstAction"] = {
+                "type": "PUBLIC" if public else "INTERNAL",
+                "description": description,
+            }
+        result: dict[str, Any] = self._call("POST", "/v2/tickets", body)
+        return result
+
+    def edit(self, ticket_id: str, attr: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH /tickets/{id}/attributes/{attr} with `body` (e.g. `{"subject": "…"}`)."""
+        result: dict[str, Any] = self._call(
+            "PATCH", f"/v2/tickets/{ticket_id}/attributes/{attr}", body
+        )
+        return result
+
+    def set_status(
+        self, ticket_id: str, status: int, justification: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": {"id": status}}
+        if justification is not None:
+            body["justification"] = {"id": justification}
+        return self.edit(ticket_id, "status", body)
+
+    def add_action(
+        self,
+        ticket_id: str,
+        description: str,
+        *,
+        public: bool = True,
+        status: int | None = None,
+        justification: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": "PUBLIC" if public else "INTERNAL",
+            "description": description,
+        }
+        if status is not None:
+            body["status"] = {"id": status}
+        if justification is not None:
+            body["justification"] = {"id": justification}
+        result: dict[str, Any] = self._call("POST", f"/v2/tickets/{ticket_id}/actions", body)
+        return result
+
+    def populate(self, count: int) -> list[str]:
+        """Create `count` plausible tickets, deterministic for the sandbox's seed."""
+        rng = self.sandbox._random
+        catalogue = self.sandbox.catalogue
+        ids: list[str] = []
+        for n in range(count):
+            with self.sandbox.lock:
+                ticket = self.create_ticket(
+                    f"Chamado {n + 1}: {rng.choice(_TOPICS)}",
+                    urgency=rng.choice(catalogue.urgencies).id,
+                    category=rng.choice(catalogue.categories).id,
+                    service=rng.choice(catalogue.services).id,
+                    owner_id=rng.choice(catalogue.agents).id,
+                    clients=[rng.choice(catalogue.clients)],
+                    description=f"Descrição do chamado {n + 1}.",
+                )
+            ids.append(str(ticket["id"]))
+        return ids
+
+
+_TOPICS = (
+    "erro ao emitir boleto",
+    "dúvida sobre o plano",
+    "acesso bloqueado",
+    "nota fiscal não chegou",
+    "integração parou",
+    "solicitação de cancelamento",
+)

@@ -1,0 +1,129 @@
+"""The account configuration a Zenvia sandbox serves: statuses, justifications, lookups, people.
+
+`DEFAULT_CATALOGUE` is what the engine's default status/field mapping is written against;
+change it only together with that mapping. Tests and demos may pass their own catalogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BASE_STATUS_TYPES = ("NEW", "IN_ATTENDANCE", "STOPPED", "CANCELED", "RESOLVED", "CLOSED")
+
+
+@dataclass(frozen=True)
+class Named:
+    """A lookup entry rendered as `{id, name}` (category, urgency, service, justification…)."""
+
+    id: int
+    name: str
+
+    def render(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Status:
+    """A configured status; `justifications` non-empty means one of them is required."""
+
+    id: int
+    name: str
+    type: str
+    justifications: tuple[int, ...] = ()
+
+    @property
+    def requires_justification(self) -> bool:
+        return bool(self.justifications)
+
+    def render(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "type": self.type}
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    name: str
+    team: Named
+
+
+@dataclass(frozen=True)
+class ZenviaCatalogue:
+    statuses: tuple[Status, ...]
+    justifications: tuple[Named, ...]
+    urgencies: tuple[Named, ...]
+    categories: tuple[Named, ...]
+    services: tuple[Named, ...]
+    agents: tuple[Agent, ...]
+    clients: tuple[str, ...]
+    tags: tuple[Named, ...] = ()
+    initial_status: int = 1
+    _index: dict[str, dict[object, object]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        for status in self.statuses:
+            if status.type not in BASE_STATUS_TYPES:
+                raise ValueError(f"status {status.id} has unknown base type {status.type!r}")
+        index: dict[str, dict[object, object]] = {
+            "status": {s.id: s for s in self.statuses},
+            "justification": {j.id: j for j in self.justifications},
+            "urgency": {u.id: u for u in self.urgencies},
+            "category": {c.id: c for c in self.categories},
+            "service": {s.id: s for s in self.services},
+            "agent": {a.id: a for a in self.agents},
+            "client": {c: c for c in self.clients},
+            "tag": {t.id: t for t in self.tags},
+        }
+        for status in self.statuses:
+            missing = [j for j in status.justifications if j not in index["justification"]]
+            if missing:
+                raise ValueError(f"status {status.id} allows unknown justifications {missing}")
+        if self.initial_status not in index["status"]:
+            raise ValueError(f"initial status {self.initial_status} is not a configured status")
+        object.__setattr__(self, "_index", index)
+
+    def status(self, status_id: int) -> Status | None:
+        found = self._index["status"].get(status_id)
+        return found if isinstance(found, Status) else None
+
+    def named(self, kind: str, item_id: int) -> Named | None:
+        """`kind` is one of justification, urgency, category, service, tag."""
+        found = self._index[kind].get(item_id)
+        return found if isinstance(found, Named) else None
+
+    def agent(self, agent_id: str) -> Agent | None:
+        found = self._index["agent"].get(agent_id)
+        return found if isinstance(found, Agent) else None
+
+    def has_client(self, client_id: str) -> bool:
+        return client_id in self._index["client"]
+
+
+_FIRST_LINE = Named(1, "Suporte N1")
+_SECOND_LINE = Named(2, "Suporte N2")
+
+DEFAULT_CATALOGUE = ZenviaCatalogue(
+    statuses=(
+        Status(1, "Novo", "NEW"),
+        Status(2, "Em atendimento", "IN_ATTENDANCE"),
+        Status(3, "Aguardando cliente", "STOPPED", (11,)),
+        Status(4, "Cancelado", "CANCELED", (12,)),
+        Status(5, "Resolvido", "RESOLVED", (13,)),
+        Status(6, "Fechado", "CLOSED"),
+    ),
+    justifications=(
+        Named(11, "Aguardando retorno do cliente"),
+        Named(12, "Duplicado"),
+        Named(13, "Solicitação atendida"),
+    ),
+    urgencies=(Named(1, "Baixa"), Named(2, "Média"), Named(3, "Alta"), Named(4, "Urgente")),
+    categories=(Named(1, "Dúvida"), Named(2, "Problema"), Named(3, "Solicitação")),
+    services=(Named(1, "Suporte"), Named(2, "Financeiro")),
+    agents=tuple(
+        Agent(f"agent-{n}", f"Agente {n}", _FIRST_LINE if n <= 3 else _SECOND_LINE)
+        for n in range(1, 6)
+    ),
+    clients=tuple(f"client-{n}" for n in range(1, 51)),
+    tags=(Named(1, "vip"), Named(2, "bug"), Named(3, "reclamação")),
+)

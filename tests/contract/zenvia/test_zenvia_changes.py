@@ -1,0 +1,152 @@
+"""Incremental polling through Zenvia's DATE-only `updatedAt` filter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from syncworker.connectors.zenvia import ZenviaConnector
+from syncworker.sandbox.server import Response
+from syncworker.sandbox.zenvia import ZenviaSandbox
+
+pytestmark = pytest.mark.contract
+
+BRASILIA = ZoneInfo("America/Sao_Paulo")
+
+
+def _ids(records: Any) -> list[str]:
+    return [r.id for r in records]
+
+
+@pytest.mark.parametrize("date_filter", ["on", "since"])
+def test_changed_since_spans_midnight_and_keeps_only_later_updates(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any, date_filter: str
+) -> None:
+    sandbox.date_filter = date_filter  # whichever way the API reads the DATE, same answer
+    clock.set(datetime(2026, 3, 10, 23, 40, tzinfo=UTC))
+    too_old = sandbox.agent.create_ticket("antes do cursor")["id"]
+    clock.set(datetime(2026, 3, 10, 23, 50, tzinfo=UTC))
+    late_day_one = sandbox.agent.create_ticket("fim do dia 1")["id"]
+    edited_next_day = sandbox.agent.create_ticket("editado no dia 2")["id"]
+    clock.set(datetime(2026, 3, 11, 0, 10, tzinfo=UTC))
+    sandbox.agent.edit(edited_next_day, "urgency", {"urgency": {"id": 4}})
+    clock.set(datetime(2026, 3, 11, 0, 5, tzinfo=UTC))
+    new_day_two = sandbox.agent.create_ticket("novo no dia 2")["id"]
+    clock.set(datetime(2026, 3, 11, 0, 20, tzinfo=UTC))
+
+    since = datetime(2026, 3, 10, 23, 45, tzinfo=UTC)
+    changed = list(connector.changed_since(since))
+
+    assert _ids(changed) == [late_day_one, new_day_two, edited_next_day]
+    assert too_old not in _ids(changed)
+    assert [r.version for r in changed] == sorted(r.version for r in changed)
+    assert changed[2].fields["urgency"] == 4
+    assert connector.requests.by_endpoint == {"GET /tickets": 2}  # one query per date
+
+
+def test_changed_since_sees_nothing_from_today_alone_for_yesterdays_updates(
+    raw: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    """The sandbox's filter really is date-exact: a poller asking only for today misses
+    yesterday-evening updates, which is why the connector queries every date in the span."""
+    clock.set(datetime(2026, 3, 10, 23, 59, tzinfo=UTC))
+    sandbox.agent.create_ticket("ontem")
+    clock.set(datetime(2026, 3, 11, 0, 1, tzinfo=UTC))
+
+    today = raw.get("/tickets", params={"updatedAt": "2026-03-11"})
+    yesterday = raw.get("/tickets", params={"updatedAt": "2026-03-10"})
+
+    assert today.json() == []
+    assert [t["subject"] for t in yesterday.json()] == ["ontem"]
+
+
+def test_changed_since_orders_ties_by_id_and_includes_new_actions(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    first = sandbox.agent.create_ticket("a")["id"]
+    second = sandbox.agent.create_ticket("b")["id"]
+    third = sandbox.agent.create_ticket("c")["id"]
+    since = clock.advance(minutes=1)
+    sandbox.agent.add_action(third, "comentário")
+    sandbox.agent.add_action(first, "comentário")
+    clock.advance(minutes=1)
+    sandbox.agent.add_action(second, "comentário")
+
+    changed = list(connector.changed_since(since))
+
+    assert _ids(changed) == [first, third, second]
+    assert changed[0].version == changed[1].version == since
+
+
+def test_changed_since_covers_a_date_filter_in_brasilia_time(
+    make_connector: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    """If the API's DATE is Brasília's, the connector configured with both zones still finds
+    a ticket updated at 01:00Z (22:00 of the previous day in Brasília)."""
+    sandbox.filter_timezone = BRASILIA
+    connector = make_connector(filter_timezones=(UTC, BRASILIA))
+    clock.set(datetime(2026, 3, 11, 1, 0, tzinfo=UTC))
+    ticket = sandbox.agent.create_ticket("22h em Brasília")["id"]
+    clock.set(datetime(2026, 3, 11, 1, 30, tzinfo=UTC))
+
+    changed = list(connector.changed_since(datetime(2026, 3, 11, 0, 30, tzinfo=UTC)))
+
+    assert _ids(changed) == [ticket]
+    assert connector.requests.by_endpoint == {"GET /tickets": 2}  # 03-10 and 03-11
+
+
+def test_changed_since_pages_through_a_busy_day(
+    make_connector: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    connector = make_connector(page_size=100)
+    since = clock()
+    ids = sandbox.agent.populate(260)
+
+    changed = list(connector.changed_since(since))
+
+    assert sorted(_ids(changed), key=int) == ids
+    assert connector.requests.by_endpoint == {"GET /tickets": 3}
+
+
+def test_changed_since_lists_a_date_again_when_its_total_moves_while_paging(
+    make_connector: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    """A ticket leaving the date between pages shifts the rest one slot back; without the
+    re-listing the ticket that slid onto the page already read would be skipped."""
+    connector = make_connector(page_size=2)
+    clock.set(datetime(2026, 3, 10, 10, 0, tzinfo=UTC))
+    ids = [sandbox.agent.create_ticket(f"t{n}")["id"] for n in range(1, 6)]
+    clock.set(datetime(2026, 3, 11, 9, 0, tzinfo=UTC))
+
+    def move_ticket_1_to_today(response: Response) -> Response:
+        sandbox.agent.edit(ids[0], "subject", {"subject": "editado durante a leitura"})
+        return response
+
+    sandbox.rewrite_next_response("GET /v2/tickets", move_ticket_1_to_today)
+
+    changed = list(connector.changed_since(datetime(2026, 3, 10, 0, 0, tzinfo=UTC)))
+
+    assert sorted(_ids(changed), key=int) == ids
+    assert changed[-1].id == ids[0]
+    assert changed[-1].fields["subject"] == "editado durante a leitura"
+
+
+def test_changed_since_uses_the_full_listing_for_a_long_span(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    old = sandbox.agent.create_ticket("antigo")["id"]
+    clock.advance(days=40)
+    recent = sandbox.agent.create_ticket("recente")["id"]
+
+    changed = list(connector.changed_since(clock() - timedelta(days=45)))
+
+    assert _ids(changed) == [old, recent]
+    assert connector.requests.by_endpoint == {"GET /tickets": 1}
+
+
+def test_changed_since_refuses_a_naive_cursor(connector: ZenviaConnector) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(connector.changed_since(datetime(2026, 3, 10, 12, 0)))
