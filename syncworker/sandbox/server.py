@@ -223,7 +223,10 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
-            target=self._http.serve_forever, name=f"{self.app.name}-sandbox", daemon=True
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{self.app.name}-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self

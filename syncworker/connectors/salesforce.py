@@ -1,0 +1,815 @@
+"""Salesforce Cases over the REST API with httpx (facts: reference/crm-apis.md, Salesforce).
+
+Records are SOQL rows minus `attributes`: native field values exactly as Salesforce sends them
+(datetimes stay `2013-05-20T20:49:32.000+0000` strings; the mapping gives them meaning).
+A record's version is its parsed `SystemModstamp` (system-set, unlike LastModifiedDate).
+
+Creates are idempotent by construction: `create` upserts on the External ID + Unique field
+(`Zenvia_Ticket_Id__c` by default) with the idempotency key as its value, so a retry after a
+lost response updates the record the first attempt made instead of creating another.
+
+Authentication: OAuth 2 client credentials (token cached; on `INVALID_SESSION_ID` one fresh
+token is fetched and the request sent once more), or a static access token (no re-auth: a 401
+is an AuthError). Secrets live in `SecretStr`, travel only in the `Authorization` header or the
+token request body, and are redacted from every message this module produces.
+
+Every failure is classified here (see connectors/errors.py); the only automatic retries are the
+re-auth above and connectors/http.py's one retry of an idempotent request on a dropped pooled
+connection (GETs and the PATCHes, which set values and so may be sent twice).
+
+Request costs (each counts against the org's daily API quota, see `last_quota`):
+- `get` 1; `update` 1; `create` 2 (upsert + GET); `add_comment` 2 (POST + GET);
+  `find_created` 1; `list_comments` 1 per 2,000 comments;
+- `changed_since` 2 + 1 per 2,000 changed cases (+ 1 when comments changed on other cases);
+- `iter_all` 1 per 2,000 cases; `update_many` / `upsert_many` 1 per 200 records.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from syncworker.connectors import http
+from syncworker.connectors.base import OpenGate, RequestCounter, RequestGate
+from syncworker.connectors.errors import (
+    AuthError,
+    MalformedResponseError,
+    NotFoundError,
+    PermanentError,
+    RateLimitedError,
+    RemoteError,
+    TransientError,
+)
+from syncworker.markers import with_marker
+from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
+
+__all__ = [
+    "COLLECTION_LIMIT",
+    "DEFAULT_CASE_FIELDS",
+    "SalesforceConnector",
+    "UpsertOutcome",
+]
+
+log = logging.getLogger(__name__)
+
+REMOTE = "salesforce"
+COLLECTION_LIMIT = 200  # records per sObject Collections call
+COMMENT_MAX_BYTES = 4000
+QUOTA_RETRY_AFTER = 300.0  # the daily quota is a rolling 24 h window: look again in 5 minutes
+DEFAULT_RETRY_AFTER = 60.0
+PARENT_CHUNK = 200  # ids per `WHERE Id IN (...)`, keeping the query URL well under 16 KB
+_MAX_PAGES = 100_000
+_OPEN_GATE = OpenGate()
+
+DEFAULT_CASE_FIELDS: tuple[str, ...] = (
+    "Id",
+    "CaseNumber",
+    "Subject",
+    "Description",
+    "Status",
+    "Priority",
+    "Origin",
+    "Type",
+    "Reason",
+    "OwnerId",
+    "ContactId",
+    "AccountId",
+    "IsClosed",
+    "ClosedDate",
+    "IsEscalated",
+    "IsDeleted",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+)
+COMMENT_FIELDS = ("Id", "ParentId", "CommentBody", "IsPublished", "CreatedDate", "CreatedById")
+
+TOKEN_ENDPOINT = "POST oauth2/token"  # noqa: S105 (an endpoint label)
+# errorCodes that say "try again later" even though the status is 4xx
+_TRANSIENT_CODES = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "INVALID_QUERY_LOCATOR",  # the server cursor expired: run the query again
+        "QUERY_TIMEOUT",
+        "SERVER_UNAVAILABLE",
+        "UNKNOWN_EXCEPTION",
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",  # this item was fine; another one failed
+    }
+)
+_NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED"})
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_VERSION = re.compile(r"\d{2,3}\.0")
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    """One successful upsert: the record's Id and whether this call created it."""
+
+    id: str
+    created: bool
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _TokenAnswer(_Strict):
+    access_token: str
+    instance_url: str
+
+
+class _QueryPage(_Strict):
+    totalSize: int
+    done: bool
+    nextRecordsUrl: str | None = None
+    records: list[dict[str, Any]]
+
+
+class _CreateAnswer(_Strict):
+    id: str
+    success: bool
+
+
+class _ItemError(_Strict):
+    statusCode: str | None = None  # sObject Collections
+    errorCode: str | None = None  # single-record error arrays
+    message: str = ""
+    fields: list[str] = []
+
+
+class _SaveResult(_Strict):
+    id: str | None = None
+    success: bool
+    errors: list[_ItemError] = []
+    created: bool | None = None
+
+
+class SalesforceConnector:
+    """The `Connector` for Salesforce Cases (and their CaseComments).
+
+    `client` is a pooled `httpx.Client` holding the timeouts (closed by `close()`).
+    `login_url` is where OAuth tokens come from (`https://login.salesforce.com` or the org's
+    My Domain); `instance_url`, when given, overrides the one the token answer names and is
+    required with a static `access_token`. `fields` are the Case fields read everywhere
+    (`Id`, `SystemModstamp`, `IsDeleted` are always added, and the external id field too).
+    """
+
+    side: Side = "crm"
+    system = "salesforce"
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        login_url: str,
+        instance_url: str | None = None,
+        client_id: str | None = None,
+        client_secret: SecretStr | str | None = None,
+        access_token: SecretStr | str | None = None,
+        api_version: str = "62.0",
+        external_id_field: str = "Zenvia_Ticket_Id__c",
+        fields: Sequence[str] = DEFAULT_CASE_FIELDS,
+        gate: RequestGate = _OPEN_GATE,
+    ) -> None:
+        if not _VERSION.fullmatch(api_version) or float(api_version) < 46:
+            raise ValueError(
+                f"api_version must look like '62.0' and be 46.0 or later: {api_version!r}"
+            )
+        for name in (external_id_field, *fields):
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"not a Salesforce field name: {name!r}")
+        secret = _secret(client_secret)
+        token = _secret(access_token)
+        if token is None and (not client_id or secret is None):
+            raise ValueError(
+                "give either access_token (+ instance_url) or client_id and client_secret"
+            )
+        if token is not None and not instance_url:
+            raise ValueError("a static access_token needs instance_url")
+        self._client = client
+        self._login_url = login_url.rstrip("/")
+        self._configured_instance = instance_url.rstrip("/") if instance_url else None
+        self._instance = self._configured_instance
+        self._client_id = client_id
+        self._client_secret = secret
+        self._static = token is not None
+        self._token: SecretStr | None = token
+        self._token_lock = threading.Lock()
+        self._version = api_version
+        self._external = external_id_field
+        self._fields = tuple(
+            dict.fromkeys(("Id", *fields, external_id_field, "SystemModstamp", "IsDeleted"))
+        )
+        self._gate = gate
+        self.requests = RequestCounter()
+        self.last_quota: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        auth = "static token" if self._static else f"client credentials via {self._login_url}"
+        return (
+            f"SalesforceConnector(instance_url={self._instance!r}, api_version={self._version!r}, "
+            f"auth={auth!r}, secrets='**********')"
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, record_id: str) -> RemoteRecord:
+        response = self._call(
+            "GET",
+            f"sobjects/Case/{_segment(record_id)}",
+            "GET sobjects/Case/{id}",
+            params={"fields": ",".join(self._fields)},
+        )
+        return self._record(_object(_json(response), "Case", record_id))
+
+    def iter_all(self) -> Iterator[RemoteRecord]:
+        """Every Case not in the recycle bin, by Id, 2,000 per request."""
+        soql = f"SELECT {', '.join(self._fields)} FROM Case ORDER BY Id"
+        for row in self.query(soql):
+            yield self._record(row)
+
+    def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
+        """Cases whose SystemModstamp, or one of whose comments' SystemModstamp, is ≥ `since`,
+        deleted ones included (`deleted=True`), in ascending (version, id) order.
+
+        Order of work: the comments changed since then name their parents; the parents not
+        themselves changed (SystemModstamp < since: they sort first) are read in one
+        `Id IN (...)` query; then one `queryAll` streams every changed Case, live or deleted.
+        """
+        literal = _soql_datetime(_aware(since, "since"))
+        columns = ", ".join(self._fields)
+        parents = sorted(
+            {
+                str(row["ParentId"])
+                for row in self.query(
+                    f"SELECT ParentId FROM CaseComment WHERE SystemModstamp >= {literal}",
+                    include_deleted=True,
+                )
+                if isinstance(row.get("ParentId"), str)
+            }
+        )
+        earlier: list[RemoteRecord] = []
+        for start in range(0, len(parents), PARENT_CHUNK):
+            ids = ", ".join(_soql_string(i) for i in parents[start : start + PARENT_CHUNK])
+            soql = f"SELECT {columns} FROM Case WHERE Id IN ({ids}) AND SystemModstamp < {literal}"
+            earlier.extend(self._record(row) for row in self.query(soql))
+        earlier.sort(key=_order)
+        yield from earlier
+        soql = (
+            f"SELECT {columns} FROM Case WHERE SystemModstamp >= {literal} "
+            "ORDER BY SystemModstamp, Id"
+        )
+        yield from _ascending(
+            (self._record(row) for row in self.query(soql, include_deleted=True)),
+            "changed Cases",
+        )
+
+    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
+        """The Case an earlier `create` with this key made (deleted or not), by the external id
+        field; `around` is not needed since the key is indexed."""
+        soql = (
+            f"SELECT {', '.join(self._fields)} FROM Case "
+            f"WHERE {self._external} = {_soql_string(idempotency_key)} ORDER BY IsDeleted, Id"
+        )
+        found = [self._record(row) for row in self.query(soql, include_deleted=True)]
+        if len(found) > 1:
+            log.warning("salesforce: %d Cases carry one idempotency key", len(found))
+        return found[0] if found else None
+
+    def query(
+        self, soql: str, *, include_deleted: bool = False, batch_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Run SOQL (`queryAll` with `include_deleted`) and stream its rows minus `attributes`,
+        following `nextRecordsUrl`. `batch_size` (200 to 2,000) is advisory, as in Salesforce."""
+        resource = "queryAll" if include_deleted else "query"
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else {}
+        response = self._call(
+            "GET", resource, f"GET {resource}", params={"q": soql}, headers=headers
+        )
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            page = _parse(_QueryPage, _json(response), f"GET {resource}")
+            for row in page.records:
+                yield {key: value for key, value in row.items() if key != "attributes"}
+            if page.done:
+                return
+            following = page.nextRecordsUrl
+            if not following or not following.startswith("/services/data/"):
+                raise _malformed(f"{resource}: not done, but no usable nextRecordsUrl", resource)
+            if following in seen:
+                raise _malformed(f"{resource}: nextRecordsUrl repeats {following}", resource)
+            seen.add(following)
+            response = self._call("GET", following, f"GET {resource}/{{locator}}", headers=headers)
+        raise _malformed(f"{resource} did not end after {_MAX_PAGES} batches", resource)
+
+    def list_comments(self, record_id: str) -> list[RemoteComment]:
+        soql = (
+            f"SELECT {', '.join(COMMENT_FIELDS)} FROM CaseComment "
+            f"WHERE ParentId = {_soql_string(record_id)} ORDER BY CreatedDate, Id"
+        )
+        return [self._comment(row) for row in self.query(soql)]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def create(
+        self, fields: NativeFields, *, idempotency_key: str, description: str = ""
+    ) -> RemoteRecord:
+        """Upsert on the external id field = `idempotency_key`, then read the record back.
+
+        `description` fills `Description` unless `fields` sets it. Sending this twice (say,
+        after a TransientError) never makes a second Case: the second call updates the first.
+        """
+        body = self._body(fields)
+        if description and "Description" not in body:
+            body["Description"] = description
+        response = self._call(
+            "PATCH",
+            f"sobjects/Case/{self._external}/{_segment(idempotency_key)}",
+            f"PATCH sobjects/Case/{self._external}/{{key}}",
+            json=body,
+            idempotent=True,
+        )
+        answer = _parse(_SaveResult, _json(response), "upsert")
+        if not answer.id:
+            raise _malformed("upsert answered without an id", "upsert")
+        if answer.created is False:
+            log.info("salesforce: Case for key %s already existed; updated it", idempotency_key)
+        return self.get(answer.id)
+
+    def update(self, record_id: str, changes: NativeFields) -> None:
+        """One PATCH of exactly `changes` (nothing is sent when it is empty)."""
+        if not changes:
+            return
+        self._call(
+            "PATCH",
+            f"sobjects/Case/{_segment(record_id)}",
+            "PATCH sobjects/Case/{id}",
+            json=self._body(changes, keep_external=True),
+            idempotent=True,
+        )
+
+    def update_many(self, changes: Mapping[str, NativeFields]) -> dict[str, RemoteError | None]:
+        """Update several Cases through sObject Collections (200 per request, not all-or-none).
+
+        Returns, per record id, None on success or that record's classified error. A failure of
+        a whole request (transient, rate limit, auth) is raised: nothing of that chunk applied.
+        """
+        results: dict[str, RemoteError | None] = {}
+        pending = [(record_id, body) for record_id, body in changes.items() if body]
+        results.update({record_id: None for record_id, body in changes.items() if not body})
+        for chunk in _chunks(pending, COLLECTION_LIMIT):
+            records = [
+                {"attributes": {"type": "Case"}, **self._body(body, keep_external=True), "Id": rid}
+                for rid, body in chunk
+            ]
+            answers = self._collection(
+                "composite/sobjects", "PATCH composite/sobjects", records, len(chunk)
+            )
+            for (record_id, _body), answer in zip(chunk, answers, strict=True):
+                results[record_id] = None if answer.success else self._item_error(answer, record_id)
+        return results
+
+    def upsert_many(
+        self, items: Sequence[tuple[str, NativeFields]]
+    ) -> dict[str, UpsertOutcome | RemoteError]:
+        """Create-or-update several Cases keyed by idempotency key (the external id value),
+        200 per request; per key an `UpsertOutcome` or that record's classified error."""
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("upsert_many: each idempotency key may appear once")
+        results: dict[str, UpsertOutcome | RemoteError] = {}
+        for chunk in _chunks(list(items), COLLECTION_LIMIT):
+            records = [
+                {"attributes": {"type": "Case"}, **self._body(body), self._external: key}
+                for key, body in chunk
+            ]
+            answers = self._collection(
+                f"composite/sobjects/Case/{self._external}",
+                f"PATCH composite/sobjects/Case/{self._external}",
+                records,
+                len(chunk),
+            )
+            for (key, _body), answer in zip(chunk, answers, strict=True):
+                if answer.success and answer.id:
+                    results[key] = UpsertOutcome(answer.id, bool(answer.created))
+                else:
+                    results[key] = self._item_error(answer, key)
+        return results
+
+    def add_comment(
+        self, record_id: str, body: str, *, public: bool, idempotency_key: str
+    ) -> RemoteComment:
+        """POST a CaseComment whose body ends with the key's marker, then read it back.
+
+        CommentBody holds 4,000 bytes: a longer body is cut (marked with "…") so the marker
+        survives. A TransientError means the outcome is unknown: look for the marker in
+        `list_comments` before adding it again.
+        """
+        text = _fit_comment(body, idempotency_key)
+        response = self._call(
+            "POST",
+            "sobjects/CaseComment",
+            "POST sobjects/CaseComment",
+            json={"ParentId": record_id, "CommentBody": text, "IsPublished": public},
+        )
+        created = _parse(_CreateAnswer, _json(response), "POST sobjects/CaseComment")
+        response = self._call(
+            "GET",
+            f"sobjects/CaseComment/{_segment(created.id)}",
+            "GET sobjects/CaseComment/{id}",
+            params={"fields": ",".join(COMMENT_FIELDS)},
+        )
+        return self._comment(_object(_json(response), "CaseComment", created.id))
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def _bearer(self, stale: SecretStr | None) -> SecretStr:
+        """The current token; a new one when there is none or it is `stale` (refused)."""
+        with self._token_lock:
+            if self._token is not None and (self._static or self._token is not stale):
+                return self._token
+            self._token = self._fetch_token()
+            return self._token
+
+    def _fetch_token(self) -> SecretStr:
+        assert self._client_id is not None  # __init__ refuses OAuth without both
+        assert self._client_secret is not None
+        where = "POST /services/oauth2/token"
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+        }
+        # connectors/http.send cannot send a form body yet, hence this one hand-made request.
+        self._gate.before_request(TOKEN_ENDPOINT)
+        self.requests.add(TOKEN_ENDPOINT)
+        try:
+            response = self._client.post(
+                f"{self._login_url}/services/oauth2/token",
+                data=form,
+                headers={"Accept": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+            raise TransientError(
+                f"token request {kind} ({type(exc).__name__})", remote=REMOTE, path=where
+            ) from exc
+        self._gate.after_response(TOKEN_ENDPOINT, response)
+        status = response.status_code
+        if status != 200:
+            payload = _maybe_json(response)
+            code = message = None
+            if isinstance(payload, dict):
+                code = payload.get("error") if isinstance(payload.get("error"), str) else None
+                described = payload.get("error_description")
+                message = described if isinstance(described, str) else None
+            text = self._redact(message or f"token request refused (HTTP {status})")
+            common: dict[str, Any] = {
+                "remote": REMOTE,
+                "status": status,
+                "code": code,
+                "path": where,
+            }
+            if status == 429:
+                wait = http.retry_after_seconds(response.headers.get("Retry-After"))
+                raise RateLimitedError(text, retry_after=wait, **common)
+            if status == 408 or status >= 500:
+                raise TransientError(text, **common)
+            raise AuthError(text, **common)
+        answer = _parse(_TokenAnswer, _json(response), where)
+        if not answer.instance_url.startswith(("https://", "http://")):
+            raise _malformed("token answer has no usable instance_url", where)
+        if self._configured_instance is None:
+            self._instance = answer.instance_url.rstrip("/")
+        log.debug("salesforce: obtained an access token for %s", self._instance)
+        return SecretStr(answer.access_token)
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send one API request (relative to /services/data/vXX.X/, or an absolute
+        /services/… path); re-authenticate once on INVALID_SESSION_ID; raise classified."""
+        refused: SecretStr | None = None
+        for attempt in (1, 2):
+            token = self._bearer(refused)
+            url = (
+                path if path.startswith("/services/") else f"/services/data/v{self._version}/{path}"
+            )
+            response = http.send(
+                self._client,
+                method,
+                f"{self._instance}{url}",
+                endpoint=endpoint,
+                remote=REMOTE,
+                gate=self._gate,
+                counter=self.requests,
+                params=params,
+                json=json,
+                headers={
+                    "Authorization": f"Bearer {token.get_secret_value()}",
+                    "Accept": "application/json",
+                    **(headers or {}),
+                },
+                idempotent=idempotent,
+            )
+            self._note_quota(response)
+            if 200 <= response.status_code < 300:
+                return response
+            if response.status_code == 401 and attempt == 1 and not self._static:
+                log.info("salesforce: session refused on %s; re-authenticating once", endpoint)
+                refused = token
+                continue
+            raise self._failure(response, f"{method} {response.request.url.path}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_quota(self, response: httpx.Response) -> None:
+        found = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
+        if found:
+            self.last_quota = (int(found.group(1)), int(found.group(2)))
+
+    def _failure(self, response: httpx.Response, where: str) -> RemoteError:
+        """Classify a non-2xx answer, keeping Salesforce's errorCode, message and fields."""
+        status = response.status_code
+        payload = _maybe_json(response)
+        code: str | None = None
+        message = response.reason_phrase or f"HTTP {status}"
+        details: list[str] = []
+        if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+            first = payload[0]
+            code = first.get("errorCode") if isinstance(first.get("errorCode"), str) else None
+            if isinstance(first.get("message"), str) and first["message"]:
+                message = first["message"]
+            fields = first.get("fields")
+            if isinstance(fields, list):
+                details = [f"field {name}" for name in fields if isinstance(name, str)]
+            details += [
+                f"{item.get('errorCode')}: {item.get('message')}"
+                for item in payload[1:]
+                if isinstance(item, dict)
+            ]
+        elif response.text and status != 300:
+            message = f"{message}: {response.text[:200]}"
+        common: dict[str, Any] = {
+            "remote": REMOTE,
+            "status": status,
+            "code": code,
+            "path": where,
+            "details": [self._redact(d) for d in details],
+        }
+        message = self._redact(message.strip())
+        if status == 300:
+            urls = payload if isinstance(payload, list) else []
+            common["code"] = "MULTIPLE_CHOICES"
+            common["details"] = [u.rsplit("/", 1)[-1] for u in urls if isinstance(u, str)]
+            return PermanentError("several records match this external id", **common)
+        if code == "REQUEST_LIMIT_EXCEEDED" and status in (403, 429):
+            header = response.headers.get("Retry-After")
+            wait = http.retry_after_seconds(header, default=QUOTA_RETRY_AFTER)
+            return RateLimitedError(message, retry_after=wait, **common)
+        if status == 429:
+            wait = http.retry_after_seconds(
+                response.headers.get("Retry-After"), default=DEFAULT_RETRY_AFTER
+            )
+            return RateLimitedError(message, retry_after=wait, **common)
+        if status in (401, 403):
+            return AuthError(message, **common)
+        if status == 404 or code in _NOT_FOUND_CODES:
+            return NotFoundError(message, **common)
+        if status == 408 or status >= 500 or code in _TRANSIENT_CODES:
+            return TransientError(message, **common)
+        if 400 <= status < 500:
+            return PermanentError(message, **common)
+        return MalformedResponseError(f"unexpected HTTP status {status}: {message}", **common)
+
+    def _item_error(self, answer: _SaveResult, record: str) -> RemoteError:
+        """Classify one sObject Collections item's failure."""
+        first = answer.errors[0] if answer.errors else _ItemError(message="failed without errors")
+        code = first.statusCode or first.errorCode
+        common: dict[str, Any] = {
+            "remote": REMOTE,
+            "code": code,
+            "path": f"record {record}",
+            "details": [f"field {name}" for name in first.fields]
+            + [f"{e.statusCode or e.errorCode}: {e.message}" for e in answer.errors[1:]],
+        }
+        message = self._redact(first.message or "failed")
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            return RateLimitedError(message, retry_after=QUOTA_RETRY_AFTER, **common)
+        if code in _NOT_FOUND_CODES:
+            return NotFoundError(message, **common)
+        if code in _TRANSIENT_CODES:
+            return TransientError(message, **common)
+        return PermanentError(message, **common)
+
+    def _collection(
+        self, path: str, endpoint: str, records: list[dict[str, Any]], expected: int
+    ) -> list[_SaveResult]:
+        response = self._call(
+            "PATCH", path, endpoint, json={"allOrNone": False, "records": records}, idempotent=True
+        )
+        payload = _json(response)
+        if not isinstance(payload, list) or len(payload) != expected:
+            raise _malformed(f"{endpoint}: expected {expected} results", endpoint)
+        return [_parse(_SaveResult, item, endpoint) for item in payload]
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._token, self._client_secret):
+            value = secret.get_secret_value() if secret is not None else ""
+            if value and value in text:
+                text = text.replace(value, "**********")
+        return text
+
+    # -- payloads ---------------------------------------------------------------------------
+
+    def _body(self, fields: NativeFields, *, keep_external: bool = False) -> dict[str, Any]:
+        """A write body: field names checked; the external id field only where allowed
+        (in `create`/`upsert_many` it is the key itself)."""
+        body: dict[str, Any] = {}
+        for name, value in fields.items():
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise PermanentError(f"not a Salesforce field name: {name!r}", remote=REMOTE)
+            if name.lower() == self._external.lower() and not keep_external:
+                raise PermanentError(
+                    f"{name} is the idempotency key's field; it cannot be set here",
+                    remote=REMOTE,
+                )
+            body[name] = value
+        return body
+
+    def _record(self, row: Mapping[str, Any]) -> RemoteRecord:
+        record_id = row.get("Id")
+        if not isinstance(record_id, str) or not record_id:
+            raise _malformed("a Case row has no Id", "Case")
+        deleted = row.get("IsDeleted", False)
+        if not isinstance(deleted, bool):
+            raise _malformed(f"Case {record_id}: IsDeleted is not a boolean", "Case")
+        version = _parse_datetime(row.get("SystemModstamp"), "SystemModstamp", record_id)
+        fields = {key: value for key, value in row.items() if key != "attributes"}
+        return RemoteRecord(id=record_id, version=version, fields=fields, deleted=deleted)
+
+    def _comment(self, row: Mapping[str, Any]) -> RemoteComment:
+        comment_id, parent = row.get("Id"), row.get("ParentId")
+        if not isinstance(comment_id, str) or not isinstance(parent, str):
+            raise _malformed("a CaseComment row lacks Id or ParentId", "CaseComment")
+        body, public, author = (
+            row.get("CommentBody"),
+            row.get("IsPublished"),
+            row.get("CreatedById"),
+        )
+        if body is not None and not isinstance(body, str):
+            raise _malformed(f"CaseComment {comment_id}: CommentBody is not text", "CaseComment")
+        if not isinstance(public, bool):
+            raise _malformed(
+                f"CaseComment {comment_id}: IsPublished is not a boolean", "CaseComment"
+            )
+        if author is not None and not isinstance(author, str):
+            raise _malformed(f"CaseComment {comment_id}: CreatedById is not text", "CaseComment")
+        return RemoteComment(
+            id=comment_id,
+            record_id=parent,
+            body=body or "",
+            public=public,
+            created_at=_parse_datetime(row.get("CreatedDate"), "CreatedDate", comment_id),
+            author_id=author,
+        )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _secret(value: SecretStr | str | None) -> SecretStr | None:
+    if value is None:
+        return None
+    secret = value if isinstance(value, SecretStr) else SecretStr(value)
+    return secret if secret.get_secret_value() else None
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _soql_datetime(moment: datetime) -> str:
+    """A SOQL datetime literal, rounded DOWN to Salesforce's milliseconds (so ≥ misses nothing)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _soql_string(value: str) -> str:
+    """A quoted SOQL string literal with backslashes and quotes escaped."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f"'{escaped}'"
+
+
+def _segment(value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"a Salesforce id or key is a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def _order(record: RemoteRecord) -> tuple[datetime, str]:
+    return record.version, record.id
+
+
+def _ascending(records: Iterable[RemoteRecord], what: str) -> Iterator[RemoteRecord]:
+    """Pass records through, refusing a stream that claims (version) order and goes back."""
+    previous: datetime | None = None
+    for record in records:
+        if previous is not None and record.version < previous:
+            raise _malformed(f"{what} went backwards at {record.id}", what)
+        previous = record.version
+        yield record
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _fit_comment(body: str, key: str) -> str:
+    text = with_marker(body, key)
+    if len(text.encode()) <= COMMENT_MAX_BYTES:
+        return text
+    room = COMMENT_MAX_BYTES - len(with_marker("…", key).encode())
+    cut = body.encode()[:room].decode("utf-8", "ignore")
+    return with_marker(cut + "…", key)
+
+
+def _parse_datetime(value: object, name: str, record_id: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+        except ValueError:
+            pass
+    raise _malformed(f"{record_id}: {name} is not a Salesforce datetime ({value!r})", name)
+
+
+def _malformed(message: str, where: str) -> MalformedResponseError:
+    return MalformedResponseError(message, remote=REMOTE, path=where)
+
+
+def _maybe_json(response: httpx.Response) -> object:
+    try:
+        payload: object = response.json()
+    except ValueError:
+        return None
+    return payload
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        payload: object = response.json()
+    except ValueError as exc:
+        raise MalformedResponseError(
+            "response is not JSON",
+            remote=REMOTE,
+            status=response.status_code,
+            path=f"{response.request.method} {response.request.url.path}",
+        ) from exc
+    return payload
+
+
+def _object(payload: object, what: str, record_id: str) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise _malformed(f"{what} {record_id}: answer is not a JSON object", what)
+    return payload
+
+
+def _parse(model: type[_M], payload: object, where: str) -> _M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        raise _malformed(f"unexpected answer shape ({problems})", where) from exc
