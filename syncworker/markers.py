@@ -24,7 +24,9 @@ def marker(key: str) -> str:
 
 
 def with_marker(text: str, key: str) -> str:
-    """Append the marker on its own line so humans can still read the text."""
+    """Append the marker on its own line so humans can still read the text (once only)."""
+    if find_marker(text) == key:
+        return text
     return f"{text}\n\n{marker(key)}" if text else marker(key)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 Side = Literal["crm", "zenvia"]
@@ -40,3 +41,49 @@ class RemoteComment:
     public: bool
     created_at: datetime
     author_id: str | None = None
+
+
+class BaseStatus(StrEnum):
+    """The lifecycle stage every native status maps onto (Zenvia's base types, CRM-neutral)."""
+
+    NEW = "new"
+    OPEN = "open"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class CanonicalTicket:
+    """A case or ticket in one vocabulary, for display and reports (the merge stays native).
+
+    Mapped values are expressed in the CRM's vocabulary (a Zenvia urgency becomes the CRM
+    priority it maps to); `status` is the base status.
+    """
+
+    source_side: Side
+    source_id: str | None
+    subject: str | None = None
+    description: str | None = None
+    status: BaseStatus | None = None
+    priority: str | None = None
+    category: str | None = None
+    owner: str | None = None
+    requester: str | None = None
+    channel: str | None = None
+    tags: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CanonicalComment:
+    """A comment as people read it: our sync marker removed."""
+
+    source_side: Side
+    source_id: str
+    body: str
+    public: bool
+    author: str | None
+    created_at: datetime

@@ -1,0 +1,493 @@
+"""The three-way merge: both remote states + the link's baselines → a plan of writes (pure).
+
+Each field is compared with its own side's baseline (the native value after the last sync):
+changed on one side only → pushed to the other; changed on both → settled by the field's
+policy. Our writes go into the new baselines, so they never come back as changes, and
+agreement is judged through the mapping in either direction, so a lossy map (Escalated → 2,
+2 → Working) never flips a value back. The service applies the plan and, once every write
+succeeded, stores the plan's baselines and link state.
+"""
+
+from __future__ import annotations
+
+import collections.abc as abc
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from syncworker.mapping import Mapping, Policy
+from syncworker.markers import find_marker, idempotency_key, with_marker
+from syncworker.model import (
+    SIDES,
+    BaseStatus,
+    NativeFields,
+    RemoteComment,
+    RemoteRecord,
+    Side,
+    other_side,
+)
+
+_NOUNS = {"crm": "case", "zenvia": "ticket"}
+_ABSENT = object()
+
+
+class LinkState(StrEnum):
+    ACTIVE = "active"
+    CONFLICT = "conflict"  # a manual-policy field waits for an operator
+    ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
+    ERROR = "error"  # a permanent write error flagged the link (set by the service)
+
+
+@dataclass(frozen=True)
+class LinkSnapshot:
+    """What the mapping table holds for one pair at the start of a sync."""
+
+    crm_id: str | None
+    zenvia_id: str | None
+    crm_baseline: NativeFields | None = None
+    zenvia_baseline: NativeFields | None = None
+    state: LinkState = LinkState.ACTIVE
+
+    def record_id(self, side: Side) -> str | None:
+        return self.crm_id if side == "crm" else self.zenvia_id
+
+    def baseline(self, side: Side) -> NativeFields | None:
+        return self.crm_baseline if side == "crm" else self.zenvia_baseline
+
+
+@dataclass(frozen=True)
+class CommentPair:
+    crm_comment_id: str
+    zenvia_comment_id: str
+
+
+@dataclass(frozen=True)
+class CreateRecord:
+    """Create the record on `side`; `idempotency_key` guards the write-ahead intent."""
+
+    side: Side
+    fields: NativeFields
+    description: str
+    idempotency_key: str
+    source_id: str
+
+
+@dataclass(frozen=True)
+class UpdateFields:
+    """Write `changes` only: each differs from the record's current value (Zenvia: one PATCH
+    per attribute; a status carries its `justification` in the same dict)."""
+
+    side: Side
+    record_id: str
+    changes: NativeFields
+
+
+@dataclass(frozen=True)
+class AddComment:
+    """Add a comment whose body already carries the marker of `idempotency_key`.
+
+    `record_id` None means the record the CreateRecord earlier in the same plan creates.
+    `source_comment_id` None marks our own notice (a delete or cancel), which pairs with nothing.
+    """
+
+    side: Side
+    record_id: str | None
+    body: str
+    public: bool
+    source_comment_id: str | None
+    idempotency_key: str
+
+    def pair(self, written_comment_id: str) -> CommentPair | None:
+        """The comment link to store once the comment was written."""
+        if self.source_comment_id is None:
+            return None
+        return _comment_pair(other_side(self.side), self.source_comment_id, written_comment_id)
+
+
+def _comment_pair(source: Side, source_comment_id: str, copy_id: str) -> CommentPair:
+    if source == "crm":
+        return CommentPair(source_comment_id, copy_id)
+    return CommentPair(copy_id, source_comment_id)
+
+
+Operation = CreateRecord | UpdateFields | AddComment
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A two-way field changed on both sides to values that do not agree."""
+
+    field: str
+    crm_value: Any
+    zenvia_value: Any
+    policy: Policy
+    winner: Side | None  # None: parked until an operator resolves it
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The writes to make, in order, and what to store once every one of them succeeded.
+
+    Applying it: run `operations` in order. Store a created record's id on the link as soon
+    as its create succeeds (a later AddComment with `record_id` None targets that record); a
+    create whose intent resolves to a record a lost attempt made must first bring that record
+    to the planned `fields` (its baseline assumes them). Store each comment link as soon as
+    its comment is written (`AddComment.pair`). Only when every write succeeded, store both
+    baselines, `link_state` and `comment_pairs`, and clear the operator resolutions named in
+    `resolved_fields`. On any failure store nothing else: the next plan picks up from the
+    remotes' state, and markers stop a comment being written twice.
+    """
+
+    operations: tuple[Operation, ...]
+    crm_baseline: NativeFields | None
+    zenvia_baseline: NativeFields | None
+    link_state: LinkState
+    conflicts: tuple[Conflict, ...] = ()
+    comment_pairs: tuple[CommentPair, ...] = ()
+    reason: str = ""  # why the plan writes nothing or orphans the link, for people
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.operations and not self.comment_pairs
+
+    @property
+    def resolved_fields(self) -> tuple[str, ...]:
+        """Manual conflicts an operator's resolution settled: clear them once applied."""
+        return tuple(c.field for c in self.conflicts if c.policy == "manual" and c.winner)
+
+    def baseline(self, side: Side) -> NativeFields | None:
+        return self.crm_baseline if side == "crm" else self.zenvia_baseline
+
+    def describe(self) -> list[str]:
+        """One line per decision, for `resync --dry-run`."""
+        lines = [_describe_operation(op) for op in self.operations]
+        lines += [
+            f"pair comments crm {p.crm_comment_id} = zenvia {p.zenvia_comment_id} (already copied)"
+            for p in self.comment_pairs
+        ]
+        lines += [_describe_conflict(c) for c in self.conflicts]
+        if self.link_state is not LinkState.ACTIVE:
+            lines.append(f"link becomes {self.link_state}")
+        if self.reason:
+            lines.append(self.reason)
+        return lines or ["nothing to do"]
+
+
+_NO_RESOLUTIONS: abc.Mapping[str, Side] = MappingProxyType({})
+
+
+def plan(
+    mapping: Mapping,
+    *,
+    link: LinkSnapshot | None,
+    crm: RemoteRecord | None,
+    zenvia: RemoteRecord | None,
+    crm_comments: abc.Sequence[RemoteComment] = (),
+    zenvia_comments: abc.Sequence[RemoteComment] = (),
+    comment_links: abc.Sequence[CommentPair] = (),
+    resolutions: abc.Mapping[str, Side] = _NO_RESOLUTIONS,
+) -> Plan:
+    """Decide what one sync of one pair must write. `None` records are absent (never created,
+    or deleted); `resolutions` names the winner of fields parked in a manual conflict."""
+    pair = _Pair(
+        mapping=mapping,
+        link=link,
+        records={"crm": crm, "zenvia": zenvia},
+        comments={"crm": tuple(crm_comments), "zenvia": tuple(zenvia_comments)},
+        comment_links=tuple(comment_links),
+        resolutions=resolutions,
+    )
+    if link is not None and link.state is LinkState.ORPHANED:
+        return pair.unchanged(LinkState.ORPHANED, "the link is orphaned; nothing is synced")
+    gone = [side for side in SIDES if pair.is_gone(side)]
+    if gone:
+        return _plan_removal(pair, gone[0])
+    live = [side for side in SIDES if pair.live(side) is not None]
+    if len(live) == 2:
+        return _plan_merge(pair)
+    if live:
+        return _plan_create(pair, live[0])
+    return pair.unchanged(LinkState.ACTIVE, "neither record exists")
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """The inputs of one plan, with the questions every branch asks of them."""
+
+    mapping: Mapping
+    link: LinkSnapshot | None
+    records: dict[Side, RemoteRecord | None]
+    comments: dict[Side, tuple[RemoteComment, ...]]
+    comment_links: tuple[CommentPair, ...]
+    resolutions: abc.Mapping[str, Side]
+
+    def live(self, side: Side) -> RemoteRecord | None:
+        record = self.records[side]
+        return record if record is not None and not record.deleted else None
+
+    def known_id(self, side: Side) -> str | None:
+        record = self.records[side]
+        linked = self.link.record_id(side) if self.link else None
+        return linked or (record.id if record is not None else None)
+
+    def is_gone(self, side: Side) -> bool:
+        """Known to have existed (linked or flagged deleted) but no longer there."""
+        return self.live(side) is None and self.known_id(side) is not None
+
+    def baseline(self, side: Side) -> NativeFields | None:
+        return self.link.baseline(side) if self.link else None
+
+    def label(self, side: Side) -> str:
+        return f"{self.mapping.system_label(side)} {_NOUNS[side]} {self.known_id(side)}"
+
+    def unchanged(self, state: LinkState, reason: str) -> Plan:
+        return Plan((), self.baseline("crm"), self.baseline("zenvia"), state, reason=reason)
+
+    def has_written(self, side: Side, key: str) -> bool:
+        return any(find_marker(comment.body) == key for comment in self.comments[side])
+
+
+def _plan_removal(pair: _Pair, side: Side) -> Plan:
+    """A linked record disappeared: close the survivor (on_delete close) or just unlink."""
+    survivor = pair.live(other_side(side))
+    reason = f"{pair.label(side)} was deleted; the link is orphaned"
+    if survivor is None or pair.mapping.on_delete == "unlink":
+        return pair.unchanged(LinkState.ORPHANED, reason)
+    mapping, target = pair.mapping, other_side(side)
+    operations: list[Operation] = []
+    baselines = {side: pair.baseline(side), target: mapping.project(target, survivor.fields)}
+    closing = _closing_changes(mapping, target, survivor.fields)
+    if closing:
+        changes = _with_justification(mapping, target, closing)
+        operations.append(UpdateFields(target, survivor.id, changes))
+        baselines[target] = {**(baselines[target] or {}), **closing}
+    key = idempotency_key("delete", side, pair.known_id(side) or "")
+    if not pair.has_written(target, key):
+        done = "closed this one" if closing else "stopped syncing this one"
+        notice = f"{pair.label(side)} was deleted, so syncworker {done}."
+        body = with_marker(notice, key)
+        operations.append(AddComment(target, survivor.id, body, False, None, key))
+    return Plan(
+        tuple(operations), baselines["crm"], baselines["zenvia"], LinkState.ORPHANED, reason=reason
+    )
+
+
+def _closing_changes(mapping: Mapping, side: Side, fields: NativeFields) -> NativeFields:
+    """The status write that closes a record, unless it is already closed or canceled."""
+    native = mapping.status_native(side)
+    if native is None:
+        return {}
+    current = mapping.status_base(side, fields.get(native))
+    if current in (BaseStatus.CLOSED, BaseStatus.CANCELED):
+        return {}
+    return {native: mapping.closed_status(side)}
+
+
+def _plan_create(pair: _Pair, source: Side) -> Plan:
+    """One side exists and the other never did: create it there, comments included."""
+    mapping, record, target = pair.mapping, _required(pair.live(source)), other_side(source)
+    if not mapping.in_scope(source, record.fields):
+        return pair.unchanged(LinkState.ACTIVE, f"{pair.label(source)} is out of scope")
+    if (
+        source == "zenvia"
+        and mapping.on_cancel == "unlink"
+        and _is_canceled(mapping, record.fields)
+    ):
+        return pair.unchanged(LinkState.ACTIVE, f"{pair.label(source)} is canceled; not copied")
+    fields = mapping.create_fields(target, record.fields)
+    create = CreateRecord(
+        side=target,
+        fields=fields,
+        description=mapping.create_description(target, record.fields),
+        idempotency_key=idempotency_key("create", source, record.id),
+        source_id=record.id,
+    )
+    copies, _ = _copy_comments(pair, {source: record.id, target: None}, only_from=source)
+    baselines = {
+        source: mapping.project(source, record.fields),
+        target: mapping.project(target, fields),
+    }
+    return Plan((create, *copies), baselines["crm"], baselines["zenvia"], LinkState.ACTIVE)
+
+
+def _plan_merge(pair: _Pair) -> Plan:
+    """Both records exist: merge every mapped field, then copy new comments."""
+    mapping = pair.mapping
+    records = {side: _required(pair.live(side)) for side in SIDES}
+    canceled_now = _is_canceled(mapping, records["zenvia"].fields) and not _is_canceled(
+        mapping, pair.baseline("zenvia") or {}
+    )
+    if canceled_now and mapping.on_cancel == "unlink":
+        return pair.unchanged(LinkState.ORPHANED, f"{pair.label('zenvia')} was canceled")
+    writes: dict[Side, NativeFields] = {"crm": {}, "zenvia": {}}
+    baselines = {side: mapping.project(side, records[side].fields) for side in SIDES}
+    conflicts: list[Conflict] = []
+    parked = False
+    for name, field in mapping.fields.items():
+        values = {side: records[side].fields.get(field.native(side), _ABSENT) for side in SIDES}
+        if _ABSENT in values.values():
+            continue
+        changed = {
+            side: _changed(pair.baseline(side), field.native(side), values[side]) for side in SIDES
+        }
+        winner: Side | None
+        if canceled_now and name == "status":
+            winner = "zenvia"  # on_cancel close: the cancel closes the case whatever changed there
+        elif not any(changed.values()) or mapping.agree(name, values["crm"], values["zenvia"]):
+            continue
+        elif field.owner is not None:
+            winner = field.owner
+        elif changed["crm"] != changed["zenvia"]:
+            winner = "crm" if changed["crm"] else "zenvia"
+        else:
+            conflict = _settle(pair, name, field.policy, values, records)
+            conflicts.append(conflict)
+            winner = conflict.winner
+        if winner is None:
+            parked = True
+            for side in SIDES:
+                _keep_baseline(baselines[side], field.native(side), pair.baseline(side))
+            continue
+        loser = other_side(winner)
+        value = mapping.translate(name, winner, values[winner])
+        if value != values[loser]:
+            writes[loser][field.native(loser)] = value
+            baselines[loser][field.native(loser)] = value
+    operations: list[Operation] = [
+        UpdateFields(side, records[side].id, _with_justification(mapping, side, writes[side]))
+        for side in SIDES
+        if writes[side]
+    ]
+    if canceled_now:
+        operations += _cancel_notice(pair, records["crm"].id)
+    copies, pairs = _copy_comments(pair, {side: records[side].id for side in SIDES})
+    return Plan(
+        operations=(*operations, *copies),
+        crm_baseline=baselines["crm"],
+        zenvia_baseline=baselines["zenvia"],
+        link_state=LinkState.CONFLICT if parked else LinkState.ACTIVE,
+        conflicts=tuple(conflicts),
+        comment_pairs=pairs,
+    )
+
+
+def _required(record: RemoteRecord | None) -> RemoteRecord:
+    assert record is not None
+    return record
+
+
+def _changed(baseline: NativeFields | None, native: str, value: Any) -> bool:
+    return baseline is None or native not in baseline or baseline[native] != value
+
+
+def _keep_baseline(new: NativeFields, native: str, old: NativeFields | None) -> None:
+    """A parked field keeps its old baseline, so it still reads as changed next time."""
+    if old is not None and native in old:
+        new[native] = old[native]
+    else:
+        new.pop(native, None)
+
+
+def _settle(
+    pair: _Pair,
+    name: str,
+    policy: Policy,
+    values: dict[Side, Any],
+    records: dict[Side, RemoteRecord],
+) -> Conflict:
+    winner: Side | None
+    if policy == "crm_wins":
+        winner = "crm"
+    elif policy == "zenvia_wins":
+        winner = "zenvia"
+    elif policy == "newest_wins":
+        newer = _utc(records["zenvia"].version) > _utc(records["crm"].version)
+        winner = "zenvia" if newer else "crm"
+    else:
+        winner = pair.resolutions.get(name)
+    return Conflict(name, values["crm"], values["zenvia"], policy, winner)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _with_justification(mapping: Mapping, side: Side, changes: NativeFields) -> NativeFields:
+    return mapping.with_justification(changes) if side == "zenvia" else changes
+
+
+def _is_canceled(mapping: Mapping, zenvia_fields: NativeFields) -> bool:
+    status = zenvia_fields.get(mapping.status_native("zenvia") or "")
+    return mapping.status_base("zenvia", status) is BaseStatus.CANCELED
+
+
+def _cancel_notice(pair: _Pair, crm_id: str) -> list[Operation]:
+    key = idempotency_key("cancel", "zenvia", pair.known_id("zenvia") or "")
+    if pair.has_written("crm", key):
+        return []
+    notice = f"{pair.label('zenvia')} was canceled, so syncworker closed this case."
+    return [AddComment("crm", crm_id, with_marker(notice, key), False, None, key)]
+
+
+def _copy_comments(
+    pair: _Pair, record_ids: dict[Side, str | None], only_from: Side | None = None
+) -> tuple[list[Operation], tuple[CommentPair, ...]]:
+    """Copy each comment not yet linked and not written by us; a copy an interrupted run
+    already wrote (found by its marker) is paired instead of written again."""
+    if not pair.mapping.comments.sync:
+        return [], ()
+    linked = {
+        "crm": {p.crm_comment_id for p in pair.comment_links},
+        "zenvia": {p.zenvia_comment_id for p in pair.comment_links},
+    }
+    copies: list[Operation] = []
+    pairs: list[CommentPair] = []
+    for source in SIDES if only_from is None else (only_from,):
+        target = other_side(source)
+        ours = {find_marker(c.body): c.id for c in pair.comments[target] if find_marker(c.body)}
+        for comment in sorted(pair.comments[source], key=lambda c: (_utc(c.created_at), c.id)):
+            if comment.id in linked[source] or find_marker(comment.body):
+                continue
+            key = idempotency_key("comment", source, comment.id)
+            if key in ours:
+                pairs.append(_comment_pair(source, comment.id, ours[key]))
+                continue
+            body = with_marker(_attributed(pair.mapping, source, comment), key)
+            copy = AddComment(target, record_ids[target], body, comment.public, comment.id, key)
+            copies.append(copy)
+    return copies, tuple(pairs)
+
+
+def _attributed(mapping: Mapping, source: Side, comment: RemoteComment) -> str:
+    author = f", written by {comment.author_id}" if comment.author_id else ""
+    return f"{comment.body}\n\n— copied from {mapping.system_label(source)}{author}"
+
+
+def _describe_operation(op: Operation) -> str:
+    if isinstance(op, CreateRecord):
+        values = ", ".join(f"{k}={v!r}" for k, v in op.fields.items())
+        return f"create {op.side} record from {other_side(op.side)} {op.source_id}: {values}"
+    if isinstance(op, UpdateFields):
+        values = ", ".join(f"{k}={v!r}" for k, v in op.changes.items())
+        return f"update {op.side} {op.record_id}: {values}"
+    visibility = "public" if op.public else "internal"
+    where = op.record_id or "(the new record)"
+    origin = (
+        f" copied from {other_side(op.side)} comment {op.source_comment_id}"
+        if op.source_comment_id
+        else ""
+    )
+    first_line = op.body.splitlines()[0] if op.body else ""
+    return f"add {visibility} comment to {op.side} {where}{origin}: {first_line[:60]!r}"
+
+
+def _describe_conflict(conflict: Conflict) -> str:
+    outcome = (
+        f"{conflict.winner} wins" if conflict.winner else "parked until an operator resolves it"
+    )
+    return (
+        f"conflict on {conflict.field}: crm={conflict.crm_value!r} "
+        f"zenvia={conflict.zenvia_value!r} ({conflict.policy}): {outcome}"
+    )

@@ -1,0 +1,633 @@
+"""The field mapping between CRM cases and Zenvia tickets: a YAML file → a validated model.
+
+The file says, per canonical field, which native attribute holds it on each side, which way it
+flows, how a two-sided change is settled and how values translate (maps may be lossy: several
+CRM statuses onto one Zenvia status). The engine only asks this module pure questions:
+`project`, `translate`, `agree`, `in_scope`. A bad file fails at load time with a message that
+names the file, the key path and what was expected, never halfway through a sync.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+import types
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from syncworker.markers import strip_marker
+from syncworker.model import (
+    SIDES,
+    BaseStatus,
+    CanonicalComment,
+    CanonicalTicket,
+    NativeFields,
+    RemoteComment,
+    Side,
+    other_side,
+)
+
+Scalar = str | int | None
+Direction = Literal["both", "crm_to_zenvia", "zenvia_to_crm"]
+Policy = Literal["crm_wins", "zenvia_wins", "newest_wins", "manual"]
+EndPolicy = Literal["close", "unlink"]
+
+DEFAULT_MAPPING_FILE = "salesforce_zenvia.yaml"
+ZENVIA_JUSTIFICATION = "justification"
+"""The Zenvia attribute written together with a status that needs a justification."""
+
+_SYSTEM_LABELS = {"salesforce": "Salesforce", "zenvia": "Zenvia"}
+_ZENVIA_BASE_TYPES = {
+    "NEW": BaseStatus.NEW,
+    "IN_ATTENDANCE": BaseStatus.OPEN,
+    "STOPPED": BaseStatus.WAITING,
+    "CANCELED": BaseStatus.CANCELED,
+    "RESOLVED": BaseStatus.RESOLVED,
+    "CLOSED": BaseStatus.CLOSED,
+}
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used; the message says where and what was expected."""
+
+
+def _kind(value: object) -> str:
+    """The YAML word for a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
+
+
+def _scalar(value: object) -> Scalar:
+    """Value-map keys and values are ids or labels; YAML turns unquoted `on`/`yes` into booleans."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected text, an integer or null; got a boolean {value!r} "
+            "(YAML reads unquoted yes/no/on/off/true/false as booleans: quote it)"
+        )
+    if value is None or isinstance(value, str | int):
+        return value
+    raise ValueError(f"expected text, an integer or null; got {_kind(value)}")
+
+
+Value = Annotated[Scalar, PlainValidator(_scalar)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldMapping(_Section):
+    """How one canonical field is held, flows and translates between the two sides."""
+
+    crm: StrictStr
+    zenvia: StrictStr
+    direction: Direction = "both"
+    conflict: Policy | None = None
+    crm_values: tuple[Value, ...] | None = None
+    zenvia_values: tuple[Value, ...] | None = None
+    to_zenvia: dict[Value, Value] = Field(default_factory=dict)
+    to_crm: dict[Value, Value] = Field(default_factory=dict)
+    default_to_zenvia: Value = None
+    default_to_crm: Value = None
+
+    @model_validator(mode="after")
+    def _two_way_needs_a_policy(self) -> FieldMapping:
+        if self.direction == "both" and self.conflict is None:
+            raise ValueError(
+                "a field with direction both needs `conflict`: "
+                "crm_wins, zenvia_wins, newest_wins or manual"
+            )
+        return self
+
+    def native(self, side: Side) -> str:
+        return self.crm if side == "crm" else self.zenvia
+
+    def flows_from(self, side: Side) -> bool:
+        return self.direction in ("both", f"{side}_to_{other_side(side)}")
+
+    @property
+    def owner(self) -> Side | None:
+        """The side a one-way field flows from; None for a two-way field."""
+        if self.direction == "both":
+            return None
+        return "crm" if self.direction == "crm_to_zenvia" else "zenvia"
+
+    @property
+    def policy(self) -> Policy:
+        """The declared policy; a one-way field is always won by the side that owns it."""
+        if self.owner is not None:
+            return "crm_wins" if self.owner == "crm" else "zenvia_wins"
+        return self.conflict or "manual"
+
+    def value_map(self, to_side: Side) -> dict[Scalar, Scalar]:
+        return self.to_crm if to_side == "crm" else self.to_zenvia
+
+    def has_default(self, to_side: Side) -> bool:
+        """Whether a default was written in the file (a default of null is meaningful)."""
+        return f"default_to_{to_side}" in self.model_fields_set
+
+    def default(self, to_side: Side) -> Scalar:
+        return self.default_to_crm if to_side == "crm" else self.default_to_zenvia
+
+    def values(self, side: Side) -> tuple[Scalar, ...] | None:
+        return self.crm_values if side == "crm" else self.zenvia_values
+
+
+class Statuses(_Section):
+    """Every known status value per side and the base status it stands for."""
+
+    crm: dict[Value, BaseStatus]
+    zenvia: dict[Value, BaseStatus]
+
+    def for_side(self, side: Side) -> dict[Scalar, BaseStatus]:
+        return self.crm if side == "crm" else self.zenvia
+
+
+class PerSide(_Section):
+    """Native attribute → value, per side (fields always set on a create)."""
+
+    crm: dict[StrictStr, Any] = Field(default_factory=dict)
+    zenvia: dict[StrictStr, Any] = Field(default_factory=dict)
+
+    def for_side(self, side: Side) -> dict[str, Any]:
+        return self.crm if side == "crm" else self.zenvia
+
+
+class Scope(_Section):
+    """Native attribute → allowed values; an unlinked record outside them is never copied."""
+
+    crm: dict[StrictStr, tuple[Value, ...]] = Field(default_factory=dict)
+    zenvia: dict[StrictStr, tuple[Value, ...]] = Field(default_factory=dict)
+
+    def for_side(self, side: Side) -> dict[str, tuple[Scalar, ...]]:
+        return self.crm if side == "crm" else self.zenvia
+
+
+class DescriptionSource(_Section):
+    """The CRM text that becomes the Zenvia first action on create (v2 has no description)."""
+
+    crm: StrictStr
+
+
+class CommentSync(_Section):
+    sync: StrictBool = True
+    crm_to_zenvia_public_from: StrictStr = "IsPublished"
+
+
+class DisplayFacts(_Section):
+    """Read-only native attributes shown in canonical projections (never synced)."""
+
+    channel: StrictStr | None = None
+    requester: StrictStr | None = None
+    tags: StrictStr | None = None
+    created_at: StrictStr | None = None
+    updated_at: StrictStr | None = None
+
+
+class Display(_Section):
+    crm: DisplayFacts = DisplayFacts()
+    zenvia: DisplayFacts = DisplayFacts()
+
+    def for_side(self, side: Side) -> DisplayFacts:
+        return self.crm if side == "crm" else self.zenvia
+
+
+class Mapping(_Section):
+    """A validated mapping file, with the pure questions the engine and the service ask."""
+
+    crm_system: Literal["salesforce"]
+    fields: dict[StrictStr, FieldMapping] = Field(min_length=1)
+    statuses: Statuses | None = None
+    zenvia_justifications: dict[StrictInt, StrictInt] = Field(default_factory=dict)
+    create_defaults: PerSide = PerSide()
+    description: DescriptionSource | None = None
+    comments: CommentSync = CommentSync()
+    scope: Scope = Scope()
+    on_delete: EndPolicy = "unlink"
+    on_cancel: EndPolicy = "close"
+    display: Display = Display()
+
+    def synced_native_names(self, side: Side) -> tuple[str, ...]:
+        return tuple(field.native(side) for field in self.fields.values())
+
+    def project(self, side: Side, fields: NativeFields) -> NativeFields:
+        """Only the synced native fields of one side: what a baseline stores."""
+        return {
+            name: copy.deepcopy(fields[name])
+            for name in self.synced_native_names(side)
+            if name in fields
+        }
+
+    def translate(self, field: str, from_side: Side, value: Any) -> Any:
+        """The value to write on the other side: mapped, else the default, else unchanged."""
+        mapped = self.fields[field]
+        to_side = other_side(from_side)
+        value_map = mapped.value_map(to_side)
+        if not value_map or not _is_scalar(value):
+            return copy.deepcopy(value)
+        if value in value_map:
+            return value_map[value]
+        return mapped.default(to_side) if mapped.has_default(to_side) else value
+
+    def agree(self, field: str, crm_value: Any, zenvia_value: Any) -> bool:
+        """Equal under the mapping in a direction the field flows (lossy maps agree either way:
+        Escalated agrees with 2 because Escalated → 2, although 2 → Working)."""
+        mapped = self.fields[field]
+        forward = self.translate(field, "crm", crm_value) == zenvia_value
+        backward = self.translate(field, "zenvia", zenvia_value) == crm_value
+        return (mapped.flows_from("crm") and forward) or (mapped.flows_from("zenvia") and backward)
+
+    def in_scope(self, side: Side, fields: NativeFields) -> bool:
+        return all(
+            fields.get(name) in allowed for name, allowed in self.scope.for_side(side).items()
+        )
+
+    def catalogue(self, field: str, side: Side) -> tuple[Scalar, ...] | None:
+        """The known native values of a field, where the file declares them."""
+        if field == "status" and self.statuses is not None:
+            return tuple(self.statuses.for_side(side))
+        return self.fields[field].values(side)
+
+    def status_base(self, side: Side, value: Any) -> BaseStatus | None:
+        if self.statuses is None or not _is_scalar(value):
+            return None
+        return self.statuses.for_side(side).get(value)
+
+    def closed_status(self, side: Side) -> Scalar:
+        """The first declared status whose base is closed: what closing a record writes."""
+        if self.statuses is None:
+            return None
+        return next(
+            (v for v, base in self.statuses.for_side(side).items() if base is BaseStatus.CLOSED),
+            None,
+        )
+
+    def status_native(self, side: Side) -> str | None:
+        status = self.fields.get("status")
+        return status.native(side) if status is not None else None
+
+    def with_justification(self, zenvia_changes: NativeFields) -> NativeFields:
+        """Zenvia needs the justification in the same call as a status that requires one."""
+        status = zenvia_changes.get(self.status_native("zenvia") or "")
+        justification = self.zenvia_justifications.get(status) if isinstance(status, int) else None
+        if justification is None:
+            return zenvia_changes
+        return {**zenvia_changes, ZENVIA_JUSTIFICATION: justification}
+
+    def create_fields(self, target: Side, source_fields: NativeFields) -> NativeFields:
+        """What to send when creating on `target` from the other side's native fields."""
+        source = other_side(target)
+        written = copy.deepcopy(self.create_defaults.for_side(target))
+        for name, mapped in self.fields.items():
+            if mapped.flows_from(source) and mapped.native(source) in source_fields:
+                value = source_fields[mapped.native(source)]
+                written[mapped.native(target)] = self.translate(name, source, value)
+        return self.with_justification(written) if target == "zenvia" else written
+
+    def create_description(self, target: Side, source_fields: NativeFields) -> str:
+        if target != "zenvia" or self.description is None:
+            return ""
+        return str(source_fields.get(self.description.crm) or "")
+
+    def system_label(self, side: Side) -> str:
+        return _SYSTEM_LABELS["zenvia" if side == "zenvia" else self.crm_system]
+
+    def to_canonical(
+        self, side: Side, fields: NativeFields, *, record_id: str | None = None
+    ) -> CanonicalTicket:
+        """One side's record in one vocabulary (the CRM's), for display and reports."""
+        facts = self.display.for_side(side)
+
+        def mapped(name: str) -> Any:
+            field = self.fields.get(name)
+            if field is None or field.native(side) not in fields:
+                return None
+            value = fields[field.native(side)]
+            return value if side == "crm" else self.translate(name, "zenvia", value)
+
+        def fact(native: str | None) -> Any:
+            return fields.get(native) if native else None
+
+        status = self.status_base(side, fields.get(self.status_native(side) or ""))
+        if status is None and side == "zenvia":
+            status = _ZENVIA_BASE_TYPES.get(str(fields.get("statusType")))
+        requester = mapped("requester") or fact(facts.requester)
+        if isinstance(requester, list):
+            requester = requester[0] if requester else None
+        description = fact(self.description.crm) if side == "crm" and self.description else None
+        return CanonicalTicket(
+            source_side=side,
+            source_id=record_id,
+            subject=_text(mapped("subject")),
+            description=_text(description),
+            status=status,
+            priority=_text(mapped("priority")),
+            category=_text(mapped("category")),
+            owner=_text(mapped("owner")),
+            requester=_text(requester),
+            channel=_text(fact(facts.channel)),
+            tags=tuple(str(tag) for tag in fact(facts.tags) or ()),
+            created_at=_timestamp(fact(facts.created_at)),
+            updated_at=_timestamp(fact(facts.updated_at)),
+        )
+
+    def comment_to_canonical(self, side: Side, comment: RemoteComment) -> CanonicalComment:
+        return CanonicalComment(
+            source_side=side,
+            source_id=comment.id,
+            body=strip_marker(comment.body),
+            public=comment.public,
+            author=comment.author_id,
+            created_at=comment.created_at,
+        )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == [] else str(value)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Display only: an unreadable timestamp shows as unknown rather than failing a report."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Mapping:
+    """Load and validate a mapping file (the `SYNCWORKER_MAPPING_FILE` setting)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read the mapping file ({exc.strerror})") from exc
+    return parse(text, source=str(path))
+
+
+def load_default() -> Mapping:
+    """The shipped Salesforce ↔ Zenvia mapping, which fits the sandboxes' catalogues."""
+    resource = importlib.resources.files("syncworker") / "mappings" / DEFAULT_MAPPING_FILE
+    return parse(resource.read_text(encoding="utf-8"), source=f"mappings/{DEFAULT_MAPPING_FILE}")
+
+
+def parse(text: str, *, source: str = "<mapping>") -> Mapping:
+    """Validate YAML text; `source` names it in error messages."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise MappingError(f"{source}: {where}: invalid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{source}: invalid YAML: {exc}") from None
+    return from_data(data, source=source)
+
+
+def from_data(data: object, *, source: str = "<mapping>") -> Mapping:
+    """Validate already-parsed data (tests build mappings this way)."""
+    if not isinstance(data, dict):
+        raise MappingError(f"{source}: expected a mapping at the top level; got {_kind(data)}")
+    try:
+        mapping = Mapping.model_validate(data)
+    except ValidationError as exc:
+        raise _error(source, _schema_problems(exc)) from None
+    problems = list(_consistency_problems(mapping))
+    if problems:
+        raise _error(source, problems)
+    return mapping
+
+
+def _error(source: str, problems: list[tuple[str, str]]) -> MappingError:
+    return MappingError("\n".join(f"{source}: {path}: {what}" for path, what in problems))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice (PyYAML would silently keep the last)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            continue  # construct_mapping reports the unhashable key with its line
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_unique_mapping,
+)
+
+# --- messages ------------------------------------------------------------------------------
+
+_TYPE_WORDS = {
+    "string_type": "text",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+
+
+def _schema_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    return [_schema_problem(error) for error in exc.errors(include_url=False)]
+
+
+def _schema_problem(error: ErrorDetails) -> tuple[str, str]:
+    loc = list(error["loc"])
+    on_key = bool(loc) and loc[-1] == "[key]"
+    if on_key:
+        loc.pop()
+    path = ".".join(str(part) for part in loc) or "(top level)"
+    kind, given = error["type"], error.get("input")
+    shown = _shown(given)
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return path, "unknown key" + (f"; expected one of: {', '.join(allowed)}" if allowed else "")
+    if kind == "missing":
+        return path, "missing required key"
+    if kind in ("literal_error", "enum"):
+        return path, f"expected {error.get('ctx', {}).get('expected')}; got {shown}"
+    if kind == "too_short":
+        return path, "expected at least one entry"
+    if kind in _TYPE_WORDS:
+        as_key = " as a key" if on_key else ""
+        return path, f"expected {_TYPE_WORDS[kind]}{as_key}; got {_kind(given)} {shown}"
+    if kind == "value_error":
+        return path, str(error.get("ctx", {}).get("error", error["msg"]))
+    return path, error["msg"]
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(loc: list[int | str]) -> list[str]:
+    """The keys the section at `loc` accepts, by walking the model's annotations."""
+    current: Any = Mapping
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return []
+            current = _without_none(info.annotation)
+        elif get_origin(current) is dict:
+            current = _without_none(get_args(current)[1])
+        else:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _consistency_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    """What the schema cannot say: names used twice, values no catalogue knows, dead maps."""
+    for side in SIDES:
+        owner_of: dict[str, str] = {}
+        for name, field in mapping.fields.items():
+            native = field.native(side)
+            if native in owner_of:
+                yield (
+                    f"fields.{name}.{side}",
+                    f"{native!r} is already mapped by fields.{owner_of[native]}",
+                )
+            owner_of.setdefault(native, name)
+        for native in mapping.create_defaults.for_side(side):
+            if native in owner_of:
+                yield (
+                    f"create_defaults.{side}.{native}",
+                    f"is synced by fields.{owner_of[native]}; its value comes from the other side",
+                )
+    for name, field in mapping.fields.items():
+        yield from _field_problems(mapping, name, field)
+    yield from _status_problems(mapping)
+
+
+def _field_problems(mapping: Mapping, name: str, field: FieldMapping) -> Iterator[tuple[str, str]]:
+    if field.owner is not None and field.conflict not in (None, field.policy):
+        yield (
+            f"fields.{name}.conflict",
+            f"a {field.direction} field always takes the {field.owner} value; "
+            f"remove conflict or write {field.policy}",
+        )
+    for to_side in SIDES:
+        source = other_side(to_side)
+        value_map = field.value_map(to_side)
+        if not field.flows_from(source) and (value_map or field.has_default(to_side)):
+            yield (
+                f"fields.{name}.to_{to_side}",
+                f"never used: the field flows {field.direction}",
+            )
+            continue
+        if field.has_default(to_side) and not value_map:
+            yield (
+                f"fields.{name}.default_to_{to_side}",
+                f"needs to_{to_side}: without a value map every value is copied as it is",
+            )
+        known_source = mapping.catalogue(name, source)
+        known_target = mapping.catalogue(name, to_side)
+        for key, value in value_map.items():
+            where = f"fields.{name}.to_{to_side}.{key}"
+            if known_source is not None and key not in known_source:
+                yield where, _unknown(key, source, known_source)
+            if known_target is not None and value is not None and value not in known_target:
+                yield where, _unknown(value, to_side, known_target)
+        default = field.default(to_side)
+        if field.has_default(to_side) and known_target and default not in (None, *known_target):
+            yield f"fields.{name}.default_to_{to_side}", _unknown(default, to_side, known_target)
+        if value_map and known_source and not field.has_default(to_side):
+            missing = [value for value in known_source if value not in value_map]
+            if missing:
+                yield (
+                    f"fields.{name}.to_{to_side}",
+                    f"no counterpart for {source} value(s) {', '.join(map(repr, missing))}; "
+                    f"map them or set default_to_{to_side}",
+                )
+
+
+def _unknown(value: Scalar, side: Side, known: tuple[Scalar, ...]) -> str:
+    hint = next((f"; did you mean {k!r}?" for k in known if str(k) == str(value)), "")
+    listed = ", ".join(map(repr, known))
+    return f"{value!r} is not a known {side} value (known: {listed}){hint}"
+
+
+def _status_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    if mapping.statuses is not None and "status" not in mapping.fields:
+        yield "statuses", "describes fields.status, which the file does not map"
+    known = tuple(mapping.statuses.zenvia) if mapping.statuses else None
+    for status in mapping.zenvia_justifications:
+        if known is not None and status not in known:
+            yield f"zenvia_justifications.{status}", _unknown(status, "zenvia", known)
+    has_status = "status" in mapping.fields
+    if mapping.on_delete == "close" and not (
+        has_status and mapping.closed_status("crm") and mapping.closed_status("zenvia")
+    ):
+        yield (
+            "on_delete",
+            "close needs fields.status and a status with base closed "
+            "in statuses.crm and statuses.zenvia",
+        )
+    if mapping.on_cancel == "close" and mapping.statuses is not None and has_status:
+        for value, base in mapping.statuses.zenvia.items():
+            landing = mapping.status_base("crm", mapping.translate("status", "zenvia", value))
+            if base is BaseStatus.CANCELED and landing is not BaseStatus.CLOSED:
+                yield (
+                    f"fields.status.to_crm.{value}",
+                    "on_cancel is close, so a canceled Zenvia status must map to a CRM status "
+                    "whose base is closed",
+                )

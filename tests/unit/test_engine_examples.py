@@ -1,0 +1,573 @@
+"""The merge engine, one documented case at a time, against the shipped default mapping.
+
+Every case starts from a pair that was in sync (baselines = the values below) and edits one
+or both sides; the tables read as the policy's specification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from syncworker.engine import (
+    AddComment,
+    CommentPair,
+    Conflict,
+    CreateRecord,
+    LinkSnapshot,
+    LinkState,
+    Plan,
+    UpdateFields,
+    plan,
+)
+from syncworker.mapping import Mapping, from_data, load_default
+from syncworker.markers import find_marker, idempotency_key, marker, with_marker
+from syncworker.model import RemoteComment, RemoteRecord, Side
+from tests.unit.engine_sim import World
+
+DEFAULT = load_default()
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+CASE = {
+    "Subject": "Printer jams",
+    "Status": "Working",
+    "Priority": "Medium",
+    "Type": "Problem",
+    "OwnerId": "005000000000001AAA",
+    "Origin": "Web",
+    "Description": "It jams on every page.",
+}
+TICKET = {
+    "subject": "Printer jams",
+    "status": 2,
+    "statusType": "IN_ATTENDANCE",
+    "urgency": 2,
+    "category": 2,
+    "ownerId": "agent-1",
+    "type": "PUBLIC",
+    "clients": ["client-1"],
+}
+CASE_BASELINE = DEFAULT.project("crm", CASE)
+TICKET_BASELINE = DEFAULT.project("zenvia", TICKET)
+IN_SYNC = LinkSnapshot("500A", "77", CASE_BASELINE, TICKET_BASELINE)
+
+
+def case(seconds: int = 0, **changes: Any) -> RemoteRecord:
+    return RemoteRecord("500A", T0 + timedelta(seconds=seconds), {**CASE, **changes})
+
+
+def ticket(seconds: int = 0, **changes: Any) -> RemoteRecord:
+    return RemoteRecord("77", T0 + timedelta(seconds=seconds), {**TICKET, **changes})
+
+
+def with_policy(field: str, policy: str, direction: str = "both") -> Mapping:
+    """The default mapping with one field's policy or direction changed."""
+    data = DEFAULT.model_dump(exclude_unset=True)
+    data["fields"][field].update(direction=direction, conflict=policy)
+    if direction != "both":
+        data["fields"][field].pop("conflict")
+    return from_data(data)
+
+
+def merge(
+    crm: RemoteRecord,
+    zenvia: RemoteRecord,
+    mapping: Mapping = DEFAULT,
+    resolutions: dict[str, Side] | None = None,
+) -> Plan:
+    return plan(mapping, link=IN_SYNC, crm=crm, zenvia=zenvia, resolutions=resolutions or {})
+
+
+def writes(result: Plan) -> dict[str, dict[str, Any]]:
+    return {op.side: op.changes for op in result.operations if isinstance(op, UpdateFields)}
+
+
+# -- field merge --------------------------------------------------------------------------------
+
+MERGES = [
+    pytest.param(case(), ticket(), {}, id="nothing-changed-writes-nothing"),
+    pytest.param(
+        case(Subject="Toner empty"),
+        ticket(),
+        {"zenvia": {"subject": "Toner empty"}},
+        id="crm-only-change-is-pushed",
+    ),
+    pytest.param(
+        case(),
+        ticket(urgency=4),
+        {"crm": {"Priority": "High"}},
+        id="zenvia-only-change-is-pushed-translated",
+    ),
+    pytest.param(case(Status="Escalated"), ticket(), {}, id="escalated-does-not-flip-back"),
+    pytest.param(
+        case(),
+        ticket(status=5),
+        {"crm": {"Status": "Closed"}},
+        id="resolved-ticket-closes-the-case",
+    ),
+    pytest.param(
+        case(Status="On Hold"),
+        ticket(),
+        {"zenvia": {"status": 3, "justification": 11}},
+        id="status-write-carries-its-justification",
+    ),
+    pytest.param(
+        case(Priority="High"),
+        ticket(urgency=4),
+        {},
+        id="both-changed-to-agreeing-values",
+    ),
+    pytest.param(
+        case(OwnerId="00G000000000001AAA"),
+        ticket(),
+        {"zenvia": {"ownerId": None}},
+        id="queue-owner-leaves-the-ticket-unassigned",
+    ),
+    pytest.param(
+        case(),
+        ticket(ownerId=None),
+        {},
+        id="unassigned-ticket-agrees-with-the-default-owner",
+    ),
+    pytest.param(
+        case(Priority="Low"),
+        ticket(urgency=3),
+        {"zenvia": {"urgency": 1}},
+        id="crm-wins-on-both-changed",
+    ),
+    pytest.param(
+        case(OwnerId="005000000000002AAA"),
+        ticket(ownerId="agent-3"),
+        {"crm": {"OwnerId": "005000000000003AAA"}},
+        id="zenvia-wins-on-both-changed",
+    ),
+    pytest.param(
+        case(seconds=5, Subject="From CRM"),
+        ticket(seconds=9, subject="From Zenvia"),
+        {"crm": {"Subject": "From Zenvia"}},
+        id="newest-wins-takes-the-newer-record",
+    ),
+    pytest.param(
+        case(seconds=9, Subject="From CRM"),
+        ticket(seconds=9, subject="From Zenvia"),
+        {"zenvia": {"subject": "From CRM"}},
+        id="newest-wins-tie-goes-to-crm",
+    ),
+    pytest.param(
+        case(Subject="A", Priority="High"),
+        ticket(category=1, ownerId="agent-2"),
+        {
+            "zenvia": {"subject": "A", "urgency": 3},
+            "crm": {"Type": "Question", "OwnerId": "005000000000002AAA"},
+        },
+        id="independent-fields-flow-both-ways-in-one-run",
+    ),
+]
+
+
+@pytest.mark.parametrize(("crm", "zenvia", "expected"), MERGES)
+def test_each_field_is_merged_against_its_own_baseline(
+    crm: RemoteRecord, zenvia: RemoteRecord, expected: dict[str, dict[str, Any]]
+) -> None:
+    result = merge(crm, zenvia)
+    assert writes(result) == expected
+    assert result.link_state is LinkState.ACTIVE
+
+
+def test_new_baselines_hold_what_each_side_has_after_the_writes() -> None:
+    result = merge(case(Status="On Hold", Priority="Low"), ticket(urgency=3))
+    assert result.crm_baseline == {**CASE_BASELINE, "Status": "On Hold", "Priority": "Low"}
+    assert result.zenvia_baseline == {**TICKET_BASELINE, "status": 3, "urgency": 1}
+
+
+def test_a_conflict_reports_both_values_the_policy_and_the_winner() -> None:
+    result = merge(case(Priority="Low"), ticket(urgency=3))
+    assert result.conflicts == (Conflict("priority", "Low", 3, "crm_wins", "crm"),)
+
+
+def test_an_escalated_case_stays_escalated_across_runs() -> None:
+    world = World(DEFAULT)
+    world.open_record("crm", CASE)
+    world.sync()
+    world.edit("crm", "Status", "Escalated")
+    assert world.sync().is_empty
+    assert world.value("crm", "Status") == "Escalated"
+    world.edit("zenvia", "urgency", 4)
+    world.sync()
+    assert world.value("crm", "Status") == "Escalated"
+    assert world.sync().is_empty
+
+
+# -- manual conflicts ------------------------------------------------------------------------
+
+MANUAL = with_policy("subject", "manual")
+
+
+def test_manual_parks_the_field_and_keeps_both_baselines() -> None:
+    result = merge(case(Subject="From CRM", Priority="Low"), ticket(subject="From Zenvia"), MANUAL)
+    assert writes(result) == {"zenvia": {"urgency": 1}}
+    assert result.link_state is LinkState.CONFLICT
+    assert result.conflicts == (Conflict("subject", "From CRM", "From Zenvia", "manual", None),)
+    assert result.crm_baseline is not None
+    assert result.zenvia_baseline is not None
+    assert result.crm_baseline["Subject"] == "Printer jams"
+    assert result.zenvia_baseline["subject"] == "Printer jams"
+
+
+def test_an_operator_resolution_names_the_winner() -> None:
+    result = merge(
+        case(Subject="From CRM"), ticket(subject="From Zenvia"), MANUAL, {"subject": "zenvia"}
+    )
+    assert writes(result) == {"crm": {"Subject": "From Zenvia"}}
+    assert result.link_state is LinkState.ACTIVE
+    assert result.resolved_fields == ("subject",)
+
+
+def test_a_parked_conflict_clears_once_the_sides_agree() -> None:
+    world = World(MANUAL)
+    world.open_record("crm", CASE)
+    world.sync()
+    world.edit("crm", "Subject", "From CRM")
+    world.edit("zenvia", "subject", "From Zenvia")
+    assert world.sync().link_state is LinkState.CONFLICT
+    assert world.sync().link_state is LinkState.CONFLICT
+    world.edit("zenvia", "subject", "From CRM")
+    result = world.sync()
+    assert (result.link_state, result.is_empty) == (LinkState.ACTIVE, True)
+
+
+# -- one-way fields ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direction", "crm", "zenvia", "expected"),
+    [
+        pytest.param(
+            "crm_to_zenvia",
+            case(),
+            ticket(subject="Agent edit"),
+            {"zenvia": {"subject": "Printer jams"}},
+            id="owner-value-overwrites-a-target-edit",
+        ),
+        pytest.param(
+            "crm_to_zenvia",
+            case(Subject="CRM edit"),
+            ticket(subject="Agent edit"),
+            {"zenvia": {"subject": "CRM edit"}},
+            id="owner-wins-when-both-changed",
+        ),
+        pytest.param(
+            "zenvia_to_crm",
+            case(Subject="CRM edit"),
+            ticket(),
+            {"crm": {"Subject": "Printer jams"}},
+            id="zenvia-owned-field-reverts-a-crm-edit",
+        ),
+    ],
+)
+def test_a_one_way_field_mirrors_its_owner(
+    direction: str, crm: RemoteRecord, zenvia: RemoteRecord, expected: dict[str, Any]
+) -> None:
+    result = merge(crm, zenvia, with_policy("subject", "crm_wins", direction))
+    assert writes(result) == expected
+    assert result.conflicts == ()
+
+
+# -- creates ----------------------------------------------------------------------------------
+
+
+def test_a_case_in_scope_creates_a_zenvia_ticket_with_its_description_and_comments() -> None:
+    comment = RemoteComment("c1", "500A", "Tried a reboot", False, T0, "005000000000001AAA")
+    result = plan(DEFAULT, link=None, crm=case(), zenvia=None, crm_comments=[comment])
+    key = idempotency_key("create", "crm", "500A")
+    comment_key = idempotency_key("comment", "crm", "c1")
+    assert result.operations == (
+        CreateRecord(
+            side="zenvia",
+            fields={
+                "type": "PUBLIC",
+                "subject": "Printer jams",
+                "status": 2,
+                "urgency": 2,
+                "category": 2,
+                "ownerId": "agent-1",
+            },
+            description="It jams on every page.",
+            idempotency_key=key,
+            source_id="500A",
+        ),
+        AddComment(
+            side="zenvia",
+            record_id=None,
+            body=with_marker(
+                "Tried a reboot\n\n— copied from Salesforce, written by 005000000000001AAA",
+                comment_key,
+            ),
+            public=False,
+            source_comment_id="c1",
+            idempotency_key=comment_key,
+        ),
+    )
+    assert result.zenvia_baseline == {
+        "subject": "Printer jams",
+        "status": 2,
+        "urgency": 2,
+        "category": 2,
+        "ownerId": "agent-1",
+    }
+    assert result.crm_baseline == CASE_BASELINE
+
+
+def test_a_ticket_creates_a_case_with_the_crm_create_defaults() -> None:
+    result = plan(DEFAULT, link=None, crm=None, zenvia=ticket(status=3, ownerId=None))
+    create = result.operations[0]
+    assert isinstance(create, CreateRecord)
+    assert create.fields == {
+        "Origin": "Web",
+        "Subject": "Printer jams",
+        "Status": "On Hold",
+        "Priority": "Medium",
+        "Type": "Problem",
+        "OwnerId": "005000000000001AAA",
+    }
+    assert (create.side, create.description) == ("crm", "")
+
+
+@pytest.mark.parametrize(
+    ("crm", "zenvia", "reason"),
+    [
+        pytest.param(
+            case(Origin="Partner"),
+            None,
+            "Salesforce case 500A is out of scope",
+            id="partner-case-is-out-of-scope",
+        ),
+        pytest.param(
+            None,
+            ticket(type="SPAM"),
+            "Zenvia ticket 77 is out of scope",
+            id="unknown-ticket-type-is-out-of-scope",
+        ),
+    ],
+)
+def test_an_out_of_scope_record_is_never_created(
+    crm: RemoteRecord | None, zenvia: RemoteRecord | None, reason: str
+) -> None:
+    result = plan(DEFAULT, link=None, crm=crm, zenvia=zenvia)
+    assert (result.is_empty, result.reason) == (True, reason)
+
+
+def test_a_created_record_does_not_come_back_as_a_change() -> None:
+    world = World(DEFAULT)
+    world.open_record("zenvia", TICKET)
+    world.comment("zenvia", "First action")
+    first = world.sync()
+    assert [type(op).__name__ for op in first.operations] == ["CreateRecord", "AddComment"]
+    assert world.sync().is_empty
+
+
+def test_both_records_without_a_link_are_merged_like_a_first_sync() -> None:
+    result = plan(DEFAULT, link=None, crm=case(Priority="Low"), zenvia=ticket(urgency=4))
+    assert writes(result) == {"zenvia": {"urgency": 1}}
+    assert result.conflicts == (Conflict("priority", "Low", 4, "crm_wins", "crm"),)
+
+
+# -- comments ---------------------------------------------------------------------------------
+
+PUBLIC_NOTE = RemoteComment("c1", "500A", "Replaced the drum", True, T0, "005000000000002AAA")
+AGENT_NOTE = RemoteComment("9", "77", "Client called", False, T0, "agent-2")
+
+
+def comments_plan(
+    crm_comments: list[RemoteComment],
+    zenvia_comments: list[RemoteComment],
+    pairs: tuple[CommentPair, ...] = (),
+    mapping: Mapping = DEFAULT,
+) -> Plan:
+    return plan(
+        mapping,
+        link=IN_SYNC,
+        crm=case(),
+        zenvia=ticket(),
+        crm_comments=crm_comments,
+        zenvia_comments=zenvia_comments,
+        comment_links=pairs,
+    )
+
+
+def test_comments_are_copied_both_ways_keeping_their_visibility() -> None:
+    result = comments_plan([PUBLIC_NOTE], [AGENT_NOTE])
+    copies = [op for op in result.operations if isinstance(op, AddComment)]
+    assert [(c.side, c.record_id, c.public, c.source_comment_id) for c in copies] == [
+        ("zenvia", "77", True, "c1"),
+        ("crm", "500A", False, "9"),
+    ]
+    assert copies[1].body == with_marker(
+        "Client called\n\n— copied from Zenvia, written by agent-2",
+        idempotency_key("comment", "zenvia", "9"),
+    )
+
+
+COPIED_BY_US = RemoteComment(
+    "10", "77", with_marker("Replaced the drum", idempotency_key("comment", "crm", "c1")), True, T0
+)
+
+
+@pytest.mark.parametrize(
+    ("crm_comments", "zenvia_comments", "pairs", "expected_pairs"),
+    [
+        pytest.param(
+            [PUBLIC_NOTE],
+            [COPIED_BY_US],
+            (CommentPair("c1", "10"),),
+            (),
+            id="linked-comment-is-not-copied-again",
+        ),
+        pytest.param(
+            [PUBLIC_NOTE],
+            [COPIED_BY_US],
+            (),
+            (CommentPair("c1", "10"),),
+            id="interrupted-copy-is-paired-not-rewritten",
+        ),
+        pytest.param(
+            [RemoteComment("c2", "500A", f"note\n\n{marker('0' * 20)}", True, T0)],
+            [],
+            (),
+            (),
+            id="our-own-comment-is-never-copied-back",
+        ),
+    ],
+)
+def test_a_comment_is_never_duplicated(
+    crm_comments: list[RemoteComment],
+    zenvia_comments: list[RemoteComment],
+    pairs: tuple[CommentPair, ...],
+    expected_pairs: tuple[CommentPair, ...],
+) -> None:
+    result = comments_plan(crm_comments, zenvia_comments, pairs)
+    assert result.operations == ()
+    assert result.comment_pairs == expected_pairs
+
+
+def test_comment_sync_can_be_switched_off() -> None:
+    data = DEFAULT.model_dump(exclude_unset=True)
+    data["comments"] = {"sync": False}
+    assert comments_plan([PUBLIC_NOTE], [AGENT_NOTE], mapping=from_data(data)).is_empty
+
+
+# -- deletes and cancels ----------------------------------------------------------------------
+
+DELETE_KEY = idempotency_key("delete", "crm", "500A")
+DELETE_NOTICE = AddComment(
+    "zenvia",
+    "77",
+    with_marker("Salesforce case 500A was deleted, so syncworker closed this one.", DELETE_KEY),
+    False,
+    None,
+    DELETE_KEY,
+)
+
+
+@pytest.mark.parametrize(
+    "crm",
+    [
+        pytest.param(None, id="case-gone"),
+        pytest.param(dataclasses.replace(case(), deleted=True), id="case-flagged-deleted"),
+    ],
+)
+def test_a_deleted_case_closes_the_ticket_with_a_notice(crm: RemoteRecord | None) -> None:
+    result = plan(DEFAULT, link=IN_SYNC, crm=crm, zenvia=ticket())
+    assert result.operations == (UpdateFields("zenvia", "77", {"status": 6}), DELETE_NOTICE)
+    assert result.link_state is LinkState.ORPHANED
+    assert result.reason == "Salesforce case 500A was deleted; the link is orphaned"
+
+
+def test_a_deleted_case_leaves_an_already_closed_ticket_closed() -> None:
+    result = plan(DEFAULT, link=IN_SYNC, crm=None, zenvia=ticket(status=6))
+    [notice] = result.operations
+    assert isinstance(notice, AddComment)
+    assert notice.body.startswith("Salesforce case 500A was deleted, so syncworker stopped syncing")
+
+
+def test_the_delete_notice_is_written_once() -> None:
+    posted = RemoteComment("11", "77", DELETE_NOTICE.body, False, T0)
+    result = plan(
+        DEFAULT, link=IN_SYNC, crm=None, zenvia=ticket(status=6), zenvia_comments=[posted]
+    )
+    assert (result.operations, result.link_state) == ((), LinkState.ORPHANED)
+
+
+def test_unlink_on_delete_writes_nothing() -> None:
+    data = DEFAULT.model_dump(exclude_unset=True)
+    data["on_delete"] = "unlink"
+    result = plan(from_data(data), link=IN_SYNC, crm=case(), zenvia=None)
+    assert (result.operations, result.link_state) == ((), LinkState.ORPHANED)
+    assert result.crm_baseline == CASE_BASELINE
+
+
+def test_an_orphaned_link_plans_nothing() -> None:
+    orphaned = dataclasses.replace(IN_SYNC, state=LinkState.ORPHANED)
+    result = plan(DEFAULT, link=orphaned, crm=case(Subject="changed"), zenvia=ticket())
+    assert (result.is_empty, result.link_state) == (True, LinkState.ORPHANED)
+
+
+CANCEL_KEY = idempotency_key("cancel", "zenvia", "77")
+
+
+def test_a_canceled_ticket_closes_the_case_with_a_notice() -> None:
+    result = merge(case(Status="Escalated"), ticket(status=4, statusType="CANCELED"))
+    assert result.operations == (
+        UpdateFields("crm", "500A", {"Status": "Closed"}),
+        AddComment(
+            "crm",
+            "500A",
+            with_marker(
+                "Zenvia ticket 77 was canceled, so syncworker closed this case.", CANCEL_KEY
+            ),
+            False,
+            None,
+            CANCEL_KEY,
+        ),
+    )
+    assert result.conflicts == ()
+
+
+def test_the_cancel_notice_is_written_once() -> None:
+    world = World(DEFAULT)
+    world.open_record("crm", CASE)
+    world.sync()
+    world.edit("zenvia", "status", 4)
+    world.sync(crash_after=1, lose_ack=True)  # the notice was posted, its answer lost
+    world.sync()
+    key = idempotency_key("cancel", "zenvia", world.ids["zenvia"] or "")
+    notices = [c for c in world.comments_on("crm") if find_marker(c.body) == key]
+    assert len(notices) == 1
+    assert world.value("crm", "Status") == "Closed"
+    assert world.sync().is_empty
+
+
+def test_unlink_on_cancel_orphans_the_link_and_writes_nothing() -> None:
+    data = DEFAULT.model_dump(exclude_unset=True)
+    data["on_cancel"] = "unlink"
+    result = merge(case(), ticket(status=4), from_data(data))
+    assert (result.operations, result.link_state) == ((), LinkState.ORPHANED)
+
+
+# -- dry run ----------------------------------------------------------------------------------
+
+
+def test_describe_reads_as_a_dry_run_report() -> None:
+    result = merge(
+        case(Subject="From CRM", Status="On Hold"), ticket(subject="From Zenvia"), MANUAL
+    )
+    assert result.describe() == [
+        "update zenvia 77: status=3, justification=11",
+        "conflict on subject: crm='From CRM' zenvia='From Zenvia' (manual): "
+        "parked until an operator resolves it",
+        "link becomes conflict",
+    ]
+    assert merge(case(), ticket()).describe() == ["nothing to do"]

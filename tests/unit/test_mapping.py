@@ -1,0 +1,364 @@
+"""The mapping file: the shipped default fits the sandboxes, bad files fail with messages that
+name the file, the key path and what was expected, and the helpers answer lossy-aware."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from syncworker import mapping as mapping_module
+from syncworker.mapping import Mapping, MappingError, load, load_default
+from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, Side
+
+SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
+
+MINIMAL = """\
+crm_system: salesforce
+fields:
+  subject: {crm: Subject, zenvia: subject, direction: both, conflict: newest_wins}
+"""
+
+PRIORITY = """\
+crm_system: salesforce
+fields:
+  priority:
+    crm: Priority
+    zenvia: urgency
+    conflict: crm_wins
+    crm_values: [High, Medium, Low]
+    zenvia_values: [1, 2, 3, 4]
+    to_zenvia: {Low: 1, Medium: 2, High: 3}
+    to_crm: {1: Low, 2: Medium, 3: High, 4: High}
+"""
+
+
+@pytest.fixture(scope="module")
+def default() -> Mapping:
+    return load_default()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# -- the shipped default ----------------------------------------------------------------------
+
+
+def test_the_shipped_default_loads_from_the_package_and_from_its_path(default: Mapping) -> None:
+    assert load(SHIPPED) == default
+    assert default.crm_system == "salesforce"
+    assert default.synced_native_names("crm") == (
+        "Subject",
+        "Status",
+        "Priority",
+        "Type",
+        "OwnerId",
+    )
+    assert default.synced_native_names("zenvia") == (
+        "subject",
+        "status",
+        "urgency",
+        "category",
+        "ownerId",
+    )
+
+
+def test_the_default_status_catalogues_are_the_sandbox_ones(default: Mapping) -> None:
+    assert default.catalogue("status", "crm") == (
+        "New",
+        "Working",
+        "Escalated",
+        "On Hold",
+        "Closed",
+    )
+    assert default.catalogue("status", "zenvia") == (1, 2, 3, 4, 5, 6)
+    assert default.zenvia_justifications == {3: 11, 4: 12, 5: 13}
+    assert default.closed_status("crm") == "Closed"
+    assert default.closed_status("zenvia") == 6
+
+
+@pytest.mark.parametrize(
+    ("field", "from_side", "value", "expected"),
+    [
+        pytest.param("status", "crm", "Escalated", 2, id="escalated-is-in-attendance"),
+        pytest.param("status", "crm", "On Hold", 3, id="on-hold-is-waiting-for-the-client"),
+        pytest.param("status", "zenvia", 4, "Closed", id="canceled-closes-the-case"),
+        pytest.param("status", "zenvia", 5, "Closed", id="resolved-closes-the-case"),
+        pytest.param("priority", "zenvia", 4, "High", id="urgent-is-high"),
+        pytest.param("priority", "crm", None, None, id="no-priority-stays-empty"),
+        pytest.param("owner", "crm", "005000000000003AAA", "agent-3", id="owner-to-agent"),
+        pytest.param("owner", "crm", "00G000000000001AAA", None, id="queue-owner-is-unassigned"),
+        pytest.param("owner", "zenvia", None, "005000000000001AAA", id="unassigned-gets-an-owner"),
+        pytest.param("category", "crm", "Other", None, id="unknown-type-has-no-category"),
+        pytest.param("subject", "crm", "Printer jams", "Printer jams", id="subject-copies"),
+    ],
+)
+def test_translate_uses_the_map_then_the_default_then_the_value(
+    default: Mapping, field: str, from_side: Side, value: object, expected: object
+) -> None:
+    assert default.translate(field, from_side, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "crm_value", "zenvia_value", "expected"),
+    [
+        pytest.param("status", "Working", 2, True, id="working-and-in-attendance"),
+        pytest.param(
+            "status", "Escalated", 2, True, id="escalated-agrees-with-2-through-to-zenvia"
+        ),
+        pytest.param("status", "Closed", 4, True, id="closed-agrees-with-canceled-through-to-crm"),
+        pytest.param("status", "Closed", 5, True, id="closed-agrees-with-resolved"),
+        pytest.param("status", "Working", 3, False, id="working-is-not-waiting"),
+        pytest.param(
+            "owner", "005000000000001AAA", None, True, id="default-owner-agrees-with-none"
+        ),
+        pytest.param("subject", "a", "b", False, id="different-subjects"),
+    ],
+)
+def test_agree_holds_under_the_mapping_in_either_direction(
+    default: Mapping, field: str, crm_value: object, zenvia_value: object, expected: bool
+) -> None:
+    assert default.agree(field, crm_value, zenvia_value) is expected
+
+
+def test_project_keeps_only_synced_fields_and_copies_them(default: Mapping) -> None:
+    ticket = {"subject": "x", "status": 2, "statusType": "IN_ATTENDANCE", "clients": ["c-1"]}
+    assert default.project("zenvia", ticket) == {"subject": "x", "status": 2}
+
+
+@pytest.mark.parametrize(
+    ("side", "fields", "expected"),
+    [
+        pytest.param("crm", {"Origin": "Web"}, True, id="web-case"),
+        pytest.param("crm", {"Origin": "Partner"}, False, id="partner-case"),
+        pytest.param("crm", {}, False, id="case-without-origin"),
+        pytest.param("zenvia", {"type": "INTERNAL"}, True, id="internal-ticket"),
+    ],
+)
+def test_in_scope_follows_the_scope_section(
+    default: Mapping, side: Side, fields: dict[str, object], expected: bool
+) -> None:
+    assert default.in_scope(side, fields) is expected
+
+
+def test_a_zenvia_create_carries_defaults_translations_and_the_justification(
+    default: Mapping,
+) -> None:
+    case = {"Subject": "Printer", "Status": "On Hold", "Priority": "Low", "Description": "jams"}
+    assert default.create_fields("zenvia", case) == {
+        "type": "PUBLIC",
+        "subject": "Printer",
+        "status": 3,
+        "urgency": 1,
+        "justification": 11,
+    }
+    assert default.create_description("zenvia", case) == "jams"
+    assert default.create_description("crm", {"subject": "Printer"}) == ""
+
+
+def test_canonical_projection_speaks_the_crm_vocabulary(default: Mapping) -> None:
+    ticket = {
+        "subject": "Printer",
+        "status": 5,
+        "urgency": 4,
+        "category": 1,
+        "ownerId": "agent-2",
+        "clients": ["client-7"],
+        "origin": "TICKETS_API",
+        "createdAt": "2025-05-23T19:37:59.000Z",
+    }
+    assert default.to_canonical("zenvia", ticket, record_id="77") == CanonicalTicket(
+        source_side="zenvia",
+        source_id="77",
+        subject="Printer",
+        status=BaseStatus.RESOLVED,
+        priority="High",
+        category="Question",
+        owner="005000000000002AAA",
+        requester="client-7",
+        channel="TICKETS_API",
+        created_at=datetime(2025, 5, 23, 19, 37, 59, tzinfo=UTC),
+    )
+
+
+def test_an_unknown_zenvia_status_falls_back_to_its_base_type(default: Mapping) -> None:
+    ticket = {"status": 42, "statusType": "STOPPED"}
+    assert default.to_canonical("zenvia", ticket).status is BaseStatus.WAITING
+
+
+def test_canonical_comments_hide_the_sync_marker(default: Mapping) -> None:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    comment = RemoteComment("c1", "500A", "Hello\n\n[sw:0123456789abcdef0123]", True, at, "u1")
+    assert default.comment_to_canonical("crm", comment).body == "Hello"
+
+
+# -- bad files ------------------------------------------------------------------------------
+
+BAD_FILES = [
+    pytest.param(
+        MINIMAL.replace("newest_wins", "crm-wins"),
+        "fields.subject.conflict: expected 'crm_wins', 'zenvia_wins', 'newest_wins' or 'manual'; "
+        "got 'crm-wins'",
+        id="bad-policy",
+    ),
+    pytest.param(
+        MINIMAL.replace("direction: both", "direction: two_way"),
+        "fields.subject.direction: expected 'both', 'crm_to_zenvia' or 'zenvia_to_crm'; "
+        "got 'two_way'",
+        id="bad-direction",
+    ),
+    pytest.param(
+        "crm_system: salesforce\nfields:\n  subject:\n    crm: Subject\n     zenvia: subject\n",
+        "line 5, column 12: invalid YAML: mapping values are not allowed here",
+        id="bad-yaml-line",
+    ),
+    pytest.param(
+        MINIMAL.replace("conflict:", "confilct:"),
+        "fields.subject.confilct: unknown key; expected one of: crm, zenvia, direction, conflict, "
+        "crm_values, zenvia_values, to_zenvia, to_crm, default_to_zenvia, default_to_crm",
+        id="unknown-key",
+    ),
+    pytest.param(
+        MINIMAL + "on_delte: close\n",
+        "on_delte: unknown key; expected one of: crm_system, fields, statuses, "
+        "zenvia_justifications, create_defaults, description, comments, scope, on_delete, "
+        "on_cancel, display",
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        MINIMAL.replace("crm: Subject", "crm: 5"),
+        "fields.subject.crm: expected text; got an integer 5",
+        id="wrong-type",
+    ),
+    pytest.param(
+        MINIMAL + "comments: {sync: yes please}\n",
+        "comments.sync: expected true or false; got text 'yes please'",
+        id="wrong-type-boolean",
+    ),
+    pytest.param(
+        MINIMAL.replace("crm_system: salesforce\n", ""),
+        "crm_system: missing required key",
+        id="missing-key",
+    ),
+    pytest.param(
+        MINIMAL.replace("salesforce", "dynamics"),
+        "crm_system: expected 'salesforce'; got 'dynamics'",
+        id="unsupported-crm",
+    ),
+    pytest.param(
+        MINIMAL.replace(", direction: both, conflict: newest_wins", ""),
+        "fields.subject: a field with direction both needs `conflict`: "
+        "crm_wins, zenvia_wins, newest_wins or manual",
+        id="two-way-without-policy",
+    ),
+    pytest.param(
+        MINIMAL + "  title: {crm: Subject, zenvia: title, conflict: crm_wins}\n",
+        "fields.title.crm: 'Subject' is already mapped by fields.subject",
+        id="duplicate-native-name",
+    ),
+    pytest.param(
+        MINIMAL + "  subject: {crm: Title, zenvia: title, conflict: crm_wins}\n",
+        "line 4, column 3: invalid YAML: duplicate key 'subject'",
+        id="duplicate-yaml-key",
+    ),
+    pytest.param(
+        PRIORITY.replace("High: 3}", "High: 9}"),
+        "fields.priority.to_zenvia.High: 9 is not a known zenvia value (known: 1, 2, 3, 4)",
+        id="map-target-not-in-catalogue",
+    ),
+    pytest.param(
+        PRIORITY.replace("{1: Low,", "{'1': Low,"),
+        "fields.priority.to_crm.1: '1' is not a known zenvia value (known: 1, 2, 3, 4); "
+        "did you mean 1?\n"
+        "{file}: fields.priority.to_crm: no counterpart for zenvia value(s) 1; "
+        "map them or set default_to_crm",
+        id="quoted-status-id",
+    ),
+    pytest.param(
+        PRIORITY.replace("4: High}", "4: on}"),
+        "fields.priority.to_crm.4: expected text, an integer or null; got a boolean True "
+        "(YAML reads unquoted yes/no/on/off/true/false as booleans: quote it)",
+        id="yaml-boolean-value",
+    ),
+    pytest.param(
+        PRIORITY.replace("Medium: 2, ", ""),
+        "fields.priority.to_zenvia: no counterpart for crm value(s) 'Medium'; "
+        "map them or set default_to_zenvia",
+        id="incomplete-map",
+    ),
+    pytest.param(
+        "crm_system: salesforce\nfields:\n  subject:\n    crm: Subject\n    zenvia: subject\n"
+        "    direction: crm_to_zenvia\n    to_crm: {a: b}\n",
+        "fields.subject.to_crm: never used: the field flows crm_to_zenvia",
+        id="map-against-the-direction",
+    ),
+    pytest.param(
+        "crm_system: salesforce\nfields:\n  subject:\n    crm: Subject\n    zenvia: subject\n"
+        "    direction: crm_to_zenvia\n    conflict: zenvia_wins\n",
+        "fields.subject.conflict: a crm_to_zenvia field always takes the crm value; "
+        "remove conflict or write crm_wins",
+        id="policy-against-the-direction",
+    ),
+    pytest.param(
+        MINIMAL.replace("}", ", default_to_zenvia: x}"),
+        "fields.subject.default_to_zenvia: needs to_zenvia: "
+        "without a value map every value is copied as it is",
+        id="default-without-a-map",
+    ),
+    pytest.param(
+        MINIMAL + "statuses: {crm: {New: new}, zenvia: {1: new}}\n",
+        "statuses: describes fields.status, which the file does not map",
+        id="statuses-without-a-status-field",
+    ),
+    pytest.param(
+        MINIMAL + "create_defaults: {zenvia: {subject: New ticket}}\n",
+        "create_defaults.zenvia.subject: is synced by fields.subject; "
+        "its value comes from the other side",
+        id="default-for-a-synced-field",
+    ),
+    pytest.param(
+        MINIMAL + "on_delete: close\n",
+        "on_delete: close needs fields.status and a status with base closed "
+        "in statuses.crm and statuses.zenvia",
+        id="close-without-statuses",
+    ),
+    pytest.param(
+        MINIMAL + "statuses: {crm: {New: new}, zenvia: {1: fresh}}\n",
+        "statuses.zenvia.1: expected 'new', 'open', 'waiting', 'resolved', 'closed' "
+        "or 'canceled'; got 'fresh'",
+        id="unknown-base-status",
+    ),
+    pytest.param("", "expected a mapping at the top level; got null", id="empty-file"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+def test_a_bad_file_fails_naming_the_file_the_key_and_the_expectation(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(MappingError) as failure:
+        load(path)
+    assert str(failure.value) == f"{path}: {expected}".replace("{file}", str(path))
+
+
+def test_a_canceled_status_must_close_the_case_when_on_cancel_is_close(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8").replace("4: Closed,", "4: Working,")
+    path = write(tmp_path, text)
+    with pytest.raises(MappingError) as failure:
+        load(path)
+    assert str(failure.value) == (
+        f"{path}: fields.status.to_crm.4: on_cancel is close, so a canceled Zenvia status must "
+        "map to a CRM status whose base is closed"
+    )
+
+
+def test_a_missing_file_fails_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(MappingError, match=r"nope\.yaml: cannot read the mapping file"):
+        load(missing)
