@@ -19,7 +19,7 @@ class LockBusy(Exception):
 
 
 class Locks:
-    def __init__(self, client: redis.Redis, *, ttl_seconds: float = 300.0) -> None:
+    def __init__(self, client: redis.Redis, *, ttl_seconds: float) -> None:
         self._client = client
         self._ttl = ttl_seconds
 

@@ -26,12 +26,17 @@ from limits import RateLimitItemPerSecond
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.http import retry_after_seconds
 
 Priority = Literal["sync", "poll"]
 _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
     "request_priority", default="sync"
+)
+_prepaid: contextvars.ContextVar[dict[str, int]] = contextvars.ContextVar(
+    "prepaid_requests",
+    default={},  # noqa: B039 - never mutated: reserve() sets a new dict
 )
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
@@ -97,26 +102,48 @@ class SharedGate:
     # -- RequestGate -----------------------------------------------------------------------
 
     def before_request(self, endpoint: str) -> None:
-        self._check_blocked()
-        self._check_quota()
+        prepaid = _prepaid.get()
+        if prepaid.get(self.remote, 0) > 0:
+            prepaid[self.remote] -= 1
+        else:
+            self._admit()
+        metrics.count_request(self._redis, self.remote, endpoint)
+
+    @contextmanager
+    def reserve(self, requests: int) -> Iterator[None]:
+        """Take `requests` from the budget at once for the writes of one plan, or none at all.
+
+        All-or-nothing, so a rate limit never leaves a plan half applied and never lets several
+        syncs each spend part of the window and all fail. Requests beyond the reservation (or
+        beyond what one window can hold) are admitted one by one as usual.
+        """
+        cost = self._reservable(requests)
+        if cost:
+            self._check_blocked()
+            if not self._limiter.hit(self._item, self._prefix, cost=cost):  # type: ignore[arg-type]
+                stats = self._limiter.get_window_stats(self._item, self._prefix)  # type: ignore[arg-type]
+                raise self._limited(f"no room for {cost} writes in this window", stats.reset_time)
+        token = _prepaid.set({**_prepaid.get(), self.remote: cost})
+        try:
+            yield
+        finally:
+            _prepaid.reset(token)
+
+    def _reservable(self, requests: int) -> int:
         if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
-            return
-        if _priority.get() == "poll":
-            stats = self._limiter.get_window_stats(self._item, self._prefix)
-            if stats.remaining <= self.window.poll_reserve:
-                raise self._limited("budget reserved for syncs", stats.reset_time)
-        if not self._limiter.hit(self._item, self._prefix):
-            stats = self._limiter.get_window_stats(self._item, self._prefix)
-            raise self._limited("shared request budget spent", stats.reset_time)
+            return 0
+        return max(0, min(requests, self.window.requests - self.window.poll_reserve))
 
     def after_response(self, endpoint: str, response: httpx.Response) -> None:
         if response.status_code == 429:
+            metrics.count_throttled(self._redis, self.remote)
             self.block_for(retry_after_seconds(response.headers.get("Retry-After")))
         info = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if info:
             used, limit = int(info.group(1)), int(info.group(2))
             self._redis.set(f"{self._prefix}:quota", f"{used}/{limit}", ex=86400)
         if response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content:
+            metrics.count_throttled(self._redis, self.remote)
             self.block_for(self.quota.pause_seconds if self.quota else 600.0)
 
     # -- feedback and inspection -----------------------------------------------------------
@@ -143,6 +170,20 @@ class SharedGate:
         if self._item is not None:
             self._limiter.clear(self._item, self._prefix)
         self._redis.delete(f"{self._prefix}:blocked", f"{self._prefix}:quota")
+
+    def _admit(self) -> None:
+        """Take one request from the budget, or raise RateLimitedError with the wait."""
+        self._check_blocked()
+        self._check_quota()
+        if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
+            return
+        if _priority.get() == "poll":
+            stats = self._limiter.get_window_stats(self._item, self._prefix)
+            if stats.remaining <= self.window.poll_reserve:
+                raise self._limited("budget reserved for syncs", stats.reset_time)
+        if not self._limiter.hit(self._item, self._prefix):
+            stats = self._limiter.get_window_stats(self._item, self._prefix)
+            raise self._limited("shared request budget spent", stats.reset_time)
 
     def _check_blocked(self) -> None:
         raw = self._get(f"{self._prefix}:blocked")

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     zenvia_base_url: str = "https://api.zenvia.com/v2"
     zenvia_token: SecretStr | None = None
     zenvia_rate_limit: int = Field(default=10, ge=1)
-    zenvia_rate_window_seconds: float = Field(default=60.0, gt=0)
+    # One second more than Zenvia's minute: margin for clock and latency skew at its window edge.
+    zenvia_rate_window_seconds: float = Field(default=61.0, gt=0)
     zenvia_business_hours: str = "07:00-19:00"
     zenvia_timezone: str = "America/Sao_Paulo"
 
@@ -59,6 +60,11 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
     mapping_file: Path | None = None
 
+    visibility_timeout_seconds: int = Field(
+        default=3600, ge=900, description="above the task time limit plus the longest countdown"
+    )
+    # A crashed worker's pair lock frees itself after this; revision fencing covers overruns.
+    lock_ttl_seconds: float = Field(default=60.0, gt=0)
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     verify_tls: bool = True
     max_retries: int = Field(default=8, ge=0)
@@ -151,6 +157,11 @@ class Settings(BaseSettings):
             return None
         start, end = (time.fromisoformat(p.strip()) for p in self.zenvia_business_hours.split("-"))
         return start, end
+
+    def secret_values(self) -> list[str]:
+        """The raw secrets, only so the log scrubber can recognise them."""
+        values = (getattr(self, name) for name in SECRET_FIELDS)
+        return [value.get_secret_value() for value in values if value is not None]
 
     def require(self, *names: str) -> None:
         """Fail with one message listing every missing setting the caller needs."""

@@ -368,7 +368,8 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(payload)  # a client that went away (or was killed) mid-reply
 
         def _drop(self) -> None:
             self.close_connection = True

@@ -6,7 +6,7 @@ database's job (unique constraints + ON CONFLICT); these functions never check-t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from syncworker.model import Side
+from syncworker.model import RemoteRecord, Side
 from syncworker.store.tables import (
     CommentLink,
     Cursor,
@@ -107,6 +107,11 @@ def delete_link(session: Session, *, link_id: int) -> None:
         session.delete(link)
 
 
+def all_links(session: Session) -> Iterator[Link]:
+    """Every link, streamed in batches so a 100k-pair reconcile stays small in memory."""
+    yield from session.exec(select(Link).order_by(col(Link.id)).execution_options(yield_per=1000))
+
+
 def count_links_by_state(session: Session) -> dict[str, int]:
     rows = session.exec(select(Link.state, func.count()).group_by(Link.state)).all()
     return dict(rows)
@@ -143,7 +148,11 @@ def advance_cursor(session: Session, *, side: Side, watermark: datetime, last_id
 def begin_intent(
     session: Session, *, key: str, link_id: int | None, side: Side, kind: str, source_id: str
 ) -> Intent:
-    """Record that we are about to create something remotely; idempotent on the key."""
+    """Record that we intend to create something remotely; idempotent on the key.
+
+    `attempts` counts the sends that may have reached the remote (see `count_attempt`): when
+    it is above zero, the caller must look for an earlier attempt's result before sending.
+    """
     now = utcnow()
     statement = _insert(session, Intent).values(
         idempotency_key=key,
@@ -159,10 +168,17 @@ def begin_intent(
     session.execute(statement.on_conflict_do_nothing())
     intent = get_intent(session, key=key)
     assert intent is not None
-    intent.attempts += 1
-    intent.updated_at = now
-    session.add(intent)
     return intent
+
+
+def count_attempt(session: Session, *, key: str, delta: int = 1) -> None:
+    """+1 right before a send (committed first, so a crash mid-send is remembered); -1 when the
+    send was refused before reaching the remote (our own rate gate, or a 429)."""
+    session.execute(
+        update(Intent)
+        .where(col(Intent.idempotency_key) == key)
+        .values(attempts=Intent.attempts + delta, updated_at=utcnow())
+    )
 
 
 def get_intent(session: Session, *, key: str) -> Intent | None:
@@ -187,25 +203,22 @@ def pending_intents(session: Session, *, older_than: datetime) -> Sequence[Inten
 
 
 def observe(
-    session: Session,
-    *,
-    side: Side,
-    remote_id: str,
-    version: datetime,
-    payload: dict[str, Any],
-    deleted: bool = False,
+    session: Session, *, side: Side, record: RemoteRecord, fetched_at: datetime | None = None
 ) -> bool:
     """Store the newest version seen; True when it is newer than what was synced and unqueued.
 
-    A True answer means the caller should enqueue a sync and then call `mark_queued`.
+    `fetched_at` is when the remote was read (not when this row is written): a sync may trust
+    the payload only if it was read after the pair's last commit. A True answer means the caller
+    should mark the record queued and enqueue a sync.
     """
-    now = utcnow()
+    now = fetched_at or utcnow()
+    remote_id = record.id
     statement = _insert(session, Observation).values(
         side=side,
         remote_id=remote_id,
-        version=version,
-        payload=payload,
-        deleted=deleted,
+        version=record.version,
+        payload=record.fields,
+        deleted=record.deleted,
         observed_at=now,
     )
     newer = statement.excluded.version >= Observation.version
@@ -239,8 +252,26 @@ def get_observation(session: Session, *, side: Side, remote_id: str) -> Observat
     return session.get(Observation, (side, remote_id), populate_existing=True)
 
 
-def claim_observation(session: Session, *, side: Side, remote_id: str) -> None:
-    """A sync is starting: later changes queue a new sync instead of folding into this one."""
+def finish_sync(session: Session, *, side: Side, remote_id: str, version: datetime) -> bool:
+    """Record that `version` is synced; True when a newer version arrived meanwhile.
+
+    The queued flag stays set while a sync is queued or running, so polls never pile up
+    duplicates behind a rate-limited sync. It is cleared here, unless a poll saw a newer
+    version during the sync: then it stays set and the caller queues one more sync.
+    """
+    row = session.get(Observation, (side, remote_id), populate_existing=True)
+    if row is None:
+        return False
+    row.synced_version = max(version, row.synced_version or version)
+    newer = row.version > row.synced_version
+    if not newer:
+        row.sync_queued_at = None
+    session.add(row)
+    return newer
+
+
+def clear_queued(session: Session, *, side: Side, remote_id: str) -> None:
+    """No sync is queued for this record any more (it needs no link)."""
     session.execute(
         update(Observation)
         .where(col(Observation.side) == side, col(Observation.remote_id) == remote_id)
@@ -248,11 +279,12 @@ def claim_observation(session: Session, *, side: Side, remote_id: str) -> None:
     )
 
 
-def mark_synced(session: Session, *, side: Side, remote_id: str, version: datetime) -> None:
+def give_up_version(session: Session, *, side: Side, remote_id: str) -> None:
+    """The version seen now was dead-lettered: stop polling it back; a newer one syncs again."""
     session.execute(
         update(Observation)
         .where(col(Observation.side) == side, col(Observation.remote_id) == remote_id)
-        .values(synced_version=version)
+        .values(sync_queued_at=None, synced_version=Observation.version)
     )
 
 
@@ -341,6 +373,11 @@ def list_dead_letters(session: Session, *, status: str | None = None) -> Sequenc
     return session.exec(query).all()
 
 
+def count_dead_letters(session: Session, *, status: str) -> int:
+    query = select(func.count()).where(DeadLetter.status == status)
+    return session.exec(query).one()
+
+
 def get_dead_letter(session: Session, letter_id: int) -> DeadLetter | None:
     return session.get(DeadLetter, letter_id)
 
@@ -385,10 +422,12 @@ def last_runs(session: Session, *, limit: int = 10) -> Sequence[SyncRun]:
     return session.exec(select(SyncRun).order_by(col(SyncRun.id).desc()).limit(limit)).all()
 
 
-def last_complete_run(session: Session, *, kind: str) -> SyncRun | None:
+def last_complete_run(session: Session, *, kind: str, side: Side | None = None) -> SyncRun | None:
     query = (
         select(SyncRun)
         .where(SyncRun.kind == kind, col(SyncRun.complete).is_(True))
         .order_by(col(SyncRun.id).desc())
     )
+    if side is not None:
+        query = query.where(SyncRun.side == side)
     return session.exec(query).first()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from syncworker.model import RemoteRecord
 from syncworker.store import repo
 from syncworker.store.db import get_engine
 from syncworker.store.tables import DeadLetterStatus, Link
@@ -85,33 +86,38 @@ def test_cursors_only_move_forward(db: Session) -> None:
     assert (cursor.watermark, cursor.last_id) == (T0, "11")
 
 
-def test_observations_coalesce_edits_until_the_sync_claims_them(db: Session) -> None:
+def test_observations_coalesce_edits_while_a_sync_is_queued(db: Session) -> None:
     rid = unique_id()
-    assert repo.observe(db, side="crm", remote_id=rid, version=T0, payload={"Subject": "a"})
+    assert repo.observe(db, side="crm", record=RemoteRecord(rid, T0, {"Subject": "a"}))
     repo.mark_queued(db, side="crm", remote_ids=[rid])
     later = T0 + timedelta(minutes=1)
-    assert not repo.observe(db, side="crm", remote_id=rid, version=later, payload={"Subject": "b"})
-    repo.claim_observation(db, side="crm", remote_id=rid)
-    repo.mark_synced(db, side="crm", remote_id=rid, version=later)
-    assert not repo.observe(db, side="crm", remote_id=rid, version=later, payload={"Subject": "b"})
+    assert not repo.observe(db, side="crm", record=RemoteRecord(rid, later, {"Subject": "b"}))
+    assert not repo.finish_sync(db, side="crm", remote_id=rid, version=later)
+    assert not repo.observe(db, side="crm", record=RemoteRecord(rid, later, {"Subject": "b"}))
     observation = repo.get_observation(db, side="crm", remote_id=rid)
     assert observation is not None
-    assert observation.payload == {"Subject": "b"}
-    assert repo.observe(
-        db, side="crm", remote_id=rid, version=later + timedelta(seconds=1), payload={}
-    )
+    assert (observation.payload, observation.sync_queued_at) == ({"Subject": "b"}, None)
+    assert repo.observe(db, side="crm", record=RemoteRecord(rid, later + timedelta(seconds=1), {}))
+
+
+def test_a_version_seen_during_a_sync_keeps_it_queued_for_one_more_sync(db: Session) -> None:
+    rid = unique_id()
+    repo.observe(db, side="zenvia", record=RemoteRecord(rid, T0, {}))
+    repo.mark_queued(db, side="zenvia", remote_ids=[rid])
+    newer = T0 + timedelta(seconds=5)
+    repo.observe(db, side="zenvia", record=RemoteRecord(rid, newer, {}))
+    assert repo.finish_sync(db, side="zenvia", remote_id=rid, version=T0)
+    observation = repo.get_observation(db, side="zenvia", remote_id=rid)
+    assert observation is not None
+    assert observation.sync_queued_at is not None
+    assert observation.synced_version == T0
 
 
 def test_an_older_observation_never_replaces_a_newer_one(db: Session) -> None:
     rid = unique_id()
-    repo.observe(db, side="zenvia", remote_id=rid, version=T0, payload={"subject": "new"})
-    repo.observe(
-        db,
-        side="zenvia",
-        remote_id=rid,
-        version=T0 - timedelta(hours=1),
-        payload={"subject": "old"},
-    )
+    repo.observe(db, side="zenvia", record=RemoteRecord(rid, T0, {"subject": "new"}))
+    older = RemoteRecord(rid, T0 - timedelta(hours=1), {"subject": "old"})
+    repo.observe(db, side="zenvia", record=older)
     observation = repo.get_observation(db, side="zenvia", remote_id=rid)
     assert observation is not None
     assert (observation.version, observation.payload) == (T0, {"subject": "new"})
@@ -122,11 +128,15 @@ def test_intents_are_idempotent_on_their_key_and_count_attempts(db: Session) -> 
     first = repo.begin_intent(
         db, key=key, link_id=None, side="zenvia", kind="create", source_id="c"
     )
+    repo.count_attempt(db, key=key)
+    repo.count_attempt(db, key=key)
+    repo.count_attempt(db, key=key, delta=-1)
     again = repo.begin_intent(
         db, key=key, link_id=None, side="zenvia", kind="create", source_id="c"
     )
+    db.refresh(again)
     assert first.id == again.id
-    assert again.attempts == 2
+    assert again.attempts == 1
     repo.complete_intent(db, key=key, remote_id="123")
     intent = repo.get_intent(db, key=key)
     assert intent is not None

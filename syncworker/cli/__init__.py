@@ -1,0 +1,40 @@
+"""The `syncworker` command line: processes, sandboxes, operations, demo.
+
+Every failure a user can cause (bad configuration, unreachable Postgres or Redis, a bad
+mapping file) ends in one readable line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import redis.exceptions
+import typer
+
+from syncworker.cli import metrics, ops, processes, sandbox
+from syncworker.mapping import MappingError
+from syncworker.settings import ConfigError
+from syncworker.store.db import DatabaseUnavailable
+
+app = typer.Typer(
+    name="syncworker",
+    help="Two-way sync between CRM cases (Salesforce) and Zenvia Customer Cloud tickets.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+processes.register(app)
+metrics.register(app)
+ops.register(app)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def main() -> None:
+    try:
+        app()
+    except (ConfigError, MappingError, DatabaseUnavailable, ops.OperatorError) as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    except redis.exceptions.ConnectionError as error:
+        typer.secho(f"error: cannot reach Redis: {error}", fg="red", err=True)
+        sys.exit(2)

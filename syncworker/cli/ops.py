@@ -1,0 +1,273 @@
+"""Operator commands: database, resync, status, dead letters, links, mapping check."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from syncworker.mapping import Mapping
+from syncworker.model import Side
+from syncworker.settings import get_settings
+from syncworker.store import repo
+from syncworker.store.db import check_database, session_scope
+from syncworker.store.tables import DeadLetterStatus
+
+console = Console()
+
+
+class OperatorError(Exception):
+    """An operator asked for something that does not exist or cannot be done."""
+
+
+db_app = typer.Typer(help="The mapping database.")
+letters_app = typer.Typer(help="Operations that failed for good, kept for an operator.")
+links_app = typer.Typer(help="Links between CRM cases and Zenvia tickets.")
+mapping_app = typer.Typer(help="The field mapping file.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(letters_app, name="dead-letters")
+    app.add_typer(links_app, name="links")
+    app.add_typer(mapping_app, name="mapping")
+    app.command()(resync)
+    app.command()(status)
+
+
+def _mapping() -> Mapping:
+    from syncworker.mapping import load, load_default
+
+    path = get_settings().mapping_file
+    return load(path) if path else load_default()
+
+
+def _database() -> str:
+    url = get_settings().database_url
+    check_database(url)
+    return url
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations. Example: `syncworker db upgrade`."""
+    from syncworker.store import migrate
+
+    url = _database()
+    migrate.upgrade(url, revision)
+    typer.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the code's head. Example: `syncworker db current`."""
+    from syncworker.store import migrate
+
+    url = _database()
+    current, head = migrate.current_revision(url), migrate.head_revision(url)
+    typer.echo(f"current: {current or '(empty database)'}\nhead:    {head}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+def resync(
+    crm_id: Annotated[str | None, typer.Option(help="One CRM case id.")] = None,
+    zenvia_id: Annotated[str | None, typer.Option(help="One Zenvia ticket id.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Every record changed since (ISO 8601, UTC).")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Every record on both sides.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print each pair's plan; write nothing.")] = False,
+    wait: Annotated[bool, typer.Option(help="Show progress until every sync finished.")] = False,
+) -> None:
+    """Sync records again through the normal path.
+
+    Examples: `syncworker resync --crm-id 500xx0000001AbC --dry-run`,
+    `syncworker resync --since 2026-01-01T00:00:00 --wait`, `syncworker resync --all`.
+    """
+    if sum(bool(x) for x in (crm_id, zenvia_id, since, everything)) != 1:
+        raise typer.BadParameter("give exactly one of --crm-id, --zenvia-id, --since, --all")
+    from syncworker import service
+    from syncworker.runtime import get_runtime
+
+    _database()
+    rt = get_runtime()
+    when = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+    targets = service.resync_targets(
+        rt, crm_id=crm_id, zenvia_id=zenvia_id, since=when, everything=everything
+    )
+    if dry_run:
+        for side, record_id in targets:
+            outcome = service.sync_record(rt, side, record_id, dry_run=True)
+            console.print(f"[bold]{side} {record_id}[/] (link {outcome.link_id})")
+            for line in outcome.plan_lines or [outcome.skipped or "nothing to do"]:
+                console.print(f"  {line}")
+        return
+    from syncworker.tasks import sync
+
+    results = [
+        sync.apply_async(args=(side, record_id), queue="sync") for side, record_id in targets
+    ]
+    typer.echo(f"queued {len(results)} sync(s)")
+    if wait:
+        _wait_for(results)
+
+
+def _wait_for(results: list[Any]) -> None:
+    with Progress(console=console) as progress:
+        task = progress.add_task("syncing", total=len(results))
+        while True:
+            done = sum(result.ready() for result in results)
+            progress.update(task, completed=done)
+            if done == len(results):
+                break
+            time.sleep(0.5)
+    failed = [r for r in results if r.failed()]
+    if failed:
+        raise OperatorError(f"{len(failed)} sync(s) failed; see `syncworker dead-letters list`")
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Links by state, backlog, cursor lag, dead letters, last runs, rate budget.
+
+    Examples: `syncworker status`, `syncworker status --json | jq .backlog`.
+    """
+    from syncworker.runtime import build_gates
+    from syncworker.status import collect_status
+
+    settings = get_settings()
+    _database()
+    report = collect_status(
+        settings.database_url, now=datetime.now(UTC), gates=build_gates(settings)
+    )
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
+        return
+    table = Table("what", "value", title="syncworker status")
+    for state, count in sorted(report.links.items()):
+        table.add_row(f"links {state}", str(count))
+    table.add_row("backlog (syncs queued)", str(report.backlog))
+    for side, lag in report.cursor_lag_seconds.items():
+        table.add_row(f"cursor lag {side}", "never polled" if lag is None else f"{lag:.0f} s")
+    table.add_row("dead letters open", str(report.dead_letters_open))
+    for name, budget in report.rate_budget.items():
+        table.add_row(f"rate budget {name}", json.dumps(budget))
+    for run in report.last_runs:
+        table.add_row(
+            f"run {run['kind']} {run['side'] or ''}", f"{run['started_at']} {run['counts']}"
+        )
+    console.print(table)
+
+
+@letters_app.command("list")
+def letters_list(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include replayed and discarded.")
+    ] = False,
+) -> None:
+    """List dead letters. Example: `syncworker dead-letters list`."""
+    with session_scope(_database()) as session:
+        letters = repo.list_dead_letters(
+            session, status=None if show_all else DeadLetterStatus.OPEN
+        )
+        table = Table(
+            "id", "status", "side", "record", "operation", "attempts", "last seen", "message"
+        )
+        for letter in letters:
+            table.add_row(
+                str(letter.id),
+                letter.status,
+                letter.side,
+                letter.record_id,
+                letter.operation,
+                str(letter.attempts),
+                letter.last_seen.isoformat(timespec="seconds"),
+                letter.message,
+            )
+    console.print(table)
+
+
+@letters_app.command("show")
+def letters_show(letter_id: int) -> None:
+    """Show one dead letter in full. Example: `syncworker dead-letters show 12`."""
+    with session_scope(_database()) as session:
+        letter = repo.get_dead_letter(session, letter_id)
+        if letter is None:
+            raise OperatorError(f"no dead letter with id {letter_id}")
+        typer.echo(json.dumps(letter.model_dump(mode="json"), indent=2))
+
+
+@letters_app.command("retry")
+def letters_retry(letter_id: int) -> None:
+    """Replay a dead letter through the normal sync path.
+
+    Example: `syncworker dead-letters retry 12`.
+    """
+    from syncworker.tasks import enqueue_sync
+
+    with session_scope(_database()) as session:
+        letter = repo.get_dead_letter(session, letter_id)
+        if letter is None:
+            raise OperatorError(f"no dead letter with id {letter_id}")
+        side: Side = "crm" if letter.side == "crm" else "zenvia"
+        enqueue_sync(side, letter.record_id)
+        repo.close_dead_letter(session, letter_id=letter_id, status=DeadLetterStatus.REPLAYED)
+    typer.echo(f"replaying dead letter {letter_id}: sync of {side} {letter.record_id} queued")
+
+
+@letters_app.command("discard")
+def letters_discard(letter_id: int) -> None:
+    """Stop tracking a dead letter. Example: `syncworker dead-letters discard 12`."""
+    with session_scope(_database()) as session:
+        if repo.get_dead_letter(session, letter_id) is None:
+            raise OperatorError(f"no dead letter with id {letter_id}")
+        repo.close_dead_letter(session, letter_id=letter_id, status=DeadLetterStatus.DISCARDED)
+    typer.echo(f"discarded dead letter {letter_id}")
+
+
+@links_app.command("show")
+def links_show(
+    record: Annotated[str, typer.Argument(help="A link id, CRM case id or Zenvia ticket id.")],
+) -> None:
+    """Show a link with its baselines and comment pairs.
+
+    Examples: `syncworker links show 42`, `syncworker links show 500xx0000001AbC`.
+    """
+    crm_system = _mapping().crm_system
+    sides: tuple[Side, ...] = ("crm", "zenvia")
+    with session_scope(_database()) as session:
+        link = repo.get_link(session, int(record)) if record.isdigit() else None
+        for side in sides:
+            link = link or repo.find_link(
+                session, side=side, remote_id=record, crm_system=crm_system
+            )
+        if link is None:
+            raise OperatorError(f"no link for {record!r} (tried link id, case id, ticket id)")
+        assert link.id is not None
+        data = link.model_dump(mode="json")
+        data["comment_links"] = [
+            c.model_dump(mode="json", include={"crm_comment_id", "zenvia_comment_id", "origin"})
+            for c in repo.comment_links_for(session, link_id=link.id)
+        ]
+    typer.echo(json.dumps(data, indent=2))
+
+
+@mapping_app.command("check")
+def mapping_check(path: Path) -> None:
+    """Validate a mapping file and summarise it.
+
+    Example: `syncworker mapping check mapping.yaml`.
+    """
+    from syncworker.mapping import load
+
+    mapping = load(path)
+    typer.echo(f"{path}: OK ({len(mapping.fields)} fields, crm system {mapping.crm_system})")

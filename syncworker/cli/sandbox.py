@@ -1,0 +1,101 @@
+"""`syncworker sandbox zenvia|salesforce`: serve a simulator of the remote API locally."""
+
+from __future__ import annotations
+
+from datetime import time as clock_time
+from typing import Annotated
+
+import typer
+
+from syncworker.sandbox.server import RateLimit, SandboxApp, SandboxServer
+
+app = typer.Typer(help="Serve local simulators of the remote APIs (for demos, tests, trials).")
+
+Host = Annotated[str, typer.Option(help="Bind address (loopback unless --allow-remote).")]
+Port = Annotated[int, typer.Option(help="TCP port (0 picks a free one).")]
+AllowRemote = Annotated[
+    bool, typer.Option(help="Allow a non-loopback bind address. Never on a shared network.")
+]
+Seed = Annotated[int, typer.Option(help="Seed for ids and injected faults.")]
+Populate = Annotated[int, typer.Option(help="Records to create at start.")]
+
+
+def _serve(sandbox: SandboxApp, host: str, port: int, allow_remote: bool) -> SandboxServer:
+    try:
+        return SandboxServer(sandbox, host=host, port=port, allow_remote=allow_remote)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _run(server: SandboxServer, where: str) -> None:
+    typer.echo(f"{server.app.name} sandbox listening on {server.base_url}{where}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+
+
+@app.command()
+def zenvia(
+    token: Annotated[
+        str, typer.Option(envvar="SYNCWORKER_ZENVIA_TOKEN", help="Accepted X-API-TOKEN.")
+    ],
+    host: Host = "127.0.0.1",
+    port: Port = 8081,
+    allow_remote: AllowRemote = False,
+    seed: Seed = 0,
+    populate: Populate = 0,
+    rate_limit: Annotated[int, typer.Option(help="Requests per window; 0 = unlimited.")] = 0,
+    rate_window: Annotated[float, typer.Option(help="Window length in seconds.")] = 60.0,
+    business_hours_only: Annotated[
+        bool, typer.Option(help="Apply the limit only 07:00-19:00 America/Sao_Paulo.")
+    ] = False,
+) -> None:
+    """Serve Zenvia's v2 tickets API under `/v2`.
+
+    Example: `syncworker sandbox zenvia --port 8081 --token dev-token --rate-limit 10`.
+    """
+    from syncworker.sandbox.zenvia import ZenviaSandbox
+
+    sandbox = ZenviaSandbox(token=token, seed=seed)
+    if populate:
+        sandbox.agent.populate(populate)
+    server = _serve(sandbox, host, port, allow_remote)
+    if rate_limit:
+        hours = (clock_time(7, 0), clock_time(19, 0)) if business_hours_only else None
+        server.faults.rate_limit = RateLimit(rate_limit, rate_window, hours)
+    _run(server, "/v2")
+
+
+@app.command()
+def salesforce(
+    client_id: Annotated[str, typer.Option(help="OAuth client id the sandbox accepts.")],
+    client_secret: Annotated[
+        str, typer.Option(envvar="SYNCWORKER_SALESFORCE_CLIENT_SECRET", help="OAuth client secret.")
+    ],
+    token: Annotated[
+        str | None, typer.Option(help="A static bearer token that is always valid.")
+    ] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8082,
+    allow_remote: AllowRemote = False,
+    seed: Seed = 0,
+    populate: Populate = 0,
+    daily_quota: Annotated[int, typer.Option(help="API requests allowed per day.")] = 100_000,
+) -> None:
+    """Serve Salesforce's REST API (OAuth token endpoint, sObjects, SOQL, composite).
+
+    Example: `syncworker sandbox salesforce --port 8082 --client-id demo --client-secret s3cret`.
+    """
+    from syncworker.sandbox.salesforce import SalesforceSandbox
+
+    sandbox = SalesforceSandbox(
+        client_id=client_id,
+        client_secret=client_secret,
+        static_token=token,
+        seed=seed,
+        daily_quota=daily_quota,
+    )
+    if populate:
+        sandbox.agent.populate(populate)
+    _run(_serve(sandbox, host, port, allow_remote), "/services/data/")

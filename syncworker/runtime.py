@@ -1,0 +1,144 @@
+"""Wires one process: settings, mapping, connectors, shared gates, locks, the task queue.
+
+Built lazily on first use and rebuilt after a fork (`reset_runtime` on Celery's
+`worker_process_init`), so no pool, client or socket is ever shared between processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+import redis
+
+from syncworker.connectors.base import Connector
+from syncworker.connectors.salesforce import SalesforceConnector
+from syncworker.connectors.zenvia import ZenviaConnector
+from syncworker.locks import Locks
+from syncworker.mapping import Mapping, load, load_default
+from syncworker.model import Side
+from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
+from syncworker.settings import Settings, get_settings
+from syncworker.store.db import reset_engines
+
+Enqueue = Callable[[Side, str], None]
+
+
+@dataclass
+class Runtime:
+    """Everything a use case needs, passed explicitly (no globals inside the service)."""
+
+    settings: Settings
+    mapping: Mapping
+    connectors: dict[Side, Connector]
+    gates: dict[Side, SharedGate]
+    locks: Locks
+    redis: redis.Redis
+    enqueue_sync: Enqueue
+    clock: Callable[[], datetime]
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    @property
+    def crm_system(self) -> str:
+        return self.mapping.crm_system
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+
+
+def build_gates(settings: Settings) -> dict[Side, SharedGate]:
+    url = settings.effective_redis_url
+    zenvia_window = WindowBudget(
+        requests=settings.zenvia_rate_limit,
+        window_seconds=max(1, int(settings.zenvia_rate_window_seconds)),
+        business_hours=settings.business_hours,
+        timezone=settings.zenvia_timezone,
+        poll_reserve=max(1, settings.zenvia_rate_limit // 5),
+    )
+    return {
+        "zenvia": SharedGate(remote="zenvia", redis_url=url, window=zenvia_window),
+        "crm": SharedGate(
+            remote="salesforce",
+            redis_url=url,
+            quota=QuotaBudget(reserve_fraction=settings.salesforce_daily_quota_reserve),
+        ),
+    }
+
+
+def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[Side, Connector]:
+    settings.require("zenvia_token")
+    if settings.salesforce_access_token is None:
+        settings.require("salesforce_client_id", "salesforce_client_secret")
+    timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+
+    def client() -> httpx.Client:
+        return httpx.Client(timeout=timeout, limits=limits, verify=settings.verify_tls)
+
+    assert settings.zenvia_token is not None
+    return {
+        "zenvia": ZenviaConnector(
+            client(),
+            base_url=settings.zenvia_base_url,
+            token=settings.zenvia_token,
+            gate=gates["zenvia"],
+            # The DATE filter's time zone is undocumented: query in UTC and the account's zone.
+            filter_timezones=(UTC, ZoneInfo(settings.zenvia_timezone)),
+        ),
+        "crm": SalesforceConnector(
+            client(),
+            login_url=settings.salesforce_login_url,
+            instance_url=settings.salesforce_instance_url,
+            client_id=settings.salesforce_client_id,
+            client_secret=settings.salesforce_client_secret,
+            access_token=settings.salesforce_access_token,
+            api_version=settings.salesforce_api_version,
+            external_id_field=settings.salesforce_external_id_field,
+            gate=gates["crm"],
+        ),
+    }
+
+
+def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
+    mapping = load(settings.mapping_file) if settings.mapping_file else load_default()
+    gates = build_gates(settings)
+    client = redis_client(settings.effective_redis_url)
+    return Runtime(
+        settings=settings,
+        mapping=mapping,
+        connectors=build_connectors(settings, gates),
+        gates=gates,
+        locks=Locks(client, ttl_seconds=settings.lock_ttl_seconds),
+        redis=client,
+        enqueue_sync=enqueue_sync,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime; syncs are enqueued through the Celery app."""
+    global _runtime
+    if _runtime is None:
+        from syncworker.tasks import enqueue_sync
+
+        _runtime = build_runtime(get_settings(), enqueue_sync=enqueue_sync)
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget everything inherited from a parent process (called after each fork)."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+    _runtime = None
+    reset_engines()

@@ -1,0 +1,711 @@
+"""Use cases: poll one side, sync one pair, reconcile everything, resync, replay.
+
+The imperative shell around the pure engine: gather both states (I/O), ask `engine.plan`,
+apply the plan through the connectors with the write-ahead intent protocol, then commit the
+new baselines fenced by the link's revision. Every function takes the `Runtime` explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from syncworker import engine, metrics
+from syncworker.connectors.base import Connector
+from syncworker.connectors.errors import NotFoundError, RateLimitedError, RemoteError
+from syncworker.markers import find_marker
+from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
+from syncworker.ratelimit import background_priority
+from syncworker.runtime import Runtime
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import DeadLetterStatus, Link, LinkState
+
+log = logging.getLogger(__name__)
+
+POLL_CHUNK = 100
+# A queued sync not started after this long is presumed lost and queued again by reconcile.
+STALE_QUEUED_SECONDS = 900
+
+
+class StaleLink(Exception):
+    """Another sync committed this link while we worked; the task retries and re-plans."""
+
+
+@dataclass
+class SyncOutcome:
+    """What one sync did, for logs, metrics and `resync --dry-run`."""
+
+    link_id: int | None
+    writes: int = 0
+    plan_lines: list[str] = field(default_factory=list)
+    state: str = LinkState.ACTIVE
+    skipped: str | None = None
+
+
+@dataclass
+class PollOutcome:
+    side: Side
+    seen: int = 0
+    enqueued: int = 0
+    complete: bool = True
+    stopped_by: str | None = None
+
+
+# -- polling -----------------------------------------------------------------------------------
+
+
+def poll(rt: Runtime, side: Side) -> PollOutcome:
+    """Observe what changed on `side` since the cursor (minus an overlap), enqueue syncs.
+
+    The cursor moves only past records whose sync is durably enqueued. A rate limit stops the
+    poll early; what was done is kept and the next poll continues from there.
+    """
+    outcome = PollOutcome(side=side)
+    connector = rt.connectors[side]
+    overlap = timedelta(seconds=rt.settings.poll_overlap_seconds)
+    with session_scope(rt.database_url) as session:
+        cursor = repo.get_cursor(session, side=side)
+        run_id = _start_run(session, "poll", side)
+    since = (cursor.watermark if cursor else rt.clock()) - overlap
+    fetched_at = rt.clock()
+    try:
+        with background_priority():
+            for chunk in _chunks(connector.changed_since(since), POLL_CHUNK):
+                outcome.seen += len(chunk)
+                outcome.enqueued += _observe_chunk(rt, side, chunk, fetched_at)
+    except RemoteError as error:
+        outcome.complete, outcome.stopped_by = False, error.describe()
+        log.warning("poll of %s stopped early: %s", side, error.describe())
+    with session_scope(rt.database_url) as session:
+        repo.finish_run(
+            session,
+            run_id=run_id,
+            complete=outcome.complete,
+            counts={"seen": outcome.seen, "enqueued": outcome.enqueued},
+            error=outcome.stopped_by,
+        )
+    return outcome
+
+
+def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_at: datetime) -> int:
+    """Observations and queued flags, then the messages, then the cursor.
+
+    The flags commit before the messages go out, so a worker that starts a sync at once sees
+    the flag it must clear. A crash between the two leaves flagged records without a message:
+    the cursor has not moved, and reconcile re-queues flags older than STALE_QUEUED_SECONDS.
+    """
+    with session_scope(rt.database_url) as session:
+        due = [
+            record.id
+            for record in chunk
+            if repo.observe(session, side=side, record=record, fetched_at=fetched_at)
+        ]
+        repo.mark_queued(session, side=side, remote_ids=due)
+    for record_id in dict.fromkeys(due):
+        rt.enqueue_sync(side, record_id)
+    last = max(chunk, key=lambda record: (record.version, record.id))
+    with session_scope(rt.database_url) as session:
+        cursor = repo.get_cursor(session, side=side)
+        if cursor is None or (last.version, last.id) > (cursor.watermark, cursor.last_id):
+            repo.advance_cursor(session, side=side, watermark=last.version, last_id=last.id)
+    return len(due)
+
+
+def _chunks(records: Iterable[RemoteRecord], size: int) -> Iterator[list[RemoteRecord]]:
+    chunk: list[RemoteRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- syncing one pair ---------------------------------------------------------------------------
+
+
+def sync_record(rt: Runtime, side: Side, record_id: str, *, dry_run: bool = False) -> SyncOutcome:
+    """Bring the pair that `record_id` on `side` belongs to into agreement.
+
+    Safe to run twice and concurrently with itself: the pair's lock makes the second run wait
+    (LockBusy → retry) and, once it runs, it finds nothing to do.
+    """
+    link_id = _resolve_link(rt, side, record_id, create=not dry_run)
+    if link_id is None:
+        return SyncOutcome(link_id=None, skipped="no link yet (dry run)")
+    with rt.locks.hold(f"link:{link_id}"):
+        outcome = _sync_link(rt, link_id, dry_run=dry_run)
+    if outcome.skipped and not dry_run:
+        with session_scope(rt.database_url) as session:
+            repo.clear_queued(session, side=side, remote_id=record_id)
+    return outcome
+
+
+def sync_link(rt: Runtime, link_id: int, *, dry_run: bool = False) -> SyncOutcome:
+    with rt.locks.hold(f"link:{link_id}"):
+        return _sync_link(rt, link_id, dry_run=dry_run)
+
+
+def _resolve_link(rt: Runtime, side: Side, record_id: str, *, create: bool) -> int | None:
+    """Find the link of a record, recognising records that we created ourselves."""
+    with session_scope(rt.database_url) as session:
+        link = repo.find_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
+        if link is not None:
+            return link.id
+    owner = _created_by_us(rt, side, record_id)
+    with session_scope(rt.database_url) as session:
+        if owner is not None:
+            link = repo.get_link(session, owner)
+            if link is not None and _attach(session, link, side, record_id):
+                return link.id
+        if not create:
+            return None
+        return repo.create_link(
+            session, side=side, remote_id=record_id, crm_system=rt.crm_system
+        ).id
+
+
+def _created_by_us(rt: Runtime, side: Side, record_id: str) -> int | None:
+    """The link whose create made this record, if it carries our fingerprint.
+
+    A case we created holds the ticket id in its external-id field; a ticket we created holds
+    the create intent's marker in its first action.
+    """
+    connector = rt.connectors[side]
+    try:
+        if side == "crm":
+            record = connector.get(record_id)
+            ticket_id = record.fields.get(rt.settings.salesforce_external_id_field)
+            if not ticket_id:
+                return None
+            with session_scope(rt.database_url) as session:
+                link = repo.find_link(
+                    session, side="zenvia", remote_id=str(ticket_id), crm_system=rt.crm_system
+                )
+                return link.id if link else None
+        for comment in connector.list_comments(record_id):
+            key = find_marker(comment.body)
+            if key:
+                with session_scope(rt.database_url) as session:
+                    intent = repo.get_intent(session, key=key)
+                    if intent is not None and intent.kind == "create":
+                        return intent.link_id
+    except NotFoundError:
+        return None
+    return None
+
+
+def _attach(session: Session, link: Link, side: Side, record_id: str) -> bool:
+    """Put `record_id` into the link's empty slot for `side` (fenced by revision)."""
+    current = link.crm_id if side == "crm" else link.zenvia_id
+    if current == record_id:
+        return True
+    if current is not None:
+        return False
+    column = "crm_id" if side == "crm" else "zenvia_id"
+    assert link.id is not None
+    return repo.save_link_state(
+        session, link_id=link.id, expected_revision=link.revision, values={column: record_id}
+    )
+
+
+@dataclass
+class _Pair:
+    link: Link
+    records: dict[Side, RemoteRecord | None]
+    comments: dict[Side, list[RemoteComment]]
+
+
+def _sync_link(rt: Runtime, link_id: int, *, dry_run: bool) -> SyncOutcome:
+    with session_scope(rt.database_url) as session:
+        link = repo.get_link(session, link_id)
+        if link is None:
+            return SyncOutcome(link_id=link_id, skipped="link no longer exists")
+        pairs = [
+            engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id)
+            for c in repo.comment_links_for(session, link_id=link_id)
+        ]
+    pair = _load_pair(rt, link)
+    plan = engine.plan(
+        rt.mapping,
+        link=_snapshot(link),
+        crm=pair.records["crm"],
+        zenvia=pair.records["zenvia"],
+        crm_comments=pair.comments["crm"],
+        zenvia_comments=pair.comments["zenvia"],
+        comment_links=pairs,
+    )
+    outcome = SyncOutcome(link_id=link_id, plan_lines=plan.describe(), state=plan.link_state)
+    if dry_run:
+        return outcome
+    for conflict in plan.conflicts:
+        metrics.count_conflict(rt.redis, conflict.field, conflict.policy)
+    with rt.gates["zenvia"].reserve(zenvia_cost(plan)):
+        outcome.writes = _apply(rt, pair, plan)
+    _commit(rt, pair, plan)
+    return outcome
+
+
+def zenvia_cost(plan: engine.Plan) -> int:
+    """Zenvia requests the plan's writes take: one per attribute, comment and create."""
+    cost = 0
+    for operation in plan.operations:
+        if operation.side != "zenvia":
+            continue
+        if isinstance(operation, engine.UpdateFields):
+            paired = "status" in operation.changes and "justification" in operation.changes
+            cost += len(operation.changes) - int(paired)
+        else:
+            cost += 1
+    return cost
+
+
+def _snapshot(link: Link) -> engine.LinkSnapshot:
+    return engine.LinkSnapshot(
+        crm_id=link.crm_id,
+        zenvia_id=link.zenvia_id,
+        crm_baseline=link.crm_baseline,
+        zenvia_baseline=link.zenvia_baseline,
+        state=engine.LinkState(link.state),
+    )
+
+
+def _load_pair(rt: Runtime, link: Link) -> _Pair:
+    records: dict[Side, RemoteRecord | None] = {}
+    comments: dict[Side, list[RemoteComment]] = {}
+    for side in SIDES:
+        record_id = link.crm_id if side == "crm" else link.zenvia_id
+        records[side] = _load_record(rt, side, record_id, link) if record_id else None
+        record = records[side]
+        comments[side] = (
+            rt.connectors[side].list_comments(record.id)
+            if record is not None
+            and not record.deleted
+            and _comments_may_have_changed(link, record)
+            else []
+        )
+    return _Pair(link=link, records=records, comments=comments)
+
+
+def _comments_may_have_changed(link: Link, record: RemoteRecord) -> bool:
+    """Zenvia bumps a ticket's updatedAt on every new action, so an unchanged version means no
+    new actions: skip the listing (one request of a scarce budget). Salesforce comments do not
+    touch their case, and its budget is large: always list them."""
+    if record.id != link.zenvia_id or link.zenvia_version is None:
+        return True
+    return record.version > link.zenvia_version
+
+
+def _load_record(rt: Runtime, side: Side, record_id: str, link: Link) -> RemoteRecord | None:
+    """The record's current state: a poll's observation when it is fresh, else a GET.
+
+    Fresh means read within one poll interval AND after this pair's last commit: an older read
+    predates our own last writes and would look like the other side undoing them.
+    """
+    fetched_at = rt.clock()
+    with session_scope(rt.database_url) as session:
+        seen = repo.get_observation(session, side=side, remote_id=record_id)
+    if (
+        seen is not None
+        and fetched_at - seen.observed_at <= timedelta(seconds=rt.settings.poll_interval_seconds)
+        and (link.last_synced_at is None or seen.observed_at > link.last_synced_at)
+    ):
+        return RemoteRecord(record_id, seen.version, dict(seen.payload), deleted=seen.deleted)
+    try:
+        record = rt.connectors[side].get(record_id)
+    except NotFoundError:
+        return RemoteRecord(record_id, rt.clock(), {}, deleted=True)
+    with session_scope(rt.database_url) as session:
+        repo.observe(session, side=side, record=record, fetched_at=fetched_at)
+    return record
+
+
+def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
+    """Run the plan's writes in order; creates and comments go through write-ahead intents."""
+    writes = 0
+    for operation in plan.operations:
+        kind: metrics.Kind
+        if isinstance(operation, engine.CreateRecord):
+            kind, written = "create", _create(rt, pair, operation)
+        elif isinstance(operation, engine.UpdateFields):
+            record_id = _id_on(pair, operation.side) or operation.record_id
+            rt.connectors[operation.side].update(record_id, dict(operation.changes))
+            kind, written = "update", True
+        else:
+            kind, written = "comment", _add_comment(rt, pair, operation)
+        if written:
+            writes += 1
+            metrics.count_propagated(rt.redis, kind, metrics.towards(operation.side))
+    return writes
+
+
+def _id_on(pair: _Pair, side: Side) -> str | None:
+    return record_id_of(pair.link, side)
+
+
+def record_id_of(link: Link, side: Side) -> str | None:
+    return link.crm_id if side == "crm" else link.zenvia_id
+
+
+def _create(rt: Runtime, pair: _Pair, operation: engine.CreateRecord) -> bool:
+    """Create the missing side at most once, even across crashes (DESIGN invariant 2).
+
+    True when this call created it; False when an earlier attempt had.
+    """
+    target, link = operation.side, pair.link
+    assert link.id is not None
+    key = operation.source_id if target == "crm" else operation.idempotency_key
+    connector = rt.connectors[target]
+    with session_scope(rt.database_url) as session:
+        intent = repo.begin_intent(
+            session,
+            key=key,
+            link_id=link.id,
+            side=target,
+            kind="create",
+            source_id=operation.source_id,
+        )
+        remote_id, maybe_sent, started = intent.remote_id, intent.attempts > 0, intent.created_at
+    if remote_id is None and maybe_sent:
+        found = connector.find_created(key, around=started)
+        if found is not None:
+            remote_id = found.id
+            _complete_found(connector, found, operation)
+    created = remote_id is None
+    if remote_id is None:
+        remote_id = _send_once(
+            rt,
+            key,
+            lambda: (
+                connector.create(
+                    dict(operation.fields), idempotency_key=key, description=operation.description
+                ).id
+            ),
+        )
+    if target == "zenvia" and link.crm_id:
+        rt.connectors["crm"].update(
+            link.crm_id, {rt.settings.salesforce_external_id_field: remote_id}
+        )
+    with session_scope(rt.database_url) as session:
+        repo.complete_intent(session, key=key, remote_id=remote_id)
+        column = "crm_id" if target == "crm" else "zenvia_id"
+        if not repo.save_link_state(
+            session, link_id=link.id, expected_revision=link.revision, values={column: remote_id}
+        ):
+            raise StaleLink(f"link {link.id} changed while creating its {target} side")
+    pair.link = link.model_copy(update={column: remote_id, "revision": link.revision + 1})
+    return created
+
+
+def _send_once(rt: Runtime, key: str, send: Callable[[], str]) -> str:
+    """Send a create whose intent is `key`, remembering first that it may reach the remote."""
+    with session_scope(rt.database_url) as session:
+        repo.count_attempt(session, key=key)
+    try:
+        return send()
+    except RateLimitedError:
+        with session_scope(rt.database_url) as session:  # refused unsent: nothing to look for
+            repo.count_attempt(session, key=key, delta=-1)
+        raise
+
+
+def _complete_found(
+    connector: Connector, found: RemoteRecord, operation: engine.CreateRecord
+) -> None:
+    """A lost attempt created the record: make it hold every planned field, as the baseline says."""
+    missing = {
+        name: value for name, value in operation.fields.items() if found.fields.get(name) != value
+    }
+    if missing:
+        connector.update(found.id, missing)
+
+
+def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool:
+    """Add a comment at most once; True when this call posted it."""
+    target = operation.side
+    record_id = _id_on(pair, target) or operation.record_id
+    assert pair.link.id is not None
+    assert record_id
+    with session_scope(rt.database_url) as session:
+        intent = repo.begin_intent(
+            session,
+            key=operation.idempotency_key,
+            link_id=pair.link.id,
+            side=target,
+            kind="comment",
+            source_id=operation.source_comment_id or operation.idempotency_key,
+        )
+        remote_id, maybe_sent = intent.remote_id, intent.attempts > 0
+    if remote_id is None and maybe_sent:
+        remote_id = next(
+            (
+                c.id
+                for c in rt.connectors[target].list_comments(record_id)
+                if find_marker(c.body) == operation.idempotency_key
+            ),
+            None,
+        )
+    posted = remote_id is None
+    if remote_id is None:
+        remote_id = _send_once(
+            rt,
+            operation.idempotency_key,
+            lambda: (
+                rt.connectors[target]
+                .add_comment(
+                    record_id,
+                    operation.body,
+                    public=operation.public,
+                    idempotency_key=operation.idempotency_key,
+                )
+                .id
+            ),
+        )
+    written = operation.pair(remote_id)
+    with session_scope(rt.database_url) as session:
+        repo.complete_intent(session, key=operation.idempotency_key, remote_id=remote_id)
+        if written is not None:
+            repo.link_comments(
+                session,
+                link_id=pair.link.id,
+                crm_comment_id=written.crm_comment_id,
+                zenvia_comment_id=written.zenvia_comment_id,
+                origin=other_side(target),
+            )
+    return posted
+
+
+def _commit(rt: Runtime, pair: _Pair, plan: engine.Plan) -> None:
+    link = pair.link
+    assert link.id is not None
+    versions = {side: record.version for side, record in pair.records.items() if record is not None}
+    with session_scope(rt.database_url) as session:
+        for comment_pair in plan.comment_pairs:
+            repo.link_comments(
+                session,
+                link_id=link.id,
+                crm_comment_id=comment_pair.crm_comment_id,
+                zenvia_comment_id=comment_pair.zenvia_comment_id,
+                origin="crm",
+            )
+        values = {
+            "crm_baseline": plan.crm_baseline,
+            "zenvia_baseline": plan.zenvia_baseline,
+            "crm_version": versions.get("crm", link.crm_version),
+            "zenvia_version": versions.get("zenvia", link.zenvia_version),
+            "state": plan.link_state,
+            "conflict_fields": sorted({c.field for c in plan.conflicts if c.winner is None}),
+            "state_reason": _conflict_reason(plan),
+            "last_synced_at": rt.clock(),
+        }
+        if not repo.save_link_state(
+            session, link_id=link.id, expected_revision=link.revision, values=values
+        ):
+            raise StaleLink(f"link {link.id} was committed by another sync meanwhile")
+        again = [
+            (side, record_id)
+            for side, version in versions.items()
+            if (record_id := _id_on(pair, side))
+            and repo.finish_sync(session, side=side, remote_id=record_id, version=version)
+        ]
+        _close_dead_letters(session, pair)
+    for side, record_id in again:
+        rt.enqueue_sync(side, record_id)
+
+
+def _conflict_reason(plan: engine.Plan) -> str | None:
+    open_conflicts = [c.field for c in plan.conflicts if c.winner is None]
+    if not open_conflicts:
+        return None
+    return "manual conflict on " + ", ".join(sorted(open_conflicts))
+
+
+def _close_dead_letters(session: Session, pair: _Pair) -> None:
+    """A sync that went through heals the record's earlier failures."""
+    for side in SIDES:
+        record_id = _id_on(pair, side)
+        if record_id:
+            for letter in repo.open_dead_letters_for(session, side=side, record_id=record_id):
+                assert letter.id is not None
+                repo.close_dead_letter(
+                    session, letter_id=letter.id, status=DeadLetterStatus.REPLAYED
+                )
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def dead_letter(
+    rt: Runtime, side: Side, record_id: str, error: RemoteError | Exception, *, operation: str
+) -> None:
+    """Park a record whose sync failed for good; flag its link; everything else keeps going."""
+    remote = error if isinstance(error, RemoteError) else None
+    with session_scope(rt.database_url) as session:
+        link = repo.find_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
+        repo.record_dead_letter(
+            session,
+            link_id=link.id if link else None,
+            side=side,
+            record_id=record_id,
+            operation=operation,
+            error_class=type(error).__name__,
+            message=remote.describe() if remote else str(error),
+            remote_status=remote.status if remote else None,
+            remote_code=remote.code if remote else None,
+            details=remote.details if remote else [],
+        )
+        repo.give_up_version(session, side=side, remote_id=record_id)
+        if link is not None and link.id is not None:
+            repo.save_link_state(
+                session,
+                link_id=link.id,
+                expected_revision=link.revision,
+                values={"state": LinkState.ERROR, "state_reason": str(error)[:500]},
+            )
+
+
+# -- reconcile and operator commands --------------------------------------------------------------
+
+
+@dataclass
+class ReconcileOutcome:
+    seen: dict[str, int] = field(default_factory=dict)
+    enqueued: int = 0
+    orphans: int = 0
+    complete: bool = False
+
+
+def reconcile(rt: Runtime) -> ReconcileOutcome:
+    """Stream both sides, enqueue whatever polling missed; find orphans only after a full pass."""
+    outcome = ReconcileOutcome()
+    started = time.monotonic()
+    with session_scope(rt.database_url) as session:
+        run_id = _start_run(session, "reconcile", None)
+    seen: dict[Side, set[str]] = {"crm": set(), "zenvia": set()}
+    error: str | None = None
+    try:
+        with background_priority():
+            for side in SIDES:
+                for chunk in _chunks(rt.connectors[side].iter_all(), POLL_CHUNK):
+                    seen[side].update(record.id for record in chunk)
+                    outcome.enqueued += _reconcile_chunk(rt, side, chunk)
+        outcome.complete = True
+        outcome.orphans = _enqueue_orphans(rt, seen)
+        outcome.enqueued += _requeue_stale(rt)
+    except RemoteError as failure:
+        error = failure.describe()
+        log.warning("reconcile stopped early, no orphan check this time: %s", error)
+    outcome.seen = {side: len(ids) for side, ids in seen.items()}
+    metrics.observe_reconcile(rt.redis, time.monotonic() - started, outcome.complete)
+    with session_scope(rt.database_url) as session:
+        repo.finish_run(
+            session,
+            run_id=run_id,
+            complete=outcome.complete,
+            counts={**outcome.seen, "enqueued": outcome.enqueued, "orphans": outcome.orphans},
+            error=error,
+        )
+    return outcome
+
+
+def _reconcile_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord]) -> int:
+    """Enqueue records never linked or changed since their last sync."""
+    with session_scope(rt.database_url) as session:
+        due = []
+        for record in chunk:
+            link = repo.find_link(session, side=side, remote_id=record.id, crm_system=rt.crm_system)
+            synced = (link.crm_version if side == "crm" else link.zenvia_version) if link else None
+            pending = repo.observe(session, side=side, record=record)
+            if pending or link is None or synced is None or record.version > synced:
+                due.append(record.id)
+        repo.mark_queued(session, side=side, remote_ids=due)
+    for record_id in due:
+        rt.enqueue_sync(side, record_id)
+    return len(due)
+
+
+def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
+    """Links pointing at records the complete pass did not see: their sync applies on_delete."""
+    count = 0
+    with session_scope(rt.database_url) as session:
+        for link in repo.all_links(session):
+            for side in SIDES:
+                record_id = record_id_of(link, side)
+                if record_id and record_id not in seen[side] and link.state != LinkState.ORPHANED:
+                    rt.enqueue_sync(side, record_id)
+                    count += 1
+                    break
+    return count
+
+
+def _requeue_stale(rt: Runtime) -> int:
+    """Syncs marked queued long ago whose message was lost (e.g. a Redis restart)."""
+    cutoff = rt.clock() - timedelta(seconds=STALE_QUEUED_SECONDS)
+    with session_scope(rt.database_url) as session:
+        stale = [(o.side, o.remote_id) for o in repo.stale_queued(session, older_than=cutoff)]
+    for side, record_id in stale:
+        rt.enqueue_sync("crm" if side == "crm" else "zenvia", record_id)
+    return len(stale)
+
+
+def _start_run(session: Session, kind: str, side: Side | None) -> int:
+    run = repo.start_run(session, kind=kind, side=side)
+    assert run.id is not None
+    return run.id
+
+
+def resync_targets(
+    rt: Runtime,
+    *,
+    crm_id: str | None = None,
+    zenvia_id: str | None = None,
+    since: datetime | None = None,
+    everything: bool = False,
+) -> list[tuple[Side, str]]:
+    """The records an operator's resync names, as (side, id) pairs."""
+    if crm_id:
+        return [("crm", crm_id)]
+    if zenvia_id:
+        return [("zenvia", zenvia_id)]
+    targets: list[tuple[Side, str]] = []
+    for side in SIDES:
+        source = (
+            rt.connectors[side].changed_since(since) if since else rt.connectors[side].iter_all()
+        )
+        if since or everything:
+            targets.extend((side, record.id) for record in source)
+    return targets
+
+
+def replay(rt: Runtime, letter_id: int) -> tuple[Side, str]:
+    """Send a dead letter's record through the normal sync path again."""
+    with session_scope(rt.database_url) as session:
+        letter = repo.get_dead_letter(session, letter_id)
+        if letter is None:
+            raise LookupError(f"no dead letter with id {letter_id}")
+        side: Side = "crm" if letter.side == "crm" else "zenvia"
+        record_id = letter.record_id
+    rt.enqueue_sync(side, record_id)
+    return side, record_id
+
+
+__all__ = [
+    "PollOutcome",
+    "ReconcileOutcome",
+    "StaleLink",
+    "SyncOutcome",
+    "dead_letter",
+    "poll",
+    "reconcile",
+    "replay",
+    "resync_targets",
+    "sync_link",
+    "sync_record",
+]

@@ -1,0 +1,61 @@
+"""What `syncworker status` and the metrics exporter report: read-only views of the store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from syncworker.model import SIDES, Side
+from syncworker.ratelimit import SharedGate
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import DeadLetterStatus
+
+
+@dataclass
+class Status:
+    links: dict[str, int]
+    backlog: int
+    cursor_lag_seconds: dict[str, float | None]
+    last_complete_poll: dict[str, datetime | None]
+    dead_letters_open: int
+    last_runs: list[dict[str, Any]]
+    rate_budget: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect_status(database_url: str, *, now: datetime, gates: dict[Side, SharedGate]) -> Status:
+    with session_scope(database_url) as session:
+        lag: dict[str, float | None] = {}
+        polled: dict[str, datetime | None] = {}
+        for side in SIDES:
+            cursor = repo.get_cursor(session, side=side)
+            lag[side] = (now - cursor.watermark).total_seconds() if cursor else None
+            poll = repo.last_complete_run(session, kind="poll", side=side)
+            polled[side] = poll.finished_at if poll else None
+        runs = [
+            {
+                "kind": run.kind,
+                "side": run.side,
+                "started_at": run.started_at.isoformat(),
+                "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+                "complete": run.complete,
+                "counts": run.counts,
+                "error": run.error,
+            }
+            for run in repo.last_runs(session, limit=6)
+        ]
+        status = Status(
+            links=repo.count_links_by_state(session),
+            backlog=repo.backlog(session),
+            cursor_lag_seconds=lag,
+            last_complete_poll=polled,
+            dead_letters_open=repo.count_dead_letters(session, status=DeadLetterStatus.OPEN),
+            last_runs=runs,
+        )
+    for name, gate in gates.items():
+        status.rate_budget[name] = {"remaining": gate.remaining(), "quota": gate.quota_used()}
+    return status

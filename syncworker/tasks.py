@@ -1,0 +1,128 @@
+"""Thin Celery tasks: translate a message into a use case call and a retry decision.
+
+Tasks carry ids only (side, record id, dead letter id), never payloads or secrets. Retry
+policy lives here and only here: transient errors back off exponentially with jitter up to
+`MAX_RETRIES`; rate limits retry after the stated wait without counting as failures;
+permanent errors and exhausted retries become dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task
+
+from syncworker import service
+from syncworker.celery_app import MAX_COUNTDOWN_SECONDS, app
+from syncworker.connectors.errors import (
+    AuthError,
+    PermanentError,
+    RateLimitedError,
+    TransientError,
+)
+from syncworker.locks import LockBusy
+from syncworker.model import Side
+from syncworker.runtime import get_runtime
+
+log = logging.getLogger("syncworker.tasks")
+
+
+def backoff_seconds(attempt: int, *, base: float = 2.0) -> float:
+    """Exponential backoff with full jitter, capped well below the visibility timeout."""
+    ceiling = min(MAX_COUNTDOWN_SECONDS, base * 2**attempt)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def rate_limit_countdown(error: RateLimitedError) -> float:
+    return min(MAX_COUNTDOWN_SECONDS, error.retry_after) + random.uniform(0, 0.5)
+
+
+def enqueue_sync(side: Side, record_id: str) -> None:
+    """Queue one sync; ids only, readable in Flower."""
+    sync.apply_async(args=(side, record_id), queue="sync")
+
+
+@app.task(name="syncworker.poll", bind=True, ignore_result=True)
+def poll(self: Task, side: Side) -> dict[str, Any]:
+    rt = get_runtime()
+    try:
+        with rt.locks.hold(f"poll:{side}"):
+            outcome = service.poll(rt, side)
+    except LockBusy:
+        log.info("poll of %s already running; skipping this tick", side)
+        return {"side": side, "skipped": "already running"}
+    log.info(
+        "polled %s: %d seen, %d syncs queued",
+        side,
+        outcome.seen,
+        outcome.enqueued,
+        extra={"side": side, "seen": outcome.seen, "enqueued": outcome.enqueued},
+    )
+    return {"side": side, "seen": outcome.seen, "enqueued": outcome.enqueued}
+
+
+@app.task(name="syncworker.sync", bind=True, max_retries=None)
+def sync(self: Task, side: Side, record_id: str, attempt: int = 0) -> dict[str, Any]:
+    rt = get_runtime()
+    context = {"side": side, "record_id": record_id, "task_id": self.request.id}
+    try:
+        outcome = service.sync_record(rt, side, record_id)
+    except (LockBusy, service.StaleLink) as busy:
+        log.info("sync deferred, pair busy: %s", busy, extra=context)
+        raise self.retry(
+            countdown=random.uniform(0.5, 2.0), args=(side, record_id, attempt)
+        ) from None
+    except RateLimitedError as error:
+        log.info("sync deferred %.1f s: %s", error.retry_after, error.describe(), extra=context)
+        raise self.retry(
+            countdown=rate_limit_countdown(error), args=(side, record_id, attempt)
+        ) from None
+    except (PermanentError, AuthError) as error:
+        log.error("sync failed permanently: %s", error.describe(), extra=context)
+        service.dead_letter(rt, side, record_id, error, operation="sync")
+        return {**context, "dead_letter": error.describe()}
+    except TransientError as error:
+        if attempt >= rt.settings.max_retries:
+            log.error(
+                "sync gave up after %d attempts: %s", attempt + 1, error.describe(), extra=context
+            )
+            service.dead_letter(rt, side, record_id, error, operation="sync")
+            return {**context, "dead_letter": error.describe()}
+        log.warning("sync will retry: %s", error.describe(), extra=context)
+        raise self.retry(
+            countdown=backoff_seconds(attempt), args=(side, record_id, attempt + 1)
+        ) from None
+    log.info(
+        "synced link %s with %d writes",
+        outcome.link_id,
+        outcome.writes,
+        extra={**context, "link_id": outcome.link_id, "writes": outcome.writes},
+    )
+    return {**context, "link_id": outcome.link_id, "writes": outcome.writes, "state": outcome.state}
+
+
+@app.task(name="syncworker.reconcile", bind=True, ignore_result=True)
+def reconcile(self: Task) -> dict[str, Any]:
+    rt = get_runtime()
+    try:
+        with rt.locks.hold("reconcile"):
+            outcome = service.reconcile(rt)
+    except LockBusy:
+        return {"skipped": "already running"}
+    return {
+        "seen": outcome.seen,
+        "enqueued": outcome.enqueued,
+        "orphans": outcome.orphans,
+        "complete": outcome.complete,
+    }
+
+
+@app.task(name="syncworker.replay", bind=True)
+def replay(self: Task, dead_letter_id: int) -> dict[str, Any]:
+    side, record_id = service.replay(get_runtime(), dead_letter_id)
+    return {"dead_letter_id": dead_letter_id, "side": side, "record_id": record_id}
+
+
+__all__ = ["enqueue_sync", "poll", "reconcile", "replay", "sync"]

@@ -1,0 +1,266 @@
+"""End to end: real Postgres, real Redis, real Celery worker processes, sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncworker.sandbox.server import Request, Response, SandboxApp
+from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.integration
+
+OWNER_1, OWNER_2 = "005000000000001AAA", "005000000000002AAA"
+
+
+def ticket_for(stack: Stack, subject: str) -> dict[str, Any]:
+    matches = [t for t in stack.tickets() if t["subject"] == subject]
+    assert len(matches) == 1, f"expected one ticket {subject!r}, found {len(matches)}"
+    return matches[0]
+
+
+def case_for(stack: Stack, subject: str) -> dict[str, Any]:
+    matches = [c for c in stack.cases() if c["Subject"] == subject]
+    assert len(matches) == 1, f"expected one case {subject!r}, found {len(matches)}"
+    return matches[0]
+
+
+def after_handling(app: SandboxApp, label: str, action: Callable[[], None]) -> None:
+    """Run `action` once, right after the sandbox applied a request to `label`."""
+    route = next(r for r in app.routes if r.label == label)
+    original, fired = route.handler, []
+
+    def handler(request: Request) -> Response:
+        response = original(request)
+        if not fired:
+            fired.append(True)
+            action()
+        return response
+
+    route.handler = handler
+
+
+def test_new_records_cross_over_in_both_directions(stack: Stack) -> None:
+    stack.start_worker()
+    case_id = stack.salesforce.agent.create_case(
+        Subject="Printer on fire",
+        Status="New",
+        Priority="High",
+        Origin="Web",
+        OwnerId=OWNER_2,
+        Description="Smoke everywhere",
+    )
+    ticket = stack.zenvia.agent.create_ticket(
+        "Boleto não chegou", urgency=1, owner_id="agent-1", description="Cliente aguardando"
+    )
+    stack.settle()
+
+    pushed = ticket_for(stack, "Printer on fire")
+    assert (pushed["urgency"]["id"], pushed["ownerId"], pushed["status"]["id"]) == (3, "agent-2", 1)
+    assert "Smoke everywhere" in stack.zenvia.actions(str(pushed["id"]))[0]["description"]
+    pulled = case_for(stack, "Boleto não chegou")
+    assert (pulled["Priority"], pulled["OwnerId"], pulled["Status"]) == ("Low", OWNER_1, "New")
+    assert pulled["Zenvia_Ticket_Id__c"] == str(ticket["id"])
+    assert stack.salesforce.agent.case(case_id)["Zenvia_Ticket_Id__c"] == str(pushed["id"])
+    assert (len(stack.cases()), len(stack.tickets())) == (2, 2)
+
+
+def test_field_edits_flow_both_ways_and_do_not_echo(stack: Stack) -> None:
+    stack.start_worker()
+    case_id = stack.salesforce.agent.create_case(
+        Subject="VPN down", Status="New", Priority="Low", Origin="Email"
+    )
+    stack.settle()
+    ticket_id = str(ticket_for(stack, "VPN down")["id"])
+
+    stack.salesforce.agent.edit(case_id, Subject="VPN down for everyone", Priority="Medium")
+    stack.zenvia.agent.edit(ticket_id, "owner", {"ownerId": "agent-3"})
+    stack.zenvia.agent.set_status(ticket_id, 2)
+    stack.settle()
+
+    ticket = stack.zenvia.ticket(ticket_id)
+    case = stack.salesforce.agent.case(case_id)
+    assert (ticket["subject"], ticket["urgency"]["id"]) == ("VPN down for everyone", 2)
+    assert (case["OwnerId"], case["Status"]) == ("005000000000003AAA", "Working")
+
+    def writes() -> dict[str, int]:
+        zenvia = stack.zenvia_server.counters.by_endpoint
+        salesforce = stack.salesforce_server.counters.by_endpoint
+        return {
+            label: count
+            for label, count in [*zenvia.items(), *salesforce.items()]
+            if not label.startswith("GET") and "oauth2" not in label
+        }
+
+    before = writes()
+    stack.settle()
+    assert writes() == before, "a sync after a sync writes nothing (echo-free)"
+
+
+def test_comments_flow_both_ways_keeping_visibility_and_never_echo(stack: Stack) -> None:
+    stack.start_worker()
+    case_id = stack.salesforce.agent.create_case(Subject="Refund", Status="New", Origin="Web")
+    stack.settle()
+    ticket_id = str(ticket_for(stack, "Refund")["id"])
+
+    stack.salesforce.agent.add_comment(case_id, "Customer called again", public=True)
+    stack.salesforce.agent.add_comment(case_id, "Finance is on it (internal)", public=False)
+    stack.zenvia.agent.add_action(ticket_id, "Estorno aprovado", public=True)
+    stack.settle()
+    stack.settle()
+
+    actions = stack.zenvia.actions(ticket_id)
+    public_copy = [a for a in actions if "Customer called again" in a["description"]]
+    internal_copy = [a for a in actions if "Finance is on it" in a["description"]]
+    assert [a["type"] for a in public_copy] == ["PUBLIC"]
+    assert [a["type"] for a in internal_copy] == ["INTERNAL"]
+    comments = stack.salesforce.comments(case_id)
+    copied = [c for c in comments if "Estorno aprovado" in c["CommentBody"]]
+    assert [c["IsPublished"] for c in copied] == [True]
+    assert sum("Customer called again" in c["CommentBody"] for c in comments) == 1
+    assert sum("Finance is on it" in c["CommentBody"] for c in comments) == 1
+
+
+def test_a_conflict_follows_the_field_policy(stack: Stack) -> None:
+    stack.start_worker()
+    case_id = stack.salesforce.agent.create_case(
+        Subject="Slow app", Status="New", Priority="Low", Origin="Web"
+    )
+    stack.settle()
+    ticket_id = str(ticket_for(stack, "Slow app")["id"])
+
+    stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 4}})
+    stack.salesforce.agent.edit(case_id, Priority="Medium")
+    stack.settle()
+
+    assert stack.salesforce.agent.case(case_id)["Priority"] == "Medium"  # priority: crm_wins
+    assert stack.zenvia.ticket(ticket_id)["urgency"]["id"] == 2
+
+
+@pytest.mark.parametrize("direction", ["case-to-ticket", "ticket-to-case"])
+def test_a_worker_killed_between_remote_create_and_commit_creates_nothing_twice(
+    committed_database_url: str, tmp_path: Path, direction: str
+) -> None:
+    with running_stack(committed_database_url, tmp_path) as stack:
+        worker = stack.start_worker(concurrency=1)
+        if direction == "case-to-ticket":
+            after_handling(stack.zenvia, "POST /v2/tickets", worker.kill)
+            stack.salesforce.agent.create_case(Subject="Crash me", Status="New", Origin="Web")
+        else:
+            upsert = "PATCH /services/data/{version}/sobjects/Case/{field}/{value}"
+            after_handling(stack.salesforce, upsert, worker.kill)
+            stack.zenvia.agent.create_ticket("Crash me")
+        stack.poll()
+        stack.workers[0].process.wait(timeout=30)  # the hook killed it mid-sync
+        stack.start_worker()
+        stack.reconcile()
+        stack.settle()
+        assert len([t for t in stack.tickets() if t["subject"] == "Crash me"]) == 1
+        assert len([c for c in stack.cases() if c["Subject"] == "Crash me"]) == 1
+        links = [link for link in stack.links() if link.crm_id and link.zenvia_id]
+        assert len(links) == 1
+
+
+def test_two_workers_and_duplicate_deliveries_never_double_a_write(stack: Stack) -> None:
+    stack.start_worker()
+    stack.start_worker()
+    case_ids = [
+        stack.salesforce.agent.create_case(Subject=f"Bulk {n}", Status="New", Origin="Web")
+        for n in range(20)
+    ]
+    stack.settle()
+    assert stack.zenvia_server.counters.by_endpoint["POST /v2/tickets"] == 20
+
+    for case_id in case_ids[:5]:
+        stack.salesforce.agent.add_comment(case_id, f"note for {case_id}")
+    before = dict(stack.zenvia_server.counters.by_endpoint)
+    for _ in range(3):  # every sync delivered three times, concurrently, to two workers
+        for case_id in case_ids:
+            stack.runtime.enqueue_sync("crm", case_id)
+    stack.settle()
+    after = stack.zenvia_server.counters.by_endpoint
+    assert after["POST /v2/tickets"] == before["POST /v2/tickets"] == 20
+    assert (
+        after["POST /v2/tickets/{ticket_id}/actions"]
+        - before.get("POST /v2/tickets/{ticket_id}/actions", 0)
+        == 5
+    )
+    assert len(stack.tickets()) == 20
+
+
+def test_a_rate_limited_zenvia_sees_zero_429s(committed_database_url: str, tmp_path: Path) -> None:
+    from syncworker.sandbox.server import RateLimit
+
+    overrides = {"SYNCWORKER_ZENVIA_RATE_LIMIT": "10", "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "3"}
+    with running_stack(committed_database_url, tmp_path, **overrides) as stack:
+        stack.zenvia_server.faults.rate_limit = RateLimit(requests=10, window_seconds=2.5)
+        stack.start_worker(concurrency=4)
+        for n in range(12):
+            stack.salesforce.agent.create_case(Subject=f"Limited {n}", Status="New", Origin="Web")
+        stack.settle(timeout=180)
+        assert len(stack.tickets()) == 12
+        assert stack.zenvia_server.counters.throttled == 0
+
+
+def test_a_permanent_error_dead_letters_one_record_and_replay_fixes_it(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    four_agents = dataclasses.replace(DEFAULT_CATALOGUE, agents=DEFAULT_CATALOGUE.agents[:4])
+    with running_stack(committed_database_url, tmp_path, catalogue=four_agents) as stack:
+        stack.start_worker()
+        bad = stack.salesforce.agent.create_case(
+            Subject="Owned by agent 5", Status="New", Origin="Web", OwnerId="005000000000005AAA"
+        )
+        stack.salesforce.agent.create_case(Subject="Fine", Status="New", Origin="Web")
+        stack.settle()
+        assert [t["subject"] for t in stack.tickets()] == ["Fine"]
+        with session_scope(stack.database_url) as session:
+            letters = repo.list_dead_letters(session, status="open")
+            assert len(letters) == 1
+            assert letters[0].record_id == bad
+            assert "VALIDATION_ERROR" in letters[0].message
+            assert "ownerId" in letters[0].message
+            letter_id = letters[0].id
+        stack.salesforce.agent.edit(bad, OwnerId=OWNER_1)
+        from syncworker.tasks import replay
+
+        assert letter_id is not None
+        replay.delay(letter_id)
+        stack.settle()
+        assert sorted(t["subject"] for t in stack.tickets()) == ["Fine", "Owned by agent 5"]
+
+
+def test_changes_while_the_worker_was_down_and_lost_updates_are_recovered(stack: Stack) -> None:
+    worker = stack.start_worker()
+    case_id = stack.salesforce.agent.create_case(Subject="Down", Status="New", Origin="Web")
+    stack.settle()
+    ticket_id = str(ticket_for(stack, "Down")["id"])
+
+    worker.stop()
+    stack.salesforce.agent.edit(case_id, Subject="Edited while down")
+    stack.poll()
+    stack.start_worker()
+    stack.settle()
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while down"
+
+    stack.salesforce.agent.edit(case_id, Subject="Invisible to polling")
+    with session_scope(stack.database_url) as session:  # the poller never sees this edit
+        cursor = repo.get_cursor(session, side="crm")
+        assert cursor is not None
+        from datetime import timedelta
+
+        repo.advance_cursor(
+            session, side="crm", watermark=cursor.watermark + timedelta(hours=1), last_id=""
+        )
+    stack.settle()
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while down"
+    stack.reconcile()
+    stack.settle()
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Invisible to polling"

@@ -1,0 +1,265 @@
+"""A real deployment in miniature for integration, chaos and benchmark runs.
+
+Both sandboxes serve over real sockets in this process; Celery workers run as separate OS
+processes (so they can be SIGKILLed) against the real Redis and a throw-away Postgres
+database migrated by Alembic. Polls and reconciles can be run here, in-process, exactly as
+beat would trigger them in a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from syncworker import service
+from syncworker.celery_app import app as celery_app
+from syncworker.celery_app import celery_config
+from syncworker.mapping import Mapping
+from syncworker.runtime import Runtime, build_runtime, reset_runtime
+from syncworker.sandbox.salesforce import SalesforceSandbox
+from syncworker.sandbox.server import SandboxServer
+from syncworker.sandbox.zenvia import ZenviaSandbox
+from syncworker.sandbox.zenvia_catalogue import ZenviaCatalogue
+from syncworker.settings import Settings, get_settings, load_settings
+from syncworker.store import migrate, repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import Link
+
+ZENVIA_TOKEN = "zen-test-token-7f3a9c"
+SF_CLIENT_ID = "sw-test-client"
+SF_CLIENT_SECRET = "sf-test-secret-41be02"
+BROKER_URL = os.environ.get("SYNCWORKER_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float = 60.0, interval: float = 0.2, what: str = ""
+) -> None:
+    """Poll `predicate` until it holds; fail with `what` when it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+
+
+@dataclass
+class Worker:
+    """One `celery worker` OS process (its own process group, so it can be killed whole)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Stack:
+    database_url: str
+    tmp: Path
+    zenvia: ZenviaSandbox
+    zenvia_server: SandboxServer
+    salesforce: SalesforceSandbox
+    salesforce_server: SandboxServer
+    env: dict[str, str]
+    settings: Settings
+    runtime: Runtime
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.runtime.mapping
+
+    # -- processes ------------------------------------------------------------------------
+
+    def start_worker(self, *, concurrency: int = 2, queues: str = "poll,sync,reconcile") -> Worker:
+        name = f"w{len(self.workers) + 1}-{os.getpid()}@localhost"
+        log_path = self.tmp / f"{name.split('@')[0]}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "syncworker",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-E",
+        ]
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = Worker(name, process, log_path)
+        self.workers.append(worker)
+        wait_until(
+            lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
+            timeout=60,
+            what=f"worker {name} to answer a ping; its log:\n{worker.log()[-3000:]}",
+        )
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    # -- what beat would trigger ----------------------------------------------------------
+
+    def poll(self) -> list[service.PollOutcome]:
+        return [service.poll(self.runtime, side) for side in ("crm", "zenvia")]
+
+    def reconcile(self) -> service.ReconcileOutcome:
+        return service.reconcile(self.runtime)
+
+    # -- looking at the result ------------------------------------------------------------
+
+    def links(self) -> list[Link]:
+        with session_scope(self.database_url) as session:
+            return list(repo.all_links(session))
+
+    def backlog(self) -> int:
+        with session_scope(self.database_url) as session:
+            return repo.backlog(session)
+
+    def tickets(self) -> list[dict[str, Any]]:
+        return self.zenvia.tickets()
+
+    def cases(self) -> list[dict[str, Any]]:
+        return [c for c in self.salesforce.cases() if not c.get("IsDeleted")]
+
+    def settle(self, *, timeout: float = 90.0) -> None:
+        """Poll both sides until a poll finds nothing new and every queued sync has run."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no quiet state within {timeout:.0f} s")
+            outcomes = self.poll()
+            enqueued = sum(outcome.enqueued for outcome in outcomes)
+            complete = all(outcome.complete for outcome in outcomes)
+            wait_until(
+                lambda: self.backlog() == 0 and _queues_empty(),
+                timeout=timeout,
+                what="the sync backlog to drain",
+            )
+            quiet = quiet + 1 if enqueued == 0 and complete else 0
+
+
+def _queues_empty() -> bool:
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        return all(client.llen(queue) == 0 for queue in ("sync", "poll", "reconcile"))
+    finally:
+        client.close()
+
+
+def stack_settings(database_url: str, zenvia_url: str, salesforce_url: str) -> dict[str, str]:
+    return {
+        "SYNCWORKER_DATABASE_URL": database_url,
+        "SYNCWORKER_BROKER_URL": BROKER_URL,
+        "SYNCWORKER_ZENVIA_BASE_URL": f"{zenvia_url}/v2",
+        "SYNCWORKER_ZENVIA_TOKEN": ZENVIA_TOKEN,
+        "SYNCWORKER_ZENVIA_BUSINESS_HOURS": "always",
+        "SYNCWORKER_ZENVIA_RATE_LIMIT": "100000",
+        "SYNCWORKER_SALESFORCE_LOGIN_URL": salesforce_url,
+        "SYNCWORKER_SALESFORCE_CLIENT_ID": SF_CLIENT_ID,
+        "SYNCWORKER_SALESFORCE_CLIENT_SECRET": SF_CLIENT_SECRET,
+        "SYNCWORKER_POLL_INTERVAL_SECONDS": "2",
+        "SYNCWORKER_POLL_OVERLAP_SECONDS": "5",
+        "SYNCWORKER_HTTP_TIMEOUT_SECONDS": "3",
+        "SYNCWORKER_MAX_RETRIES": "4",
+        "SYNCWORKER_LOG_JSON": "true",
+        "SYNCWORKER_LOCK_TTL_SECONDS": "5",
+    }
+
+
+@contextlib.contextmanager
+def running_stack(
+    database_url: str,
+    tmp: Path,
+    *,
+    catalogue: ZenviaCatalogue | None = None,
+    **overrides: str,
+) -> Iterator[Stack]:
+    """Sandboxes up, broker emptied, settings pointed at them; workers stopped afterwards."""
+    migrate.upgrade(database_url)
+    zenvia = ZenviaSandbox(token=ZENVIA_TOKEN, seed=7, catalogue=catalogue)
+    salesforce = SalesforceSandbox(client_id=SF_CLIENT_ID, client_secret=SF_CLIENT_SECRET, seed=7)
+    with SandboxServer(zenvia) as zenvia_server, SandboxServer(salesforce) as salesforce_server:
+        env = {
+            **stack_settings(database_url, zenvia_server.base_url, salesforce_server.base_url),
+            **overrides,
+        }
+        redis.Redis.from_url(BROKER_URL).flushdb()
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        get_settings.cache_clear()
+        reset_runtime()
+        settings = load_settings()
+        celery_app.conf.update(celery_config(settings))
+        from syncworker.tasks import enqueue_sync
+
+        runtime = build_runtime(settings, enqueue_sync=enqueue_sync)
+        for gate in runtime.gates.values():
+            gate.reset()
+        stack = Stack(
+            database_url=database_url,
+            tmp=tmp,
+            zenvia=zenvia,
+            zenvia_server=zenvia_server,
+            salesforce=salesforce,
+            salesforce_server=salesforce_server,
+            env=env,
+            settings=settings,
+            runtime=runtime,
+        )
+        try:
+            yield stack
+        finally:
+            stack.stop_workers()
+            runtime.close()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            get_settings.cache_clear()
+            reset_runtime()
