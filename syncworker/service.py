@@ -148,9 +148,12 @@ def sync_record(rt: Runtime, side: Side, record_id: str, *, dry_run: bool = Fals
     return outcome
 
 
-def sync_link(rt: Runtime, link_id: int, *, dry_run: bool = False) -> SyncOutcome:
+def resolve_conflict(
+    rt: Runtime, link_id: int, resolutions: dict[str, Side], *, dry_run: bool = False
+) -> SyncOutcome:
+    """An operator settles fields parked in a `manual` conflict: the named side wins."""
     with rt.locks.hold(f"link:{link_id}"):
-        return _sync_link(rt, link_id, dry_run=dry_run)
+        return _sync_link(rt, link_id, dry_run=dry_run, resolutions=resolutions)
 
 
 def _resolve_link(rt: Runtime, side: Side, record_id: str, *, create: bool) -> int | None:
@@ -221,9 +224,12 @@ class _Pair:
     link: Link
     records: dict[Side, RemoteRecord | None]
     comments: dict[Side, list[RemoteComment]]
+    observed: set[Side] = field(default_factory=set)
 
 
-def _sync_link(rt: Runtime, link_id: int, *, dry_run: bool) -> SyncOutcome:
+def _sync_link(
+    rt: Runtime, link_id: int, *, dry_run: bool, resolutions: dict[str, Side] | None = None
+) -> SyncOutcome:
     with session_scope(rt.database_url) as session:
         link = repo.get_link(session, link_id)
         if link is None:
@@ -233,15 +239,12 @@ def _sync_link(rt: Runtime, link_id: int, *, dry_run: bool) -> SyncOutcome:
             for c in repo.comment_links_for(session, link_id=link_id)
         ]
     pair = _load_pair(rt, link)
-    plan = engine.plan(
-        rt.mapping,
-        link=_snapshot(link),
-        crm=pair.records["crm"],
-        zenvia=pair.records["zenvia"],
-        crm_comments=pair.comments["crm"],
-        zenvia_comments=pair.comments["zenvia"],
-        comment_links=pairs,
-    )
+    plan = _plan(rt, pair, pairs, resolutions)
+    overwritten = {op.side for op in plan.operations if isinstance(op, engine.UpdateFields)}
+    if stale := overwritten & pair.observed:
+        for side in stale:  # never overwrite a side judged from a poll's (older) read
+            _load_side(rt, pair, side, trust_observation=False)
+        plan = _plan(rt, pair, pairs, resolutions)
     outcome = SyncOutcome(link_id=link_id, plan_lines=plan.describe(), state=plan.link_state)
     if dry_run:
         return outcome
@@ -251,6 +254,24 @@ def _sync_link(rt: Runtime, link_id: int, *, dry_run: bool) -> SyncOutcome:
         outcome.writes = _apply(rt, pair, plan)
     _commit(rt, pair, plan)
     return outcome
+
+
+def _plan(
+    rt: Runtime,
+    pair: _Pair,
+    comment_pairs: list[engine.CommentPair],
+    resolutions: dict[str, Side] | None,
+) -> engine.Plan:
+    return engine.plan(
+        rt.mapping,
+        link=_snapshot(pair.link),
+        crm=pair.records["crm"],
+        zenvia=pair.records["zenvia"],
+        crm_comments=pair.comments["crm"],
+        zenvia_comments=pair.comments["zenvia"],
+        comment_links=comment_pairs,
+        resolutions=resolutions or {},
+    )
 
 
 def zenvia_cost(plan: engine.Plan) -> int:
@@ -278,20 +299,30 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
 
 
 def _load_pair(rt: Runtime, link: Link) -> _Pair:
-    records: dict[Side, RemoteRecord | None] = {}
-    comments: dict[Side, list[RemoteComment]] = {}
+    pair = _Pair(link=link, records={}, comments={})
     for side in SIDES:
-        record_id = link.crm_id if side == "crm" else link.zenvia_id
-        records[side] = _load_record(rt, side, record_id, link) if record_id else None
-        record = records[side]
-        comments[side] = (
-            rt.connectors[side].list_comments(record.id)
-            if record is not None
-            and not record.deleted
-            and _comments_may_have_changed(link, record)
-            else []
-        )
-    return _Pair(link=link, records=records, comments=comments)
+        _load_side(rt, pair, side, trust_observation=True)
+    return pair
+
+
+def _load_side(rt: Runtime, pair: _Pair, side: Side, *, trust_observation: bool) -> None:
+    link = pair.link
+    record_id = record_id_of(link, side)
+    record, observed = (
+        _load_record(rt, side, record_id, link, trust_observation=trust_observation)
+        if record_id
+        else (None, False)
+    )
+    pair.records[side] = record
+    if observed:
+        pair.observed.add(side)
+    else:
+        pair.observed.discard(side)
+    pair.comments[side] = (
+        rt.connectors[side].list_comments(record.id)
+        if record is not None and not record.deleted and _comments_may_have_changed(link, record)
+        else []
+    )
 
 
 def _comments_may_have_changed(link: Link, record: RemoteRecord) -> bool:
@@ -303,28 +334,33 @@ def _comments_may_have_changed(link: Link, record: RemoteRecord) -> bool:
     return record.version > link.zenvia_version
 
 
-def _load_record(rt: Runtime, side: Side, record_id: str, link: Link) -> RemoteRecord | None:
-    """The record's current state: a poll's observation when it is fresh, else a GET.
+def _load_record(
+    rt: Runtime, side: Side, record_id: str, link: Link, *, trust_observation: bool
+) -> tuple[RemoteRecord, bool]:
+    """The record's current state, and whether it came from a poll's observation.
 
-    Fresh means read within one poll interval AND after this pair's last commit: an older read
-    predates our own last writes and would look like the other side undoing them.
+    An observation is used when it is fresh: read within one poll interval AND after this
+    pair's last commit (an older read predates our own last writes and would look like the
+    other side undoing them). A side the plan will overwrite is always read again first.
     """
     fetched_at = rt.clock()
     with session_scope(rt.database_url) as session:
         seen = repo.get_observation(session, side=side, remote_id=record_id)
     if (
-        seen is not None
+        trust_observation
+        and seen is not None
         and fetched_at - seen.observed_at <= timedelta(seconds=rt.settings.poll_interval_seconds)
         and (link.last_synced_at is None or seen.observed_at > link.last_synced_at)
     ):
-        return RemoteRecord(record_id, seen.version, dict(seen.payload), deleted=seen.deleted)
+        observed = RemoteRecord(record_id, seen.version, dict(seen.payload), seen.deleted)
+        return observed, True
     try:
         record = rt.connectors[side].get(record_id)
     except NotFoundError:
-        return RemoteRecord(record_id, rt.clock(), {}, deleted=True)
+        return RemoteRecord(record_id, rt.clock(), {}, deleted=True), False
     with session_scope(rt.database_url) as session:
         repo.observe(session, side=side, record=record, fetched_at=fetched_at)
-    return record
+    return record, False
 
 
 def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
@@ -705,7 +741,7 @@ __all__ = [
     "poll",
     "reconcile",
     "replay",
+    "resolve_conflict",
     "resync_targets",
-    "sync_link",
     "sync_record",
 ]

@@ -261,6 +261,32 @@ def links_show(
     typer.echo(json.dumps(data, indent=2))
 
 
+@links_app.command("resolve")
+def links_resolve(
+    link_id: Annotated[int, typer.Argument(help="The link parked in conflict.")],
+    field: Annotated[list[str], typer.Option("--field", help="Canonical field to settle.")],
+    winner: Annotated[str, typer.Option(help="The side whose value wins: crm or zenvia.")],
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; write nothing.")] = False,
+) -> None:
+    """Settle fields parked in a `manual` conflict by naming the side that wins.
+
+    Example: `syncworker links resolve 42 --field subject --winner zenvia`.
+    """
+    if winner not in ("crm", "zenvia"):
+        raise typer.BadParameter("--winner must be crm or zenvia")
+    from syncworker import service
+    from syncworker.runtime import get_runtime
+
+    _database()
+    side: Side = "crm" if winner == "crm" else "zenvia"
+    outcome = service.resolve_conflict(
+        get_runtime(), link_id, dict.fromkeys(field, side), dry_run=dry_run
+    )
+    for line in outcome.plan_lines:
+        console.print(f"  {line}")
+    console.print(f"link {link_id} is now {outcome.state}")
+
+
 @mapping_app.command("check")
 def mapping_check(path: Path) -> None:
     """Validate a mapping file and summarise it.

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from syncworker import service
 from syncworker.sandbox.server import Request, Response, SandboxApp
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store import repo
@@ -264,3 +265,39 @@ def test_changes_while_the_worker_was_down_and_lost_updates_are_recovered(stack:
     stack.reconcile()
     stack.settle()
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Invisible to polling"
+
+
+def test_a_manual_conflict_parks_the_link_until_an_operator_resolves_it(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    default = Path("syncworker/mappings/salesforce_zenvia.yaml").read_text()
+    manual = default.replace(
+        "    zenvia: subject\n    direction: both\n    conflict: newest_wins",
+        "    zenvia: subject\n    direction: both\n    conflict: manual",
+    )
+    assert manual != default
+    mapping_file = tmp_path / "mapping.yaml"
+    mapping_file.write_text(manual)
+    with running_stack(
+        committed_database_url, tmp_path, SYNCWORKER_MAPPING_FILE=str(mapping_file)
+    ) as stack:
+        stack.start_worker()
+        case_id = stack.salesforce.agent.create_case(Subject="Original", Origin="Web")
+        stack.settle()
+        ticket_id = str(ticket_for(stack, "Original")["id"])
+
+        stack.salesforce.agent.edit(case_id, Subject="Case says")
+        stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Ticket says"})
+        stack.settle()
+        (link,) = stack.links()
+        assert (link.state, link.conflict_fields) == ("conflict", ["subject"])
+        assert stack.salesforce.agent.case(case_id)["Subject"] == "Case says"
+        assert stack.zenvia.ticket(ticket_id)["subject"] == "Ticket says"
+
+        assert link.id is not None
+        outcome = service.resolve_conflict(stack.runtime, link.id, {"subject": "zenvia"})
+        assert outcome.state == "active"
+        assert stack.salesforce.agent.case(case_id)["Subject"] == "Ticket says"
+        stack.settle()
+        (link,) = stack.links()
+        assert (link.state, link.conflict_fields) == ("active", [])
