@@ -6,6 +6,8 @@ RUN useradd --system --uid 10001 --home /app syncworker
 COPY pyproject.toml README.md alembic.ini ./
 COPY syncworker ./syncworker
 COPY migrations ./migrations
+# Flower reads flowerconfig.py from its working directory: auth, read-only, no persistence.
+COPY ops/flower/flowerconfig.py ./flowerconfig.py
 RUN pip install --no-compile . && pip check
 USER syncworker
 CMD ["syncworker", "worker"]
