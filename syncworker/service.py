@@ -131,21 +131,43 @@ def _chunks(records: Iterable[RemoteRecord], size: int) -> Iterator[list[RemoteR
 # -- syncing one pair ---------------------------------------------------------------------------
 
 
-def sync_record(rt: Runtime, side: Side, record_id: str, *, dry_run: bool = False) -> SyncOutcome:
+def sync_record(
+    rt: Runtime, side: Side, record_id: str, *, dry_run: bool = False, fresh: bool = False
+) -> SyncOutcome:
     """Bring the pair that `record_id` on `side` belongs to into agreement.
 
     Safe to run twice and concurrently with itself: the pair's lock makes the second run wait
-    (LockBusy → retry) and, once it runs, it finds nothing to do.
+    (LockBusy → retry) and, once it runs, it finds nothing to do. `fresh` reads both sides
+    again instead of trusting the last poll (operators' resyncs); a dry run writes nothing,
+    not even a link.
     """
     link_id = _resolve_link(rt, side, record_id, create=not dry_run)
     if link_id is None:
-        return SyncOutcome(link_id=None, skipped="no link yet (dry run)")
+        return _dry_run_unlinked(rt, side, record_id)
     with rt.locks.hold(f"link:{link_id}"):
-        outcome = _sync_link(rt, link_id, dry_run=dry_run)
+        outcome = _sync_link(rt, link_id, dry_run=dry_run, fresh=fresh or dry_run)
     if outcome.skipped and not dry_run:
         with session_scope(rt.database_url) as session:
             repo.clear_queued(session, side=side, remote_id=record_id)
     return outcome
+
+
+def _dry_run_unlinked(rt: Runtime, side: Side, record_id: str) -> SyncOutcome:
+    """What the first sync of a record nobody linked yet would do."""
+    try:
+        record = rt.connectors[side].get(record_id)
+    except NotFoundError:
+        return SyncOutcome(link_id=None, skipped=f"{side} record {record_id} does not exist")
+    comments = rt.connectors[side].list_comments(record_id)
+    plan = engine.plan(
+        rt.mapping,
+        link=None,
+        crm=record if side == "crm" else None,
+        zenvia=record if side == "zenvia" else None,
+        crm_comments=comments if side == "crm" else (),
+        zenvia_comments=comments if side == "zenvia" else (),
+    )
+    return SyncOutcome(link_id=None, plan_lines=plan.describe(), state=plan.link_state)
 
 
 def resolve_conflict(
@@ -166,6 +188,8 @@ def _resolve_link(rt: Runtime, side: Side, record_id: str, *, create: bool) -> i
     with session_scope(rt.database_url) as session:
         if owner is not None:
             link = repo.get_link(session, owner)
+            if link is not None and not create:
+                return link.id  # a dry run reports the owner without attaching
             if link is not None and _attach(session, link, side, record_id):
                 return link.id
         if not create:
@@ -228,7 +252,12 @@ class _Pair:
 
 
 def _sync_link(
-    rt: Runtime, link_id: int, *, dry_run: bool, resolutions: dict[str, Side] | None = None
+    rt: Runtime,
+    link_id: int,
+    *,
+    dry_run: bool,
+    fresh: bool = False,
+    resolutions: dict[str, Side] | None = None,
 ) -> SyncOutcome:
     with session_scope(rt.database_url) as session:
         link = repo.get_link(session, link_id)
@@ -238,7 +267,7 @@ def _sync_link(
             engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id)
             for c in repo.comment_links_for(session, link_id=link_id)
         ]
-    pair = _load_pair(rt, link)
+    pair = _load_pair(rt, link, trust_observations=not fresh)
     plan = _plan(rt, pair, pairs, resolutions)
     overwritten = {op.side for op in plan.operations if isinstance(op, engine.UpdateFields)}
     if stale := overwritten & pair.observed:
@@ -298,10 +327,10 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
     )
 
 
-def _load_pair(rt: Runtime, link: Link) -> _Pair:
+def _load_pair(rt: Runtime, link: Link, *, trust_observations: bool) -> _Pair:
     pair = _Pair(link=link, records={}, comments={})
     for side in SIDES:
-        _load_side(rt, pair, side, trust_observation=True)
+        _load_side(rt, pair, side, trust_observation=trust_observations)
     return pair
 
 

@@ -64,20 +64,22 @@ def poll(self: Task, side: Side) -> dict[str, Any]:
 
 
 @app.task(name="syncworker.sync", bind=True, max_retries=None)
-def sync(self: Task, side: Side, record_id: str, attempt: int = 0) -> dict[str, Any]:
+def sync(
+    self: Task, side: Side, record_id: str, attempt: int = 0, fresh: bool = False
+) -> dict[str, Any]:
     rt = get_runtime()
     context = {"side": side, "record_id": record_id, "task_id": self.request.id}
     try:
-        outcome = service.sync_record(rt, side, record_id)
+        outcome = service.sync_record(rt, side, record_id, fresh=fresh)
     except (LockBusy, service.StaleLink) as busy:
         log.info("sync deferred, pair busy: %s", busy, extra=context)
         raise self.retry(
-            countdown=random.uniform(0.5, 2.0), args=(side, record_id, attempt)
+            countdown=random.uniform(0.5, 2.0), args=(side, record_id, attempt, fresh)
         ) from None
     except RateLimitedError as error:
         log.info("sync deferred %.1f s: %s", error.retry_after, error.describe(), extra=context)
         raise self.retry(
-            countdown=rate_limit_countdown(error), args=(side, record_id, attempt)
+            countdown=rate_limit_countdown(error), args=(side, record_id, attempt, fresh)
         ) from None
     except (PermanentError, AuthError) as error:
         log.error("sync failed permanently: %s", error.describe(), extra=context)
@@ -92,7 +94,7 @@ def sync(self: Task, side: Side, record_id: str, attempt: int = 0) -> dict[str, 
             return {**context, "dead_letter": error.describe()}
         log.warning("sync will retry: %s", error.describe(), extra=context)
         raise self.retry(
-            countdown=backoff_seconds(attempt), args=(side, record_id, attempt + 1)
+            countdown=backoff_seconds(attempt), args=(side, record_id, attempt + 1, fresh)
         ) from None
     log.info(
         "synced link %s with %d writes",

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import sys
 
+import kombu.exceptions
 import redis.exceptions
 import typer
 
-from syncworker.cli import metrics, ops, processes, sandbox
+from syncworker.cli import demo, metrics, ops, processes, sandbox
 from syncworker.mapping import MappingError
 from syncworker.settings import ConfigError
 from syncworker.store.db import DatabaseUnavailable
 
 app = typer.Typer(
     name="syncworker",
-    help="Two-way sync between CRM cases (Salesforce) and Zenvia Customer Cloud tickets.",
+    help=(
+        "Two-way sync between CRM cases (Salesforce) and Zenvia Customer Cloud tickets.\n\n"
+        "Example: `syncworker status`; `syncworker COMMAND --help` shows each command's."
+    ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 processes.register(app)
+demo.register(app)
 metrics.register(app)
 ops.register(app)
 app.add_typer(sandbox.app, name="sandbox")
@@ -35,6 +40,6 @@ def main() -> None:
     except (ConfigError, MappingError, DatabaseUnavailable, ops.OperatorError) as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         sys.exit(2)
-    except redis.exceptions.ConnectionError as error:
+    except (redis.exceptions.ConnectionError, kombu.exceptions.OperationalError) as error:
         typer.secho(f"error: cannot reach Redis: {error}", fg="red", err=True)
         sys.exit(2)

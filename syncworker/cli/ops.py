@@ -18,19 +18,29 @@ from syncworker.model import Side
 from syncworker.settings import get_settings
 from syncworker.store import repo
 from syncworker.store.db import check_database, session_scope
-from syncworker.store.tables import DeadLetterStatus
+from syncworker.store.tables import DeadLetterStatus, Link
 
 console = Console()
+# What `links show` tries a bare argument as; a `kind:` prefix picks one.
+LOOKUPS = ("link", "crm", "zenvia")
 
 
 class OperatorError(Exception):
     """An operator asked for something that does not exist or cannot be done."""
 
 
-db_app = typer.Typer(help="The mapping database.")
-letters_app = typer.Typer(help="Operations that failed for good, kept for an operator.")
-links_app = typer.Typer(help="Links between CRM cases and Zenvia tickets.")
-mapping_app = typer.Typer(help="The field mapping file.")
+db_app = typer.Typer(help="The mapping database.\n\nExample: `syncworker db upgrade`.")
+letters_app = typer.Typer(
+    help="Operations that failed for good, kept for an operator.\n\n"
+    "Example: `syncworker dead-letters list`."
+)
+links_app = typer.Typer(
+    help="Links between CRM cases and Zenvia tickets.\n\n"
+    "Example: `syncworker links show 500xx0000001AbC`."
+)
+mapping_app = typer.Typer(
+    help="The field mapping file.\n\nExample: `syncworker mapping check mapping.yaml`."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,6 +63,31 @@ def _database() -> str:
     url = get_settings().database_url
     check_database(url)
     return url
+
+
+def _redis() -> None:
+    """Fail at once, in one line, when the broker or the shared Redis does not answer
+    (Celery would otherwise retry for many seconds and end in a traceback)."""
+    import redis
+
+    settings = get_settings()
+    for url in dict.fromkeys((settings.broker_url, settings.effective_redis_url)):
+        if url.startswith("memory://"):
+            continue
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+
+def _instant(value: str) -> datetime:
+    """ISO 8601 as operators paste it (`2026-01-01`, `…T10:00:00Z`, `…+00:00`); naive is UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @db_app.command("upgrade")
@@ -81,7 +116,10 @@ def resync(
     crm_id: Annotated[str | None, typer.Option(help="One CRM case id.")] = None,
     zenvia_id: Annotated[str | None, typer.Option(help="One Zenvia ticket id.")] = None,
     since: Annotated[
-        datetime | None, typer.Option(help="Every record changed since (ISO 8601, UTC).")
+        datetime | None,
+        typer.Option(
+            parser=_instant, metavar="ISO", help="Every record changed since (ISO 8601, UTC)."
+        ),
     ] = None,
     everything: Annotated[bool, typer.Option("--all", help="Every record on both sides.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print each pair's plan; write nothing.")] = False,
@@ -98,10 +136,10 @@ def resync(
     from syncworker.runtime import get_runtime
 
     _database()
+    _redis()
     rt = get_runtime()
-    when = since.replace(tzinfo=since.tzinfo or UTC) if since else None
     targets = service.resync_targets(
-        rt, crm_id=crm_id, zenvia_id=zenvia_id, since=when, everything=everything
+        rt, crm_id=crm_id, zenvia_id=zenvia_id, since=since, everything=everything
     )
     if dry_run:
         for side, record_id in targets:
@@ -113,7 +151,8 @@ def resync(
     from syncworker.tasks import sync
 
     results = [
-        sync.apply_async(args=(side, record_id), queue="sync") for side, record_id in targets
+        sync.apply_async(args=(side, record_id, 0, True), queue="sync")
+        for side, record_id in targets
     ]
     typer.echo(f"queued {len(results)} sync(s)")
     if wait:
@@ -129,9 +168,14 @@ def _wait_for(results: list[Any]) -> None:
             if done == len(results):
                 break
             time.sleep(0.5)
-    failed = [r for r in results if r.failed()]
+    # A permanent error is not a task failure: the sync returns the dead letter it parked.
+    failed = [r for r in results if r.failed() or "dead_letter" in _as_dict(r.result)]
     if failed:
         raise OperatorError(f"{len(failed)} sync(s) failed; see `syncworker dead-letters list`")
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def status(
@@ -214,7 +258,9 @@ def letters_retry(letter_id: int) -> None:
     """
     from syncworker.tasks import enqueue_sync
 
-    with session_scope(_database()) as session:
+    database = _database()
+    _redis()
+    with session_scope(database) as session:
         letter = repo.get_dead_letter(session, letter_id)
         if letter is None:
             raise OperatorError(f"no dead letter with id {letter_id}")
@@ -236,22 +282,42 @@ def letters_discard(letter_id: int) -> None:
 
 @links_app.command("show")
 def links_show(
-    record: Annotated[str, typer.Argument(help="A link id, CRM case id or Zenvia ticket id.")],
+    record: Annotated[
+        str,
+        typer.Argument(
+            help="A link id, CRM case id or Zenvia ticket id; prefix it with `link:`, `crm:` "
+            "or `zenvia:` when a number could be more than one of them."
+        ),
+    ],
 ) -> None:
     """Show a link with its baselines and comment pairs.
 
-    Examples: `syncworker links show 42`, `syncworker links show 500xx0000001AbC`.
+    Examples: `syncworker links show 500xx0000001AbC`, `syncworker links show zenvia:1234`,
+    `syncworker links show link:42`.
     """
     crm_system = _mapping().crm_system
-    sides: tuple[Side, ...] = ("crm", "zenvia")
+    prefix, _, rest = record.partition(":")
+    kinds = (prefix,) if rest and prefix in LOOKUPS else LOOKUPS
+    value = rest if len(kinds) == 1 else record
     with session_scope(_database()) as session:
-        link = repo.get_link(session, int(record)) if record.isdigit() else None
-        for side in sides:
-            link = link or repo.find_link(
-                session, side=side, remote_id=record, crm_system=crm_system
-            )
-        if link is None:
-            raise OperatorError(f"no link for {record!r} (tried link id, case id, ticket id)")
+        found: dict[int, Link] = {}
+        named: dict[int, str] = {}
+        for kind in kinds:
+            if kind == "link":
+                link = repo.get_link(session, int(value)) if value.isdigit() else None
+            else:
+                side: Side = "crm" if kind == "crm" else "zenvia"
+                link = repo.find_link(session, side=side, remote_id=value, crm_system=crm_system)
+            if link is not None and link.id is not None:
+                found.setdefault(link.id, link)
+                named.setdefault(link.id, f"{kind}:{value}")
+        if not found:
+            raise OperatorError(f"no link for {record!r} (tried {', '.join(kinds)} ids)")
+        if len(found) > 1:
+            # Zenvia ticket ids and link ids are both small numbers: never guess which one.
+            choices = ", ".join(f"{named[i]} (link {i})" for i in sorted(found))
+            raise OperatorError(f"{record!r} names more than one link: {choices}; say which")
+        (link,) = found.values()
         assert link.id is not None
         data = link.model_dump(mode="json")
         data["comment_links"] = [

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from syncworker.cli.ops import OperatorError
 from syncworker.settings import get_settings
 
 
@@ -17,10 +18,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _celery(argv: list[str]) -> None:
+    import click  # Celery's own command line (Typer carries a copy of its own)
+
     from syncworker.celery_app import app as celery_app
 
     get_settings()  # fail fast on bad configuration, before Celery starts
-    celery_app.start(argv)
+    try:
+        code = celery_app.start(argv)
+    except click.ClickException as error:  # Celery checked an argument (e.g. the log level)
+        raise OperatorError(error.format_message()) from None
+    # Celery returns (not raises) its exit code; pass it on so supervisors see a failure.
+    if code:
+        raise typer.Exit(code)
 
 
 def worker(
@@ -60,4 +69,7 @@ def flower(
     """
     if not os.environ.get("FLOWER_BASIC_AUTH"):
         raise typer.BadParameter("set FLOWER_BASIC_AUTH=user:password; Flower never runs open")
-    _celery(["flower", f"--port={port}", f"--address={address}"])
+    try:
+        _celery(["flower", f"--port={port}", f"--address={address}"])
+    except OSError as error:  # the port is taken or the address is not this host's
+        raise OperatorError(f"cannot listen on {address}:{port}: {error.strerror}") from None

@@ -7,9 +7,13 @@ from typing import Annotated
 
 import typer
 
+from syncworker.cli.ops import OperatorError
 from syncworker.sandbox.server import RateLimit, SandboxApp, SandboxServer
 
-app = typer.Typer(help="Serve local simulators of the remote APIs (for demos, tests, trials).")
+app = typer.Typer(
+    help="Serve local simulators of the remote APIs (for demos, tests, trials).\n\n"
+    "Example: `syncworker sandbox zenvia --port 8081 --token dev-token`."
+)
 
 Host = Annotated[str, typer.Option(help="Bind address (loopback unless --allow-remote).")]
 Port = Annotated[int, typer.Option(help="TCP port (0 picks a free one).")]
@@ -25,6 +29,8 @@ def _serve(sandbox: SandboxApp, host: str, port: int, allow_remote: bool) -> San
         return SandboxServer(sandbox, host=host, port=port, allow_remote=allow_remote)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    except OSError as error:  # port taken, address not on this host
+        raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def _run(server: SandboxServer, where: str) -> None:

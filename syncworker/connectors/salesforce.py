@@ -235,13 +235,43 @@ class SalesforceConnector:
             "GET sobjects/Case/{id}",
             params={"fields": ",".join(self._fields)},
         )
-        return self._record(_object(_json(response), "Case", record_id))
+        return self._with_comment_versions(
+            [self._record(_object(_json(response), "Case", record_id))]
+        )[0]
+
+    def _with_comment_versions(self, records: list[RemoteRecord]) -> list[RemoteRecord]:
+        """A Case's version includes its comments': a new CaseComment does not touch its Case."""
+        newest: dict[str, datetime] = {}
+        ids = [r.id for r in records]
+        for chunk in _chunks(ids, PARENT_CHUNK):
+            soql = (
+                "SELECT ParentId, SystemModstamp FROM CaseComment WHERE ParentId IN ("
+                + ", ".join(_soql_string(i) for i in chunk)
+                + ")"
+            )
+            for row in self.query(soql, include_deleted=True):
+                stamp = _parse_datetime(
+                    row.get("SystemModstamp"), "SystemModstamp", str(row.get("ParentId"))
+                )
+                parent = str(row["ParentId"])
+                if parent not in newest or stamp > newest[parent]:
+                    newest[parent] = stamp
+        return [
+            RemoteRecord(r.id, max(r.version, newest.get(r.id, r.version)), r.fields, r.deleted)
+            for r in records
+        ]
 
     def iter_all(self) -> Iterator[RemoteRecord]:
         """Every Case not in the recycle bin, by Id, 2,000 per request."""
         soql = f"SELECT {', '.join(self._fields)} FROM Case ORDER BY Id"
+        batch: list[RemoteRecord] = []
         for row in self.query(soql):
-            yield self._record(row)
+            batch.append(self._record(row))
+            if len(batch) == PARENT_CHUNK:
+                yield from self._with_comment_versions(batch)
+                batch = []
+        if batch:
+            yield from self._with_comment_versions(batch)
 
     def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
         """Cases whose SystemModstamp, or one of whose comments' SystemModstamp, is ≥ `since`,
@@ -268,16 +298,17 @@ class SalesforceConnector:
             ids = ", ".join(_soql_string(i) for i in parents[start : start + PARENT_CHUNK])
             soql = f"SELECT {columns} FROM Case WHERE Id IN ({ids}) AND SystemModstamp < {literal}"
             earlier.extend(self._record(row) for row in self.query(soql))
-        earlier.sort(key=_order)
-        yield from earlier
         soql = (
             f"SELECT {columns} FROM Case WHERE SystemModstamp >= {literal} "
             "ORDER BY SystemModstamp, Id"
         )
-        yield from _ascending(
-            (self._record(row) for row in self.query(soql, include_deleted=True)),
-            "changed Cases",
+        later = list(
+            _ascending(
+                (self._record(row) for row in self.query(soql, include_deleted=True)),
+                "changed Cases",
+            )
         )
+        yield from sorted(self._with_comment_versions(earlier + later), key=_order)
 
     def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
         """The Case an earlier `create` with this key made (deleted or not), by the external id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -40,7 +40,8 @@ def test_changed_since_yields_changed_and_deleted_cases_in_version_order(
     assert [r.version for r in changed] == [since, since + MS, since + 2 * MS]
     assert changed[1].fields["IsDeleted"] is True
     assert old not in {r.id for r in changed}
-    assert connector.requests.by_endpoint["GET queryAll"] == 2  # comments + cases
+    # changed comments + changed cases + the comment versions of those cases
+    assert connector.requests.by_endpoint["GET queryAll"] == 3
 
 
 def test_since_is_inclusive_to_the_millisecond(
@@ -53,9 +54,11 @@ def test_since_is_inclusive_to_the_millisecond(
     assert list(connector.changed_since(stamp + MS)) == []
 
 
-def test_a_new_comment_brings_its_unchanged_case_first_with_its_own_version(
+def test_a_new_comment_moves_its_case_version_to_the_comment_stamp(
     connector: SalesforceConnector, sandbox: SalesforceSandbox, clock: MovableClock
 ) -> None:
+    """A CaseComment does not touch its Case in Salesforce; the connector folds the newest
+    comment's SystemModstamp into the case's version so a comment alone is seen as a change."""
     quiet = sandbox.agent.create_case(Subject="quiet case")
     busy = sandbox.agent.create_case(Subject="busy case")
     clock.advance(hours=1)
@@ -66,10 +69,15 @@ def test_a_new_comment_brings_its_unchanged_case_first_with_its_own_version(
 
     changed = list(connector.changed_since(since))
 
+    stamps = {c["ParentId"]: c["SystemModstamp"] for c in sandbox.comments()}
     assert [r.id for r in changed] == [quiet, busy]
-    assert changed[0].version == START
-    assert changed[1].version == since
-    assert connector.requests.by_endpoint["GET query"] == 1  # the one parents query
+    assert [r.version for r in changed] == [_stamp(stamps[quiet]), _stamp(stamps[busy])]
+    assert changed[0].fields["SystemModstamp"] == "2026-03-10T15:00:00.000+0000"
+    assert connector.get(quiet).version == changed[0].version
+
+
+def _stamp(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def test_changed_since_needs_an_aware_datetime(connector: SalesforceConnector) -> None:
