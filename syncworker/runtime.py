@@ -6,6 +6,7 @@ Built lazily on first use and rebuilt after a fork (`reset_runtime` on Celery's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,16 +124,18 @@ def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
 
 
 _runtime: Runtime | None = None
+_building = threading.Lock()
 
 
 def get_runtime() -> Runtime:
-    """This process's runtime; syncs are enqueued through the Celery app."""
+    """This process's runtime (built once, even with a thread pool); syncs go through Celery."""
     global _runtime
-    if _runtime is None:
-        from syncworker.tasks import enqueue_sync
+    with _building:
+        if _runtime is None:
+            from syncworker.tasks import enqueue_sync
 
-        _runtime = build_runtime(get_settings(), enqueue_sync=enqueue_sync)
-    return _runtime
+            _runtime = build_runtime(get_settings(), enqueue_sync=enqueue_sync)
+        return _runtime
 
 
 def reset_runtime() -> None:

@@ -15,9 +15,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def alembic_config(database_url: str) -> Config:
-    ini = PROJECT_ROOT / "alembic.ini"
-    if not ini.exists():
-        raise FileNotFoundError(f"alembic.ini not found at {ini}; run from a syncworker checkout")
+    """The checkout's alembic.ini, or the working directory's (the Docker image's /app)."""
+    candidates = (PROJECT_ROOT / "alembic.ini", Path.cwd() / "alembic.ini")
+    ini = next((path for path in candidates if path.exists()), None)
+    if ini is None:
+        raise FileNotFoundError(
+            "alembic.ini not found in the syncworker checkout or the working directory; "
+            "run migrations from the project directory (the Docker image uses /app)"
+        )
     config = Config(str(ini))
     config.attributes["database_url"] = database_url
     return config
