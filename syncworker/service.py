@@ -101,13 +101,9 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
     the cursor has not moved, and reconcile re-queues flags older than STALE_QUEUED_SECONDS.
     """
     with session_scope(rt.database_url) as session:
-        due = [
-            record.id
-            for record in chunk
-            if repo.observe(session, side=side, record=record, fetched_at=fetched_at)
-        ]
+        due = repo.observe_many(session, side=side, records=chunk, fetched_at=fetched_at)
         repo.mark_queued(session, side=side, remote_ids=due)
-    for record_id in dict.fromkeys(due):
+    for record_id in due:
         rt.enqueue_sync(side, record_id)
     last = max(chunk, key=lambda record: (record.version, record.id))
     with session_scope(rt.database_url) as session:
@@ -682,13 +678,15 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
 
 def _reconcile_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord]) -> int:
     """Enqueue records never linked or changed since their last sync."""
+    ids = [record.id for record in chunk]
     with session_scope(rt.database_url) as session:
+        links = repo.find_links(session, side=side, remote_ids=ids, crm_system=rt.crm_system)
+        pending = set(repo.observe_many(session, side=side, records=chunk))
         due = []
         for record in chunk:
-            link = repo.find_link(session, side=side, remote_id=record.id, crm_system=rt.crm_system)
+            link = links.get(record.id)
             synced = (link.crm_version if side == "crm" else link.zenvia_version) if link else None
-            pending = repo.observe(session, side=side, record=record)
-            if pending or link is None or synced is None or record.version > synced:
+            if record.id in pending or synced is None or record.version > synced:
                 due.append(record.id)
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:

@@ -8,11 +8,13 @@ a message naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -140,11 +142,11 @@ class Settings(BaseSettings):
     def _verify_tls_only_locally(self) -> Settings:
         """TLS checks may be off only for loopback sandboxes, never for a real remote."""
         if not self.verify_tls:
-            for url in (self.zenvia_base_url, self.salesforce_login_url):
-                if not url.startswith(("http://127.", "http://localhost", "https://127.")):
-                    raise ValueError(
-                        "VERIFY_TLS=false is allowed only when every remote is on loopback"
-                    )
+            urls = (self.zenvia_base_url, self.salesforce_login_url, self.salesforce_instance_url)
+            if not all(_on_loopback(url) for url in urls if url):
+                raise ValueError(
+                    "VERIFY_TLS=false is allowed only when every remote is on loopback"
+                )
         return self
 
     @property
@@ -168,6 +170,17 @@ class Settings(BaseSettings):
         missing = [PREFIX + name.upper() for name in names if getattr(self, name) is None]
         if missing:
             raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
+
+
+def _on_loopback(url: str) -> bool:
+    """True only for a literal loopback address or exactly `localhost` (not localhost.evil)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _secrets_from_files(environ: dict[str, str]) -> dict[str, Any]:

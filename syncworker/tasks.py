@@ -12,6 +12,9 @@ import logging
 import random
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
 from celery import Task
 
 from syncworker import service
@@ -27,6 +30,17 @@ from syncworker.model import Side
 from syncworker.runtime import get_runtime
 
 log = logging.getLogger("syncworker.tasks")
+
+
+# Our own database or Redis went away mid-sync: the sync is retried, never acked as lost
+# (its queued flag would otherwise block the record until the next reconcile).
+INFRASTRUCTURE_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+)
 
 
 def backoff_seconds(attempt: int, *, base: float = 2.0) -> float:
@@ -85,6 +99,11 @@ def sync(
         log.error("sync failed permanently: %s", error.describe(), extra=context)
         service.dead_letter(rt, side, record_id, error, operation="sync")
         return {**context, "dead_letter": error.describe()}
+    except INFRASTRUCTURE_ERRORS as outage:
+        log.warning("sync will retry after an infrastructure error: %s", outage, extra=context)
+        raise self.retry(
+            countdown=backoff_seconds(attempt), args=(side, record_id, attempt + 1, fresh)
+        ) from None
     except TransientError as error:
         if attempt >= rt.settings.max_retries:
             log.error(

@@ -96,6 +96,12 @@ def send(
                 headers=headers,
                 extensions={"trace": trace},
             )
+        except UnicodeEncodeError as exc:  # e.g. half an emoji (a lone surrogate) in copied text
+            raise PermanentError(
+                f"the request body cannot be encoded as UTF-8 ({exc.reason})",
+                remote=remote,
+                path=where,
+            ) from exc
         except _DROPPED as exc:
             if attempt == 1 and retry_allowed and trace.reused:
                 log.debug("%s %s: pooled connection dropped, retrying once", remote, endpoint)

@@ -253,7 +253,7 @@ class SalesforceConnector:
                 stamp = _parse_datetime(
                     row.get("SystemModstamp"), "SystemModstamp", str(row.get("ParentId"))
                 )
-                parent = str(row["ParentId"])
+                parent = _parent_id(row)
                 if parent not in newest or stamp > newest[parent]:
                     newest[parent] = stamp
         return [
@@ -285,7 +285,7 @@ class SalesforceConnector:
         columns = ", ".join(self._fields)
         parents = sorted(
             {
-                str(row["ParentId"])
+                _parent_id(row)
                 for row in self.query(
                     f"SELECT ParentId FROM CaseComment WHERE SystemModstamp >= {literal}",
                     include_deleted=True,
@@ -787,6 +787,15 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _fit_comment(body: str, key: str) -> str:
+    """The comment with its marker, cut to CommentBody's 4,000 bytes (the marker is kept)."""
+    try:
+        body.encode()
+    except UnicodeEncodeError as exc:  # half an emoji (a lone surrogate) copied from elsewhere
+        raise PermanentError(
+            f"the comment cannot be encoded as UTF-8 ({exc.reason})",
+            remote=REMOTE,
+            path="CommentBody",
+        ) from exc
     text = with_marker(body, key)
     if len(text.encode()) <= COMMENT_MAX_BYTES:
         return text
@@ -804,6 +813,13 @@ def _parse_datetime(value: object, name: str, record_id: str) -> datetime:
     raise _malformed(f"{record_id}: {name} is not a Salesforce datetime ({value!r})", name)
 
 
+def _parent_id(row: dict[str, Any]) -> str:
+    value = row.get("ParentId")
+    if not isinstance(value, str) or not value:
+        raise _malformed(f"a CaseComment row has no ParentId ({value!r})", "ParentId")
+    return value
+
+
 def _malformed(message: str, where: str) -> MalformedResponseError:
     return MalformedResponseError(message, remote=REMOTE, path=where)
 
@@ -811,7 +827,7 @@ def _malformed(message: str, where: str) -> MalformedResponseError:
 def _maybe_json(response: httpx.Response) -> object:
     try:
         payload: object = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return payload
 
@@ -819,7 +835,7 @@ def _maybe_json(response: httpx.Response) -> object:
 def _json(response: httpx.Response) -> object:
     try:
         payload: object = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(
             "response is not JSON",
             remote=REMOTE,

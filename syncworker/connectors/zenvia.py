@@ -307,14 +307,15 @@ class ZenviaConnector:
         code, message, details = None, response.reason_phrase or f"HTTP {status}", []
         try:
             payload = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         if isinstance(payload, dict):
             if isinstance(payload.get("code"), str):
                 code = payload["code"]
             if isinstance(payload.get("message"), str) and payload["message"]:
                 message = payload["message"]
-            for item in payload.get("details") or []:
+            details_list = payload.get("details")
+            for item in details_list if isinstance(details_list, list) else []:
                 if isinstance(item, dict):
                     path, text = item.get("path"), item.get("message")
                     details.append(f"{path}: {text}" if path else str(text))
@@ -510,7 +511,7 @@ def _field_error(name: str, expected: str, ticket_id: str | None) -> MalformedRe
 def _json(response: httpx.Response, what: str) -> object:
     try:
         payload: object = response.json()
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(
             f"{what} response is not JSON",
             remote=REMOTE,

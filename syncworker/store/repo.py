@@ -55,6 +55,20 @@ def find_link(session: Session, *, side: Side, remote_id: str, crm_system: str) 
     return session.exec(query).first()
 
 
+def find_links(
+    session: Session, *, side: Side, remote_ids: Sequence[str], crm_system: str
+) -> dict[str, Link]:
+    """The links of many records of one side, in one query, keyed by record id."""
+    if side == "crm":
+        column = col(Link.crm_id)
+        query = select(Link).where(Link.crm_system == crm_system, column.in_(remote_ids))
+    else:
+        column = col(Link.zenvia_id)
+        query = select(Link).where(column.in_(remote_ids))
+    found = session.exec(query).all()
+    return {(link.crm_id if side == "crm" else link.zenvia_id) or "": link for link in found}
+
+
 def create_link(session: Session, *, side: Side, remote_id: str, crm_system: str) -> Link:
     """Insert a half link for a record seen on one side, or return the one that exists."""
     ids = {"crm_id": remote_id} if side == "crm" else {"zenvia_id": remote_id}
@@ -205,23 +219,43 @@ def pending_intents(session: Session, *, older_than: datetime) -> Sequence[Inten
 def observe(
     session: Session, *, side: Side, record: RemoteRecord, fetched_at: datetime | None = None
 ) -> bool:
-    """Store the newest version seen; True when it is newer than what was synced and unqueued.
+    """Store the newest version seen; True when it is newer than what was synced and unqueued."""
+    return bool(observe_many(session, side=side, records=[record], fetched_at=fetched_at))
+
+
+def observe_many(
+    session: Session,
+    *,
+    side: Side,
+    records: Sequence[RemoteRecord],
+    fetched_at: datetime | None = None,
+) -> list[str]:
+    """Store the newest version seen of each record in two statements; return the ids that are
+    newer than what was synced and not queued yet (the caller marks them queued and enqueues).
 
     `fetched_at` is when the remote was read (not when this row is written): a sync may trust
-    the payload only if it was read after the pair's last commit. A True answer means the caller
-    should mark the record queued and enqueue a sync.
+    the payload only if it was read after the pair's last commit.
     """
+    latest: dict[str, RemoteRecord] = {}
+    for record in records:
+        if record.id not in latest or record.version > latest[record.id].version:
+            latest[record.id] = record
+    if not latest:
+        return []
     now = fetched_at or utcnow()
-    remote_id = record.id
     statement = _insert(session, Observation).values(
-        side=side,
-        remote_id=remote_id,
-        version=record.version,
-        payload=record.fields,
-        deleted=record.deleted,
-        observed_at=now,
+        [
+            {
+                "side": side,
+                "remote_id": record.id,
+                "version": record.version,
+                "payload": record.fields,
+                "deleted": record.deleted,
+                "observed_at": now,
+            }
+            for record in latest.values()
+        ]
     )
-    newer = statement.excluded.version >= Observation.version
     statement = statement.on_conflict_do_update(
         index_elements=["side", "remote_id"],
         set_={
@@ -230,13 +264,21 @@ def observe(
             "deleted": statement.excluded.deleted,
             "observed_at": now,
         },
-        where=newer,
+        where=statement.excluded.version >= Observation.version,
     )
     session.execute(statement)
-    row = session.get(Observation, (side, remote_id), populate_existing=True)
-    assert row is not None
-    pending = row.synced_version is None or row.version > row.synced_version
-    return pending and row.sync_queued_at is None
+    rows = session.exec(
+        select(Observation)
+        .where(Observation.side == side, col(Observation.remote_id).in_(list(latest)))
+        .execution_options(populate_existing=True)
+    ).all()
+    due = {
+        row.remote_id
+        for row in rows
+        if (row.synced_version is None or row.version > row.synced_version)
+        and row.sync_queued_at is None
+    }
+    return [remote_id for remote_id in latest if remote_id in due]
 
 
 def mark_queued(session: Session, *, side: Side, remote_ids: Sequence[str]) -> None:
