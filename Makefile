@@ -38,5 +38,16 @@ unit: $(STAMP)
 chaos: $(STAMP) services
 	$(BIN)/pytest -m chaos
 
+# Benchmarks print one JSON object per benchmark (bench/README.md). Their broker and Redis
+# databases are their own, so they can run beside the integration tests.
+BENCH_ENV := SYNCWORKER_TEST_BROKER_URL=$${SYNCWORKER_TEST_BROKER_URL:-redis://127.0.0.1:6379/6} \
+	SYNCWORKER_TEST_REDIS_URL=$${SYNCWORKER_TEST_REDIS_URL:-redis://127.0.0.1:6379/5}
+
+bench: $(STAMP) services
+	$(BENCH_ENV) $(BIN)/python -m bench
+
+bench-full: $(STAMP) services
+	$(BENCH_ENV) $(BIN)/python -m bench --full
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

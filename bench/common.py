@@ -1,0 +1,668 @@
+"""What every benchmark shares: isolation, the stack, fast seeding, counters, JSON output.
+
+Isolation: the broker and the bench's Redis database come from `SYNCWORKER_TEST_BROKER_URL`
+and `SYNCWORKER_TEST_REDIS_URL` (defaults: databases 6 and 5, never the ones the integration
+tests use), and every run gets a throw-away Postgres database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+os.environ.setdefault("SYNCWORKER_TEST_BROKER_URL", "redis://127.0.0.1:6379/6")
+os.environ.setdefault("SYNCWORKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+
+import psycopg
+import redis
+
+from syncworker import metrics
+from syncworker.celery_app import app as celery_app
+from syncworker.connectors.salesforce import SalesforceConnector
+from syncworker.connectors.zenvia import ZenviaConnector, _ticket_body
+from syncworker.model import RemoteRecord
+from syncworker.sandbox.server import Request, Response, SandboxServer
+from syncworker.sandbox.zenvia import ZenviaSandbox, _date_arg, _int_arg, _Problems
+from syncworker.store.db import reset_engines
+from tests.conftest import create_throwaway_database, drop_database
+from tests.stack import BROKER_URL, Stack, Worker, running_stack, wait_until
+
+REDIS_URL = os.environ["SYNCWORKER_TEST_REDIS_URL"]
+ROOT = Path(__file__).resolve().parents[1]
+OWNERS = tuple(f"00500000000000{n}AAA" for n in range(1, 6))
+STATUSES = ("New", "Working", "Escalated")  # not On Hold: bench.efficiency sets it
+PRIORITIES = ("High", "Medium", "Low")
+TYPES = ("Question", "Problem", "Feature Request", None)
+
+
+# -- run options and output ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    full: bool
+    profile_dir: Path | None
+
+    @property
+    def mode(self) -> str:
+        return "full" if self.full else "quick"
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        return full if self.full else quick
+
+
+def options(description: str, argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--full", action="store_true", help="the figures run (default: quick)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="write pyinstrument profiles here (needs `pip install pyinstrument`)",
+    )
+    parsed = parser.parse_args(argv)
+    # A SIGTERM (make interrupted, CI timeout) unwinds normally: workers stopped, DB dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if parsed.profile:
+        parsed.profile.mkdir(parents=True, exist_ok=True)
+    return Options(full=parsed.full, profile_dir=parsed.profile)
+
+
+def machine() -> dict[str, Any]:
+    """What else was running: the numbers mean little without it (2 shared cores)."""
+    return {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the source files changed on top of it (the tree moves)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "syncworker").splitlines()]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted_syncworker_files": [path for path in dirty if path],
+    }
+
+
+def goal(value: float, target: float, *, at_most: bool = False) -> dict[str, Any]:
+    met = value <= target if at_most else value >= target
+    return {"value": value, "goal": f"{'<=' if at_most else '>='} {target}", "met": met}
+
+
+def report(
+    name: str,
+    opts: Options,
+    *,
+    parameters: dict[str, Any],
+    figures: dict[str, Any],
+    baseline: dict[str, Any],
+    ratios: dict[str, Any],
+    goals: dict[str, Any],
+    load_before: dict[str, Any],
+) -> dict[str, Any]:
+    """One benchmark's JSON object, always in this shape."""
+    return {
+        "name": name,
+        "mode": opts.mode,
+        "parameters": parameters,
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "goals": goals,
+        "goals_met": all(g.get("met", False) for g in goals.values()),
+        "machine": {"before": load_before, "after": machine()},
+        "code": code_version(),
+    }
+
+
+def emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result, default=str), flush=True)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- the stack ----------------------------------------------------------------------------------
+
+
+def bench_redis() -> redis.Redis:
+    return redis.Redis.from_url(REDIS_URL)
+
+
+@contextlib.contextmanager
+def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
+    """A running stack on a throw-away database; locks, budgets and metrics in the bench's
+    own Redis database (emptied first); the Zenvia listing made O(page) (see below)."""
+    client = bench_redis()
+    client.flushdb()
+    client.close()
+    db_name, url = create_throwaway_database(f"syncworker_bench_{name}")
+    tmp = Path(tempfile.mkdtemp(prefix=f"syncworker-bench-{name}-"))
+    settings = {"SYNCWORKER_REDIS_URL": REDIS_URL, "SYNCWORKER_LOG_LEVEL": "INFO", **overrides}
+    try:
+        with running_stack(url, tmp, catalogue=None, **settings) as stack:
+            fast_zenvia_listing(stack.zenvia)
+            yield stack
+    finally:
+        reset_engines()
+        drop_database(db_name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_worker(
+    stack: Stack,
+    *,
+    concurrency: int,
+    queues: str = "poll,sync,reconcile",
+    profile_dir: Path | None = None,
+) -> Worker:
+    """`tests.stack.Stack.start_worker`, but with `bench.worker_app` (the syncworker app plus
+    the baseline no-op task and optional per-child pyinstrument profiles)."""
+    name = f"bench{len(stack.workers) + 1}-{os.getpid()}@localhost"
+    log_path = stack.tmp / f"{name.split('@')[0]}.log"
+    command = [
+        *(sys.executable, "-m", "celery", "-A", "bench.worker_app", "worker"),
+        *("-Q", queues, "-c", str(concurrency), "-n", name, "-l", "INFO"),
+        *("--without-gossip", "--without-mingle", "-E"),
+    ]
+    env = {**os.environ, **stack.env}
+    if profile_dir is not None:
+        env["BENCH_PROFILE_DIR"] = str(profile_dir)
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(name, process, log_path)
+    stack.workers.append(worker)
+    wait_until(
+        lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
+        timeout=60,
+        what=f"worker {name} to answer a ping; its log:\n{worker.log()[-3000:]}",
+    )
+    return worker
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU used so far by this process (sandboxes, polls) and by the live worker processes."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    workers = 0.0
+    for worker in stack.workers:
+        if worker.process.poll() is None:
+            for pid in [worker.process.pid, *_children(worker.process.pid)]:
+                with contextlib.suppress(OSError):
+                    workers += _cpu_seconds(pid)
+    return {"bench_process": usage.ru_utime + usage.ru_stime, "workers": workers}
+
+
+def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {key: round(after[key] - before.get(key, 0.0), 2) for key in after}
+
+
+def queues_empty(names: Sequence[str] = ("sync", "poll", "reconcile")) -> bool:
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        return all(client.llen(queue) == 0 for queue in names)
+    finally:
+        client.close()
+
+
+def drained(stack: Stack) -> bool:
+    return stack.backlog() == 0 and queues_empty()
+
+
+@dataclass
+class Progress:
+    """Propagated writes counted from a starting point; when the count last moved."""
+
+    start: int = field(default_factory=lambda: propagated())
+    count: int = 0
+    last_change: float = field(default_factory=time.monotonic)
+
+    def update(self) -> int:
+        now = propagated() - self.start
+        if now != self.count:
+            self.count, self.last_change = now, time.monotonic()
+        return now
+
+
+def wait_for_propagation(
+    stack: Stack, progress: Progress, expected: int, *, timeout: float, quiet: float = 5.0
+) -> bool:
+    """Until `expected` writes were propagated (True), or nothing is left to do: no backlog,
+    empty queues and no progress for `quiet` seconds (False: some changes were never synced)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if progress.update() >= expected:
+            return True
+        if time.monotonic() - progress.last_change > quiet and drained(stack):
+            return False
+        time.sleep(0.02)
+    return False
+
+
+def propagated() -> int:
+    """Writes the workers made to the other side (creates, updates, comments), all kinds."""
+    client = bench_redis()
+    try:
+        values = cast(dict[bytes, bytes], client.hgetall(metrics.PROPAGATED.key))
+        return sum(int(v) for v in values.values())
+    finally:
+        client.close()
+
+
+def sync_log_events(worker: Worker) -> Counter[str]:
+    """Sync task outcomes in a worker's JSON log: synced, deferred (busy/rate), failed."""
+    found: Counter[str] = Counter()
+    for line in worker.log().splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            event = json.loads(line).get("event", "")
+        except ValueError:
+            continue
+        if event.startswith("synced link"):
+            found["synced"] += 1
+            if event.endswith(" 0 writes"):
+                found["synced_without_writes"] += 1
+        elif event.startswith("sync deferred"):
+            found["deferred_rate" if "deferred, pair busy" not in event else "deferred_busy"] += 1
+        elif event.startswith(("sync failed", "sync gave up", "sync will retry")):
+            found["failed"] += 1
+    return found
+
+
+def sync_events(stack: Stack) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for worker in stack.workers:
+        total.update(sync_log_events(worker))
+    return total
+
+
+# -- remote request accounting ------------------------------------------------------------------
+
+
+def requests_by_endpoint(server: SandboxServer) -> Counter[str]:
+    return Counter(server.counters.by_endpoint)
+
+
+def delta(after: Counter[str], before: Counter[str]) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in sorted(after) if after[k] - before[k]}
+
+
+def is_write(label: str) -> bool:
+    return not label.startswith("GET") and "oauth2" not in label
+
+
+@dataclass
+class Served:
+    """Requests a sandbox served (2xx or a vendor error from a handler), with their times."""
+
+    events: list[tuple[float, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def between(self, start: float, end: float) -> list[tuple[float, str]]:
+        with self.lock:
+            return [(t, label) for t, label in self.events if start <= t <= end]
+
+
+def record_served(server: SandboxServer) -> Served:
+    """Wrap every route of a sandbox to note (monotonic time, route label) when it is served."""
+    served = Served()
+    for route in server.app.routes:
+        original = route.handler
+
+        def handler(
+            request: Request, _original: Callable[[Request], Response] = original, _r: Any = route
+        ) -> Response:
+            response = _original(request)
+            with served.lock:
+                served.events.append((time.monotonic(), _r.label))
+            return response
+
+        route.handler = handler
+    return served
+
+
+def on_write(server: SandboxServer, label: str, callback: Callable[[Request], None]) -> None:
+    """Call `callback(request)` after the sandbox applied a request to `label`."""
+    route = next(r for r in server.app.routes if r.label == label)
+    original = route.handler
+
+    def handler(request: Request) -> Response:
+        response = original(request)
+        callback(request)
+        return response
+
+    route.handler = handler
+
+
+# -- a beat in miniature ------------------------------------------------------------------------
+
+
+class PollLoop(threading.Thread):
+    """Call `stack.poll()` every `interval` seconds (fixed rate, like beat) until stopped."""
+
+    def __init__(self, stack: Stack, interval: float) -> None:
+        super().__init__(name="bench-poll-loop", daemon=True)
+        self.stack = stack
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.durations: list[float] = []
+        self.enqueued = 0
+        self.incomplete: list[str] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        next_at = time.monotonic()
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                outcomes = self.stack.poll()
+            except Exception as error:  # keep beating, as beat would; report it
+                self.errors.append(repr(error))
+            else:
+                self.enqueued += sum(o.enqueued for o in outcomes)
+                self.incomplete += [f"{o.side}: {o.stopped_by}" for o in outcomes if not o.complete]
+            self.durations.append(time.monotonic() - started)
+            next_at += self.interval
+            self.stopping.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=60)
+
+
+# -- the sandbox's listing, made O(page) --------------------------------------------------------
+
+
+class _Rendered(Sequence[dict[str, Any]]):
+    """Tickets rendered only when a page slices them (the sandbox renders every ticket on every
+    page request, which makes a full listing O(n²): 100k tickets would take hours)."""
+
+    def __init__(self, tickets: list[Any]) -> None:
+        self._tickets = tickets
+
+    def __len__(self) -> int:
+        return len(self._tickets)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [ticket.render() for ticket in self._tickets[index]]
+        return self._tickets[index].render()
+
+
+def fast_zenvia_listing(sandbox: ZenviaSandbox) -> None:
+    """Serve GET /v2/tickets with the sandbox's own filters and paging, rendering one page.
+
+    Same answers (same filters, order, `x-total`, validation); only the cost changes. The
+    bench measures syncworker, not the simulator, and shares its 2 cores with it.
+    """
+    label = "GET /v2/tickets"
+    order: dict[str, Any] = {"size": -1, "tickets": []}
+
+    def ordered() -> list[Any]:
+        tickets = sandbox._tickets
+        if order["size"] != len(tickets):  # tickets are never removed, only added
+            order["tickets"] = sorted(tickets.values(), key=lambda t: int(t.id))
+            order["size"] = len(tickets)
+        return cast(list[Any], order["tickets"])
+
+    def list_tickets(request: Request) -> Response:
+        problems = _Problems()
+        created = _date_arg(request, "createdAt", problems)
+        updated = _date_arg(request, "updatedAt", problems)
+        status_id = _int_arg(request, "statusId", None, problems)
+        problems.raise_if_any()
+        zone = sandbox.filter_timezone
+        since = sandbox.date_filter != "on"
+
+        def matches(moment: datetime, wanted: Any) -> bool:
+            if wanted is None:
+                return True
+            day = moment.astimezone(zone).date()
+            return bool(day >= wanted if since else day == wanted)
+
+        tickets = ordered()
+        if created is not None or updated is not None or status_id is not None:
+            tickets = [
+                t
+                for t in tickets
+                if matches(t.created_at, created)
+                and matches(t.updated_at, updated)
+                and (status_id is None or t.status.id == status_id)
+            ]
+        return sandbox._page(cast(list[dict[str, Any]], _Rendered(tickets)), request)
+
+    sandbox._raw[label] = list_tickets
+    route = next(r for r in sandbox.routes if r.label == label)
+    route.handler = sandbox._hooked(label, list_tickets)
+
+
+# -- seeding linked pairs fast ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    link_id: int
+    case_id: str
+    ticket_id: str
+
+
+def _case_values(rng: random.Random, n: int) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "Subject": f"Bench case {n}",
+        "Status": rng.choice(STATUSES),
+        "Priority": rng.choice(PRIORITIES),
+        "Origin": "Web",
+        "OwnerId": rng.choice(OWNERS),
+    }
+    kind = rng.choice(TYPES)
+    if kind is not None:
+        values["Type"] = kind
+    return values
+
+
+def seed_pairs(
+    stack: Stack, count: int, *, seed: int = 11, past_overlap: bool = True
+) -> list[Pair]:
+    """`count` linked, fully synced pairs, made without HTTP and without workers.
+
+    Records go in through the sandboxes' in-process APIs (the ticket is what a sync would have
+    created from the case: `Mapping.create_fields`); links, baselines (`Mapping.project`),
+    observations (synced) and cursors go in with COPY, exactly as a finished sync leaves them.
+    With `past_overlap`, return only once the next poll's window (cursor minus overlap) no
+    longer holds the seeded records (the Salesforce sandbox's SystemModstamps, strictly
+    increasing by at least 1 ms, run ahead of the clock when records are made this fast).
+    """
+    rng = random.Random(seed)
+    mapping = stack.mapping
+    zenvia_connector = cast(ZenviaConnector, stack.runtime.connectors["zenvia"])
+    crm_connector = cast(SalesforceConnector, stack.runtime.connectors["crm"])
+    external = stack.settings.salesforce_external_id_field
+    salesforce, zenvia = stack.salesforce, stack.zenvia
+    case_ids: list[str] = []
+    ticket_ids: list[str] = []
+    # The sandbox checks the external id's uniqueness by scanning every Case (O(n) a create);
+    # the ids given here are unique by construction.
+    salesforce.external_id_unique = False
+    try:
+        for n in range(count):
+            values = _case_values(rng, n)
+            body = _ticket_body(mapping.create_fields("zenvia", values))
+            ticket = zenvia.call("POST", "/v2/tickets", body)
+            ticket_id = str(ticket["id"])
+            case_ids.append(
+                salesforce.as_user(values["OwnerId"]).create_case(**values, **{external: ticket_id})
+            )
+            ticket_ids.append(ticket_id)
+    finally:
+        salesforce.external_id_unique = True
+    wanted_cases, wanted_tickets = set(case_ids), set(ticket_ids)
+    columns = crm_connector._fields
+    cases = {
+        row["Id"]: crm_connector._record({name: row.get(name) for name in columns})
+        for row in salesforce.cases(include_deleted=False)
+        if row["Id"] in wanted_cases
+    }
+    tickets = {
+        record.id: record
+        for record in (zenvia_connector._record(raw) for raw in zenvia.tickets())
+        if record.id in wanted_tickets
+    }
+    now = datetime.now(UTC)
+    raw_url = stack.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(raw_url) as connection, connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY links (crm_system, crm_id, zenvia_id, crm_baseline, zenvia_baseline, "
+            "crm_version, zenvia_version, state, conflict_fields, revision, created_at, "
+            "updated_at, last_synced_at) FROM STDIN"
+        ) as copy:
+            for case_id, ticket_id in zip(case_ids, ticket_ids, strict=True):
+                case, ticket = cases[case_id], tickets[ticket_id]
+                copy.write_row(
+                    (
+                        mapping.crm_system,
+                        case_id,
+                        ticket_id,
+                        json.dumps(mapping.project("crm", case.fields)),
+                        json.dumps(mapping.project("zenvia", ticket.fields)),
+                        case.version,
+                        ticket.version,
+                        "active",
+                        "[]",
+                        1,
+                        now,
+                        now,
+                        now,
+                    )
+                )
+        with cursor.copy(
+            "COPY observations (side, remote_id, version, payload, deleted, observed_at, "
+            "synced_version) FROM STDIN"
+        ) as copy:
+            for side, records in (("crm", cases), ("zenvia", tickets)):
+                for record in records.values():
+                    copy.write_row(_observation(side, record, now))
+        for side, records in (("crm", cases), ("zenvia", tickets)):
+            newest = max(records.values(), key=lambda r: (r.version, r.id))
+            cursor.execute(
+                "INSERT INTO cursors (side, watermark, last_id, updated_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (side) DO UPDATE SET "
+                "watermark = excluded.watermark, last_id = excluded.last_id",
+                (side, newest.version, newest.id, now),
+            )
+        cursor.execute("SELECT id, crm_id FROM links WHERE crm_id IS NOT NULL")
+        link_of = {crm_id: link_id for link_id, crm_id in cursor.fetchall()}
+        connection.commit()
+        connection.autocommit = True
+        cursor.execute("ANALYZE links")
+        cursor.execute("ANALYZE observations")
+    if past_overlap:
+        latest = max(r.version for r in [*cases.values(), *tickets.values()])
+        ahead = (latest - datetime.now(UTC)).total_seconds()
+        time.sleep(max(0.0, ahead) + stack.settings.poll_overlap_seconds + 0.2)
+    return [
+        Pair(link_of[case_id], case_id, ticket_id)
+        for case_id, ticket_id in zip(case_ids, ticket_ids, strict=True)
+    ]
+
+
+def _observation(side: str, record: RemoteRecord, now: datetime) -> tuple[Any, ...]:
+    return (
+        side,
+        record.id,
+        record.version,
+        json.dumps(record.fields),
+        record.deleted,
+        now,
+        record.version,
+    )
+
+
+def check_in_sync(stack: Stack, pairs: Sequence[Pair], sample: int = 5) -> list[str]:
+    """Dry-run syncs of a few seeded pairs: each must plan nothing (the seed is faithful)."""
+    from syncworker import service
+
+    problems = []
+    for pair in pairs[:: max(1, len(pairs) // sample)][:sample]:
+        outcome = service.sync_record(stack.runtime, "crm", pair.case_id, dry_run=True)
+        if outcome.plan_lines != ["nothing to do"]:
+            problems.append(f"link {pair.link_id}: {outcome.plan_lines}")
+    return problems
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (no interpolation: the p99 of 100 samples is the 99th)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+
+
+def write_profile_report(directory: Path, name: str) -> Path | None:
+    """Combine the workers' pyinstrument sessions into one text report `<name>.txt`."""
+    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    sessions = [Session.load(path) for path in sorted(directory.glob("worker-*.pyisession"))]
+    if not sessions:
+        return None
+    combined = sessions[0]
+    for other in sessions[1:]:
+        combined = Session.combine(combined, other)
+    for path in directory.glob("worker-*.pyisession"):
+        path.unlink()
+    report = directory / f"{name}.txt"
+    renderer = ConsoleRenderer(unicode=True, color=False, show_all=False, short_mode=False)
+    report.write_text(renderer.render(combined))
+    return report
+
+
+def rounded(value: float, digits: int = 3) -> float:
+    return round(value, digits)
