@@ -398,6 +398,7 @@ def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
         elif isinstance(operation, engine.UpdateFields):
             record_id = _id_on(pair, operation.side) or operation.record_id
             rt.connectors[operation.side].update(record_id, dict(operation.changes))
+            _keep_written(rt, pair, plan, operation)
             kind, written = "update", True
         else:
             kind, written = "comment", _add_comment(rt, pair, operation)
@@ -405,6 +406,45 @@ def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
             writes += 1
             metrics.count_propagated(rt.redis, kind, metrics.towards(operation.side))
     return writes
+
+
+def _keep_written(
+    rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.UpdateFields
+) -> None:
+    """Fold a write that landed into both stored baselines at once (fenced by revision).
+
+    If a later operation of the plan fails, or the worker dies before the commit, the retry
+    must not mistake our own write for a human change and let it beat a newer edit.
+    """
+    link = pair.link
+    target, source = operation.side, other_side(operation.side)
+    stored = {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline}
+    planned = {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline}
+    if link.id is None or stored[target] is None or stored[source] is None:
+        return
+    new = {side: dict(stored[side] or {}) for side in SIDES}
+    for native in operation.changes:
+        field = next((f for f in rt.mapping.fields.values() if getattr(f, target) == native), None)
+        if field is None:
+            continue
+        for side, name in ((target, native), (source, getattr(field, source))):
+            if name in (planned[side] or {}):
+                new[side][name] = (planned[side] or {})[name]
+    with session_scope(rt.database_url) as session:
+        if not repo.save_link_state(
+            session,
+            link_id=link.id,
+            expected_revision=link.revision,
+            values={"crm_baseline": new["crm"], "zenvia_baseline": new["zenvia"]},
+        ):
+            raise StaleLink(f"link {link.id} changed while its plan was being applied")
+    pair.link = link.model_copy(
+        update={
+            "crm_baseline": new["crm"],
+            "zenvia_baseline": new["zenvia"],
+            "revision": link.revision + 1,
+        }
+    )
 
 
 def _id_on(pair: _Pair, side: Side) -> str | None:

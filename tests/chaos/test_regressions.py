@@ -83,10 +83,6 @@ def test_an_edit_made_while_a_create_reply_was_lost_survives_the_first_merge(
     assert len(stack.tickets()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug 1 (issue 9 note): a half-applied plan's writes miss the baselines",
-)
 def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edit(
     stack: Stack,
 ) -> None:
