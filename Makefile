@@ -44,10 +44,10 @@ BENCH_ENV := SYNCWORKER_TEST_BROKER_URL=$${SYNCWORKER_TEST_BROKER_URL:-redis://1
 	SYNCWORKER_TEST_REDIS_URL=$${SYNCWORKER_TEST_REDIS_URL:-redis://127.0.0.1:6379/5}
 
 bench: $(STAMP) services
-	$(BENCH_ENV) $(BIN)/python -m bench
+	@$(BENCH_ENV) $(BIN)/python -m bench
 
 bench-full: $(STAMP) services
-	$(BENCH_ENV) $(BIN)/python -m bench --full
+	@$(BENCH_ENV) $(BIN)/python -m bench --full
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

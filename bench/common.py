@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -46,6 +46,7 @@ from tests.conftest import create_throwaway_database, drop_database
 from tests.stack import BROKER_URL, Stack, Worker, running_stack, wait_until
 
 REDIS_URL = os.environ["SYNCWORKER_TEST_REDIS_URL"]
+LOCK_KEY = "bench:running"
 ROOT = Path(__file__).resolve().parents[1]
 OWNERS = tuple(f"00500000000000{n}AAA" for n in range(1, 6))
 STATUSES = ("New", "Working", "Escalated")  # not On Hold: bench.efficiency sets it
@@ -160,19 +161,34 @@ def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
     """A running stack on a throw-away database; locks, budgets and metrics in the bench's
     own Redis database (emptied first); the Zenvia listing made O(page) (see below)."""
     client = bench_redis()
-    client.flushdb()
-    client.close()
-    db_name, url = create_throwaway_database(f"syncworker_bench_{name}")
+    # Benchmarks empty the broker and this Redis database: one at a time, or they'd lose each
+    # other's queued syncs and counters.
+    owner = f"{os.getpid()}:{name}"
+    if not client.set(LOCK_KEY, owner, nx=True, ex=7200):
+        holder = cast(bytes | None, client.get(LOCK_KEY)) or b"?"
+        client.close()
+        raise RuntimeError(
+            f"another benchmark ({holder.decode()}) is using {REDIS_URL} and {BROKER_URL}; "
+            f"wait for it, or delete the key {LOCK_KEY} if it died"
+        )
+    db_name: str | None = None
     tmp = Path(tempfile.mkdtemp(prefix=f"syncworker-bench-{name}-"))
     settings = {"SYNCWORKER_REDIS_URL": REDIS_URL, "SYNCWORKER_LOG_LEVEL": "INFO", **overrides}
     try:
+        client.flushdb()
+        client.set(LOCK_KEY, owner, ex=7200)
+        db_name, url = create_throwaway_database(f"syncworker_bench_{name}")
         with running_stack(url, tmp, catalogue=None, **settings) as stack:
             fast_zenvia_listing(stack.zenvia)
             yield stack
     finally:
         reset_engines()
-        drop_database(db_name)
+        if db_name is not None:
+            drop_database(db_name)
         shutil.rmtree(tmp, ignore_errors=True)
+        if client.get(LOCK_KEY) == owner.encode():
+            client.delete(LOCK_KEY)
+        client.close()
 
 
 def start_worker(
@@ -589,13 +605,18 @@ def seed_pairs(
             for side, records in (("crm", cases), ("zenvia", tickets)):
                 for record in records.values():
                     copy.write_row(_observation(side, record, now))
+        # With `past_overlap`, the cursors start one overlap past the seed, so the next poll's
+        # window (cursor minus overlap) holds only what changes after seeding: otherwise the
+        # seed would be observed again and look freshly read (its observations trusted).
+        skip = timedelta(seconds=stack.settings.poll_overlap_seconds, milliseconds=1)
         for side, records in (("crm", cases), ("zenvia", tickets)):
             newest = max(records.values(), key=lambda r: (r.version, r.id))
+            watermark = newest.version + skip if past_overlap else newest.version
             cursor.execute(
                 "INSERT INTO cursors (side, watermark, last_id, updated_at) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (side) DO UPDATE SET "
                 "watermark = excluded.watermark, last_id = excluded.last_id",
-                (side, newest.version, newest.id, now),
+                (side, watermark, newest.id, now),
             )
         cursor.execute("SELECT id, crm_id FROM links WHERE crm_id IS NOT NULL")
         link_of = {crm_id: link_id for link_id, crm_id in cursor.fetchall()}

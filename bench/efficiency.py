@@ -126,8 +126,8 @@ def _total(requests: dict[str, dict[str, int]], side: str, *, writes: bool = Fal
     return sum(n for label, n in requests[side].items() if not writes or is_write(label))
 
 
-def held_poll(stack: Stack) -> tuple[dict[str, Any], int]:
-    """One poll of both sides, its syncs sent only once it is done (so they do not mix)."""
+def held_poll(stack: Stack) -> tuple[dict[str, Any], list[tuple[Side, str]]]:
+    """One poll of both sides; the syncs it queues are returned, not sent (see `send`)."""
     held: list[tuple[Side, str]] = []
     send = stack.runtime.enqueue_sync
     stack.runtime.enqueue_sync = lambda side, record_id: held.append((side, record_id))
@@ -136,10 +136,12 @@ def held_poll(stack: Stack) -> tuple[dict[str, Any], int]:
         stack.poll()
     finally:
         stack.runtime.enqueue_sync = send
-    requests = _diff(_counters(stack), before)
+    return _diff(_counters(stack), before), held
+
+
+def send(stack: Stack, held: list[tuple[Side, str]]) -> None:
     for side, record_id in held:
-        send(side, record_id)
-    return requests, len(held)
+        stack.runtime.enqueue_sync(side, record_id)
 
 
 def wait_drained(stack: Stack) -> None:
@@ -151,8 +153,9 @@ def run_scenario(stack: Stack, scenario: Scenario, pairs: list[Pair]) -> dict[st
         scenario.edit(stack, pair, n)
     count = len(pairs)
     events = sync_events(stack)
-    poll_requests, queued = held_poll(stack)
+    poll_requests, held = held_poll(stack)
     before = _counters(stack)
+    send(stack, held)
     wait_drained(stack)
     time.sleep(0.3)  # the last task's log line
     mid, mid_events = _counters(stack), sync_events(stack)
@@ -177,7 +180,7 @@ def run_scenario(stack: Stack, scenario: Scenario, pairs: list[Pair]) -> dict[st
     total = sum(per_change[side]["total"] for side in SIDE_SERVERS)
     return {
         "pairs": count,
-        "syncs_queued_by_poll_per_change": rounded(queued / count, 2),
+        "syncs_queued_by_poll_per_change": rounded(len(held) / count, 2),
         "sync_tasks_per_change": rounded((mid_events["synced"] - events["synced"]) / count, 2),
         "echo_sync_tasks_per_change": rounded(
             (after_events["synced"] - mid_events["synced"]) / count, 2
@@ -191,11 +194,12 @@ def run_scenario(stack: Stack, scenario: Scenario, pairs: list[Pair]) -> dict[st
 def quiet_poll(stack: Stack) -> dict[str, Any]:
     stack.settle(timeout=300)
     time.sleep(1.2)  # past the overlap: nothing changed within it either
-    requests, queued = held_poll(stack)
+    requests, held = held_poll(stack)
+    send(stack, held)
     return {
         "requests": requests,
         "per_side": {side: _total(requests, side) for side in SIDE_SERVERS},
-        "syncs_queued": queued,
+        "syncs_queued": len(held),
         "tickets_updated_today": len(stack.zenvia.tickets()),
     }
 

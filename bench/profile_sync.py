@@ -50,8 +50,8 @@ def cpu_by_package(profiler: cProfile.Profile) -> dict[str, float]:
 # (path suffix, function) → what one call of it is
 _COUNTED = {
     ("sqlalchemy/engine/base.py", "_execute_context"): "sql_statements",
-    ("sqlalchemy/engine/default.py", "do_ping"): "pool_pre_pings",
-    ("sqlalchemy/orm/session.py", "commit"): "transactions",
+    ("postgresql/_psycopg_common.py", "do_ping"): "pool_pre_pings",
+    ("sqlalchemy/pool/base.py", "_checkout"): "db_transactions",
     ("httpx/_client.py", "send"): "http_requests",
     ("redis/connection.py", "send_packed_command"): "redis_commands",
 }
