@@ -19,6 +19,7 @@ Where Salesforce's behaviour is not documented the sandbox makes a choice, said 
 - Empty strings are stored as null, as Salesforce does for text fields.
 - A user holds at most 10 open query cursors (the oldest is released), each expires after
   15 minutes unused; OAuth token requests do not count against the API quota.
+- A query's result is fixed when it runs: later batches show the rows as they stood then.
 """
 
 from __future__ import annotations
@@ -197,18 +198,16 @@ def _error(status: int, code: str, message: str, fields: Iterable[str] | None = 
 
 @dataclass
 class _Cursor:
-    rows: list[dict[str, Any]]
+    """A query's result as it stood when the query ran (a change replaces a stored row, never
+    edits it), rendered one batch per request as Salesforce streams it."""
+
+    sobject: str
+    rows: list[Mapping[str, Any]]
+    fields: tuple[str, ...]
+    version: str
     batch: int
     user: str
     used_at: datetime
-
-
-@dataclass
-class _Hook:
-    kind: str  # "drop_after" | "fail" | "answer"
-    remaining: int
-    error: HttpError | None = None
-    answer: Response | None = None
 
 
 Row = dict[str, Any]
@@ -263,9 +262,6 @@ class SalesforceSandbox(SandboxApp):
             sobject: {name.lower(): name for name in fields}
             for sobject, fields in self.schema.items()
         }
-        self._raw: dict[str, Handler] = {}
-        self._hooks: dict[str, list[_Hook]] = {}
-        self.hooks_fired: collections.Counter[str] = collections.Counter()
         self._actor: str | None = None
         self._undo: dict[tuple[str, str], Row | None] | None = None
         self._init_state()
@@ -290,85 +286,32 @@ class SalesforceSandbox(SandboxApp):
     # -- wiring -----------------------------------------------------------------------------
 
     def _register(self) -> None:
-        self._add("POST", TOKEN_PATH, self._token)
+        self.route("POST", TOKEN_PATH, self._token)
         for query in ("query", "queryAll"):
             all_rows = query == "queryAll"
             for suffix in ("", "/"):
-                self._add("GET", f"{DATA}/{query}{suffix}", self._query_handler(all_rows))
-            self._add("GET", f"{DATA}/{query}/{{locator}}", self._next_batch)
+                self.route("GET", f"{DATA}/{query}{suffix}", self._query_handler(all_rows))
+            self.route("GET", f"{DATA}/{query}/{{locator}}", self._next_batch)
         for sobject in ("Case", "CaseComment"):
             base = f"{DATA}/sobjects/{sobject}"
             if sobject == "Case":
                 for suffix in ("", "/"):
-                    self._add("GET", f"{base}/updated{suffix}", self._updated)
-                    self._add("GET", f"{base}/deleted{suffix}", self._deleted)
-            self._add("POST", base, self._sobject_create(sobject))
-            self._add("POST", f"{base}/", self._sobject_create(sobject))
-            self._add("GET", f"{base}/{{record_id}}", self._sobject_get(sobject))
-            self._add("PATCH", f"{base}/{{record_id}}", self._sobject_update(sobject))
-            self._add("DELETE", f"{base}/{{record_id}}", self._sobject_delete(sobject))
-            self._add("GET", f"{base}/{{field}}/{{value}}", self._get_by_external(sobject))
-            self._add("PATCH", f"{base}/{{field}}/{{value}}", self._upsert_one(sobject))
-        self._add("POST", f"{DATA}/composite/sobjects", self._collection_create)
-        self._add("PATCH", f"{DATA}/composite/sobjects", self._collection_update)
-        self._add(
+                    self.route("GET", f"{base}/updated{suffix}", self._updated)
+                    self.route("GET", f"{base}/deleted{suffix}", self._deleted)
+            self.route("POST", base, self._sobject_create(sobject))
+            self.route("POST", f"{base}/", self._sobject_create(sobject))
+            self.route("GET", f"{base}/{{record_id}}", self._sobject_get(sobject))
+            self.route("PATCH", f"{base}/{{record_id}}", self._sobject_update(sobject))
+            self.route("DELETE", f"{base}/{{record_id}}", self._sobject_delete(sobject))
+            self.route("GET", f"{base}/{{field}}/{{value}}", self._get_by_external(sobject))
+            self.route("PATCH", f"{base}/{{field}}/{{value}}", self._upsert_one(sobject))
+        self.route("POST", f"{DATA}/composite/sobjects", self._collection_create)
+        self.route("PATCH", f"{DATA}/composite/sobjects", self._collection_update)
+        self.route(
             "PATCH", f"{DATA}/composite/sobjects/{{sobject}}/{{field}}", self._collection_upsert
         )
 
-    def _add(self, method: str, template: str, handler: Handler) -> None:
-        label = f"{method} {template}"
-        self._raw[label] = handler
-        self.route(method, template, self._hooked(label, handler))
-
-    def _hooked(self, label: str, handler: Handler) -> Handler:
-        def serve(request: Request) -> Response:
-            self._check_version(request)
-            hook = self._take_hook(label)
-            if hook is None:
-                return handler(request)
-            self.hooks_fired[f"{hook.kind} {label}"] += 1
-            if hook.kind == "fail" and hook.error is not None:
-                raise hook.error
-            if hook.kind == "answer" and hook.answer is not None:
-                return Response(hook.answer.status, hook.answer.body, dict(hook.answer.headers))
-            response = handler(request)
-            response.drop_connection = True
-            return response
-
-        return serve
-
-    def _take_hook(self, label: str) -> _Hook | None:
-        pending = self._hooks.get(label)
-        if not pending:
-            return None
-        hook = pending[0]
-        hook.remaining -= 1
-        if hook.remaining <= 0:
-            pending.pop(0)
-        return hook
-
-    def _arm(self, label: str, hook: _Hook) -> None:
-        if label not in self._raw:
-            raise ValueError(f"unknown endpoint {label!r}; known: {sorted(self._raw)}")
-        with self.lock:
-            self._hooks.setdefault(label, []).append(hook)
-
-    @staticmethod
-    def _check_version(request: Request) -> None:
-        version = request.params.get("version")
-        if version is None:
-            return
-        found = re.fullmatch(r"v(\d+)\.0", version)
-        if not found or not MIN_API_VERSION <= int(found.group(1)) <= MAX_API_VERSION:
-            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
-
     # -- one-shot faults (tests) ------------------------------------------------------------
-
-    def drop_next_response_after_handling(self, label: str, *, times: int = 1) -> None:
-        """Handle the next `times` requests to `label` (a route label such as
-        `"PATCH /services/data/{version}/sobjects/Case/{field}/{value}"`), then drop the
-        connection instead of answering: the change is made, the client never hears."""
-        self._arm(label, _Hook("drop_after", times))
 
     def fail_next(
         self,
@@ -381,21 +324,7 @@ class SalesforceSandbox(SandboxApp):
         times: int = 1,
     ) -> None:
         """Answer the next `times` requests to `label` with this Salesforce error, unhandled."""
-        self._arm(label, _Hook("fail", times, _error(status, code, message, fields)))
-
-    def answer_next(
-        self,
-        label: str,
-        status: int,
-        body: object,
-        *,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next `times` requests to `label` with this (JSON) body, unhandled: for
-        testing how clients cope with answers of the wrong shape."""
-        answer = Response(status, body, dict(headers or {}))
-        self._arm(label, _Hook("answer", times, answer=answer))
+        self.fail_next_with(label, _error(status, code, message, fields), times=times)
 
     def expire_tokens(self) -> None:
         """Invalidate every OAuth token issued so far (the static token stays valid)."""
@@ -436,6 +365,15 @@ class SalesforceSandbox(SandboxApp):
                 raise HttpError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             self.api_usage += 1
 
+    def screen(self, request: Request) -> None:
+        """Refuse API versions outside v46.0 to v64.0 as Salesforce does: a plain 404."""
+        version = request.params.get("version")
+        if version is None:
+            return
+        found = re.fullmatch(r"v(\d+)\.0", version)
+        if not found or not MIN_API_VERSION <= int(found.group(1)) <= MAX_API_VERSION:
+            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+
     def error_response(self, error: HttpError) -> Response:
         code, message = error.code, error.message
         if code == "INTERNAL_ERROR":  # the core's injected 5xx, in Salesforce's words
@@ -461,9 +399,8 @@ class SalesforceSandbox(SandboxApp):
 
     def reset(self) -> None:
         with self.lock:
+            super().reset()
             self._init_state()
-            self._hooks.clear()
-            self.hooks_fired.clear()
             self.api_usage = 0
 
     # -- inspection (tests) -----------------------------------------------------------------
@@ -518,7 +455,7 @@ class SalesforceSandbox(SandboxApp):
                 body=b"" if body is None else json.dumps(body).encode(),
                 params=params,
             )
-            self._check_version(request)
+            self.screen(request)
             self._actor = actor
             try:
                 return self._raw[route.label](request).body
@@ -1001,12 +938,16 @@ class SalesforceSandbox(SandboxApp):
                 if include_deleted or not row["IsDeleted"]
             ]
             version = request.params["version"]
-            records = [
-                self._render(compiled.sobject, row, version, compiled.fields)
-                for row in compiled.run(rows)
-            ]
             batch = self._batch_size(request.headers.get("sforce-query-options", ""))
-            cursor = _Cursor(records, batch, self._user, self._now())
+            cursor = _Cursor(
+                compiled.sobject,
+                compiled.run(rows),
+                compiled.fields,
+                version,
+                batch,
+                self._user,
+                self._now(),
+            )
             return Response(200, self._page(cursor, self._ids.next("01g"), 0, version))
 
         return query
@@ -1023,7 +964,10 @@ class SalesforceSandbox(SandboxApp):
         page: dict[str, Any] = {
             "totalSize": len(cursor.rows),
             "done": end >= len(cursor.rows),
-            "records": cursor.rows[offset:end],
+            "records": [
+                self._render(cursor.sobject, row, cursor.version, cursor.fields)
+                for row in cursor.rows[offset:end]
+            ],
         }
         self._cursors.pop(locator, None)
         if not page["done"]:

@@ -15,7 +15,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as clock_time
@@ -130,8 +130,21 @@ class Counters:
         return sum(self.by_endpoint.values())
 
 
+@dataclass
+class _Hook:
+    """A one-shot fault armed on a route: `act` serves the request in its place."""
+
+    kind: str  # "drop_before" | "drop_after" | "fail" | "answer" | "rewrite"
+    remaining: int
+    act: Callable[[Request, Handler], Response]
+
+
 class SandboxApp:
-    """A vendor API: subclasses register routes and say how errors and auth look."""
+    """A vendor API: subclasses register routes and say how errors and auth look.
+
+    Every route can be armed with one-shot faults (`fail_next`, `drop_next_request`, …) by its
+    label, so tests stage a lost reply or a malformed answer on exactly one request.
+    """
 
     name = "sandbox"
 
@@ -140,11 +153,18 @@ class SandboxApp:
         self.lock = threading.RLock()
         self.seed = seed
         self.clock = clock
+        self._raw: dict[str, Handler] = {}  # label → handler without hooks (in-process calls)
+        self._hooks: dict[str, list[_Hook]] = {}
+        self.hooks_fired: collections.Counter[str] = collections.Counter()
 
     def route(self, method: str, template: str, handler: Handler) -> None:
         """Register `template` like `/tickets/{ticket_id}`; the label is the template itself."""
+        label = f"{method} {template}"
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        self.routes.append(Route(method, re.compile(f"^{regex}$"), f"{method} {template}", handler))
+        self._raw[label] = handler
+        self.routes.append(
+            Route(method, re.compile(f"^{regex}$"), label, self._hooked(label, handler))
+        )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for candidate in self.routes:
@@ -155,6 +175,10 @@ class SandboxApp:
 
     def authenticate(self, request: Request) -> None:
         """Raise HttpError when the request's credentials are refused."""
+
+    def screen(self, request: Request) -> None:
+        """Raise HttpError for a matched request the vendor refuses before any handler (or armed
+        fault) sees it, e.g. an API version it does not serve."""
 
     def error_response(self, error: HttpError) -> Response:
         return Response(error.status, {"code": error.code, "message": error.message})
@@ -170,7 +194,87 @@ class SandboxApp:
         """Add headers every response carries (e.g. Salesforce's Sforce-Limit-Info)."""
 
     def reset(self) -> None:
-        """Forget all records; subclasses re-seed their catalogue."""
+        """Forget armed faults; subclasses also forget their records and re-seed."""
+        with self.lock:
+            self._hooks.clear()
+            self.hooks_fired.clear()
+
+    # -- one-shot faults (tests) ------------------------------------------------------------
+
+    def drop_next_response_after_handling(self, label: str, *, times: int = 1) -> None:
+        """Handle the next `times` requests to `label` (a route label such as
+        `"POST /v2/tickets"`), then drop the connection instead of answering: the change is
+        made, the client never hears."""
+
+        def act(request: Request, handler: Handler) -> Response:
+            response = handler(request)
+            response.drop_connection = True
+            return response
+
+        self._arm(label, _Hook("drop_after", times, act))
+
+    def drop_next_request(self, label: str, *, times: int = 1) -> None:
+        """Drop the connection of the next `times` requests to `label` before handling them."""
+        self._arm(
+            label, _Hook("drop_before", times, lambda _r, _h: Response(500, drop_connection=True))
+        )
+
+    def fail_next_with(self, label: str, error: HttpError, *, times: int = 1) -> None:
+        """Answer the next `times` requests to `label` with `error` (rendered the vendor's way),
+        unhandled. The sandboxes' `fail_next` build `error` from the vendor's error fields."""
+
+        def act(_request: Request, _handler: Handler) -> Response:
+            raise error
+
+        self._arm(label, _Hook("fail", times, act))
+
+    def answer_next(
+        self,
+        label: str,
+        status: int,
+        body: object,
+        *,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` requests to `label` with this (JSON) body, unhandled: for
+        testing how clients cope with answers of the wrong shape."""
+        fixed = dict(headers or {})
+        self._arm(label, _Hook("answer", times, lambda _r, _h: Response(status, body, dict(fixed))))
+
+    def rewrite_next_response(
+        self, label: str, rewrite: Callable[[Response], Response], *, times: int = 1
+    ) -> None:
+        """Handle the next `times` requests to `label`, then answer `rewrite(response)`
+        instead (a misbehaving remote: wrong types, missing fields, odd headers)."""
+        self._arm(label, _Hook("rewrite", times, lambda request, h: rewrite(h(request))))
+
+    def _arm(self, label: str, hook: _Hook) -> None:
+        if label not in self._raw:
+            raise ValueError(f"unknown endpoint {label!r}; known: {sorted(self._raw)}")
+        with self.lock:
+            self._hooks.setdefault(label, []).append(hook)
+
+    def _take_hook(self, label: str) -> _Hook | None:
+        pending = self._hooks.get(label)
+        if not pending:
+            return None
+        hook = pending[0]
+        hook.remaining -= 1
+        if hook.remaining <= 0:
+            pending.pop(0)
+        return hook
+
+    def _hooked(self, label: str, handler: Handler) -> Handler:
+        def serve(request: Request) -> Response:
+            self.screen(request)
+            hook = self._take_hook(label)
+            if hook is None:
+                return handler(request)
+            self.hooks_fired[f"{hook.kind} {label}"] += 1
+            return hook.act(request, handler)
+
+        return serve
 
 
 class _Window:

@@ -18,14 +18,13 @@ Where the public documentation is silent the sandbox makes a choice and says so 
 
 from __future__ import annotations
 
-import collections
 import hmac
 import json
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from syncworker.sandbox.server import (
     Clock,
@@ -53,6 +52,8 @@ SUBJECT_MAX = 350
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 LOOKUP_ATTRIBUTES = ("category", "urgency", "service")
+
+_T = TypeVar("_T")
 
 
 def iso_millis(moment: datetime) -> str:
@@ -188,14 +189,6 @@ class _Ticket:
         }
 
 
-@dataclass
-class _Hook:
-    kind: str  # "drop_before" | "drop_after" | "fail" | "rewrite"
-    remaining: int
-    error: HttpError | None = None
-    rewrite: Callable[[Response], Response] | None = None
-
-
 _CLOSED_TYPES = frozenset({"RESOLVED", "CLOSED", "CANCELED"})
 
 
@@ -222,12 +215,10 @@ class ZenviaSandbox(SandboxApp):
         self.filter_timezone = filter_timezone
         self.date_filter = date_filter
         self._tickets: dict[str, _Ticket] = {}
+        self._in_order: list[_Ticket] = []  # by id: ids are sequential and never reused
         self._next_id = 1
         self._random = random.Random(seed)
         self._actor: str | None = None
-        self._hooks: dict[str, list[_Hook]] = {}
-        self._raw: dict[str, Handler] = {}
-        self.hooks_fired: collections.Counter[str] = collections.Counter()
         self._register()
 
     def __repr__(self) -> str:
@@ -237,69 +228,21 @@ class ZenviaSandbox(SandboxApp):
 
     def _register(self) -> None:
         t = "/v2/tickets/{ticket_id}"
-        self._add("GET", "/v2/tickets", self._list_tickets)
-        self._add("POST", "/v2/tickets", self._create_ticket)
-        self._add("GET", t, self._get_ticket)
-        self._add("GET", f"{t}/actions", self._list_actions)
-        self._add("POST", f"{t}/actions", self._add_action)
-        self._add("GET", f"{t}/actions/{{action_id}}", self._get_action)
-        self._add("GET", f"{t}/status-changes", self._status_changes)
-        self._add("GET", f"{t}/owner-changes", self._owner_changes)
-        self._add("GET", f"{t}/tags", self._list_tags)
-        self._add("POST", f"{t}/tags", self._add_tag)
-        self._add("DELETE", f"{t}/tags/{{tag_id}}", self._remove_tag)
+        self.route("GET", "/v2/tickets", self._list_tickets)
+        self.route("POST", "/v2/tickets", self._create_ticket)
+        self.route("GET", t, self._get_ticket)
+        self.route("GET", f"{t}/actions", self._list_actions)
+        self.route("POST", f"{t}/actions", self._add_action)
+        self.route("GET", f"{t}/actions/{{action_id}}", self._get_action)
+        self.route("GET", f"{t}/status-changes", self._status_changes)
+        self.route("GET", f"{t}/owner-changes", self._owner_changes)
+        self.route("GET", f"{t}/tags", self._list_tags)
+        self.route("POST", f"{t}/tags", self._add_tag)
+        self.route("DELETE", f"{t}/tags/{{tag_id}}", self._remove_tag)
         for attr in _ATTRIBUTES:
-            self._add("PATCH", f"{t}/attributes/{attr}", self._patcher(attr))
-
-    def _add(self, method: str, template: str, handler: Handler) -> None:
-        label = f"{method} {template}"
-        self._raw[label] = handler
-        self.route(method, template, self._hooked(label, handler))
-
-    def _hooked(self, label: str, handler: Handler) -> Handler:
-        def serve(request: Request) -> Response:
-            hook = self._take_hook(label)
-            if hook is None:
-                return handler(request)
-            self.hooks_fired[f"{hook.kind} {label}"] += 1
-            if hook.kind == "drop_before":
-                return Response(500, drop_connection=True)
-            if hook.kind == "fail" and hook.error is not None:
-                raise hook.error
-            response = handler(request)
-            if hook.kind == "rewrite" and hook.rewrite is not None:
-                return hook.rewrite(response)
-            response.drop_connection = True
-            return response
-
-        return serve
-
-    def _take_hook(self, label: str) -> _Hook | None:
-        pending = self._hooks.get(label)
-        if not pending:
-            return None
-        hook = pending[0]
-        hook.remaining -= 1
-        if hook.remaining <= 0:
-            pending.pop(0)
-        return hook
-
-    def _arm(self, label: str, hook: _Hook) -> None:
-        if label not in self._raw:
-            raise ValueError(f"unknown endpoint {label!r}; known: {sorted(self._raw)}")
-        with self.lock:
-            self._hooks.setdefault(label, []).append(hook)
+            self.route("PATCH", f"{t}/attributes/{attr}", self._patcher(attr))
 
     # -- one-shot faults (tests) ------------------------------------------------------------
-
-    def drop_next_response_after_handling(self, label: str, *, times: int = 1) -> None:
-        """Handle the next `times` requests to `label` (e.g. `"POST /v2/tickets"`), then drop
-        the connection instead of answering: the change is made, the client never hears."""
-        self._arm(label, _Hook("drop_after", times))
-
-    def drop_next_request(self, label: str, *, times: int = 1) -> None:
-        """Drop the connection of the next `times` requests to `label` before handling them."""
-        self._arm(label, _Hook("drop_before", times))
 
     def fail_next(
         self,
@@ -312,14 +255,7 @@ class ZenviaSandbox(SandboxApp):
         times: int = 1,
     ) -> None:
         """Answer the next `times` requests to `label` with this Zenvia error, unhandled."""
-        self._arm(label, _Hook("fail", times, HttpError(status, code, message, details)))
-
-    def rewrite_next_response(
-        self, label: str, rewrite: Callable[[Response], Response], *, times: int = 1
-    ) -> None:
-        """Handle the next `times` requests to `label`, then answer `rewrite(response)`
-        instead (a misbehaving remote: wrong types, missing fields, odd headers)."""
-        self._arm(label, _Hook("rewrite", times, rewrite=rewrite))
+        self.fail_next_with(label, HttpError(status, code, message, details), times=times)
 
     # -- SandboxApp hooks -------------------------------------------------------------------
 
@@ -343,10 +279,10 @@ class ZenviaSandbox(SandboxApp):
 
     def reset(self) -> None:
         with self.lock:
+            super().reset()
             self._tickets.clear()
+            self._in_order.clear()
             self._next_id = 1
-            self._hooks.clear()
-            self.hooks_fired.clear()
             self._random = random.Random(self.seed)
 
     # -- inspection (tests) -----------------------------------------------------------------
@@ -428,7 +364,8 @@ class ZenviaSandbox(SandboxApp):
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
     def _ordered(self) -> list[_Ticket]:
-        return sorted(self._tickets.values(), key=lambda t: int(t.id))
+        """Tickets by id, not copied: a listing page slices it in O(page)."""
+        return self._in_order
 
     def _ticket(self, ticket_id: str) -> _Ticket:
         found = self._tickets.get(ticket_id)
@@ -446,7 +383,10 @@ class ZenviaSandbox(SandboxApp):
             raise HttpError(400, "VALIDATION_ERROR", "Invalid request: body must be an object")
         return body
 
-    def _page(self, items: list[dict[str, Any]], request: Request) -> Response:
+    def _page(
+        self, items: Sequence[_T], request: Request, render: Callable[[_T], dict[str, Any]]
+    ) -> Response:
+        """One page of `items`, rendering only that page (a full listing stays O(n))."""
         problems = _Problems()
         page = _int_arg(request, "page", 1, problems)
         size = _int_arg(request, "size", DEFAULT_PAGE_SIZE, problems)
@@ -460,7 +400,7 @@ class ZenviaSandbox(SandboxApp):
         start = (page - 1) * size
         return Response(
             200,
-            items[start : start + size],
+            [render(item) for item in items[start : start + size]],
             {"x-total": str(len(items)), "x-page": str(page), "x-page-size": str(size)},
         )
 
@@ -657,14 +597,16 @@ class ZenviaSandbox(SandboxApp):
             day = moment.astimezone(zone).date()
             return day == wanted if self.date_filter == "on" else day >= wanted
 
-        selected = [
-            t.render()
-            for t in self._ordered()
-            if matches(t.created_at, created)
-            and matches(t.updated_at, updated)
-            and (status_id is None or t.status.id == status_id)
-        ]
-        return self._page(selected, request)
+        selected = self._ordered()
+        if created is not None or updated is not None or status_id is not None:
+            selected = [
+                t
+                for t in selected
+                if matches(t.created_at, created)
+                and matches(t.updated_at, updated)
+                and (status_id is None or t.status.id == status_id)
+            ]
+        return self._page(selected, request, _Ticket.render)
 
     def _create_ticket(self, request: Request) -> Response:
         body = self._object_body(request)
@@ -720,6 +662,7 @@ class ZenviaSandbox(SandboxApp):
             append(now)
         self._next_id += 1
         self._tickets[ticket.id] = ticket
+        self._in_order.append(ticket)
         return Response(201, ticket.render(), {"Location": f"/v2/tickets/{ticket.id}"})
 
     def _get_ticket(self, request: Request) -> Response:
@@ -727,7 +670,7 @@ class ZenviaSandbox(SandboxApp):
 
     def _list_actions(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
-        return self._page([a.render() for a in ticket.actions], request)
+        return self._page(ticket.actions, request, _Action.render)
 
     def _get_action(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])

@@ -397,6 +397,27 @@ def test_query_batches_follow_next_records_url_with_the_requested_batch_size(
     assert len(small["records"]) == 200  # 200 is the minimum batch
 
 
+def test_later_batches_show_rows_as_they_stood_when_the_query_ran(
+    raw: httpx.Client, sandbox: SalesforceSandbox
+) -> None:
+    """Batches are rendered as they are fetched, yet still from the query's own result."""
+    ids = [sandbox.agent.create_case(Subject=f"case {n:03d}") for n in range(250)]
+    first = raw.get(
+        "/query",
+        params={"q": "SELECT Id, Subject FROM Case ORDER BY Id"},
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    ).json()
+    sandbox.agent.edit(ids[240], Subject="edited after the query ran")
+    sandbox.agent.delete(ids[245])
+    sandbox.agent.create_case(Subject="created after the query ran")
+
+    rest = raw.get(first["nextRecordsUrl"].removeprefix(API)).json()
+
+    assert rest["done"] is True
+    assert [r["Id"] for r in rest["records"]] == ids[200:]
+    assert [r["Subject"] for r in rest["records"]] == [f"case {n:03d}" for n in range(200, 250)]
+
+
 @pytest.mark.parametrize(
     ("soql", "code", "text"),
     [

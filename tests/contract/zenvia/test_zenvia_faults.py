@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from syncworker.connectors.base import RemoteRecord, Unreadable
 from syncworker.connectors.errors import (
     AuthError,
     MalformedResponseError,
@@ -317,6 +318,43 @@ def test_a_wrong_typed_ticket_is_malformed_and_names_the_field(
         connector.get(ticket)
 
     assert f"field {field!r}" in caught.value.message
+
+
+def test_one_unreadable_ticket_in_a_listing_is_named_and_the_others_are_read(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox
+) -> None:
+    tickets = [_created(sandbox) for _ in range(3)]
+    bad = tickets[1]
+
+    def corrupt(response: Response) -> Response:
+        body = [
+            {**t, "urgency": {"name": "Alta"}} if str(t["id"]) == bad else t for t in response.body
+        ]
+        return Response(response.status, body, response.headers)
+
+    created_at = connector.get(tickets[0]).version
+    sandbox.rewrite_next_response("GET /v2/tickets", corrupt, times=100)
+    for listing in (connector.iter_all, lambda: connector.changed_since(created_at)):
+        listed = list(listing())
+        [unreadable] = [item for item in listed if isinstance(item, Unreadable)]
+        assert unreadable.id == bad
+        assert f"ticket {bad}: field 'urgency.id' is not" in unreadable.error.message
+        assert sorted(r.id for r in listed if isinstance(r, RemoteRecord)) == sorted(
+            t for t in tickets if t != bad
+        )
+
+
+def test_a_listed_ticket_without_a_readable_id_makes_the_page_malformed(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox
+) -> None:
+    _created(sandbox)
+    sandbox.rewrite_next_response(
+        "GET /v2/tickets",
+        lambda r: Response(r.status, [{**t, "id": None} for t in r.body], r.headers),
+    )
+
+    with pytest.raises(MalformedResponseError, match="field 'id'"):
+        list(connector.iter_all())
 
 
 def test_a_listing_that_is_not_an_array_is_malformed(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from syncworker.sandbox.server import HttpError, SandboxServer
-from syncworker.sandbox.zenvia import ZenviaSandbox
+from syncworker.sandbox.zenvia import ZenviaSandbox, _Ticket
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 
 pytestmark = pytest.mark.contract
@@ -74,6 +74,30 @@ def test_pagination_headers_and_the_size_limit(raw: httpx.Client, sandbox: Zenvi
     assert too_big.status_code == 400
     assert too_big.json()["code"] == "VALIDATION_ERROR"
     assert [d["path"] for d in too_big.json()["details"]] == ["size"]
+
+
+def test_a_listing_page_renders_only_its_own_tickets(
+    raw: httpx.Client, sandbox: ZenviaSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing n tickets page by page costs O(n), not O(n²): benchmarks list 100k."""
+    sandbox.agent.populate(250)
+    rendered: list[str] = []
+    render = _Ticket.render
+
+    def counted(ticket: _Ticket) -> dict[str, Any]:
+        rendered.append(ticket.id)
+        return render(ticket)
+
+    monkeypatch.setattr(_Ticket, "render", counted)
+
+    page = raw.get("/tickets", params={"page": 2, "size": 100})
+    filtered = raw.get("/tickets", params={"page": 3, "size": 100, "statusId": 1})
+
+    expected = [str(n) for n in range(101, 201)]
+    assert [t["id"] for t in page.json()] == expected
+    assert [t["id"] for t in filtered.json()] == [str(n) for n in range(201, 251)]
+    assert (page.headers["x-total"], filtered.headers["x-total"]) == ("250", "250")
+    assert rendered == expected + [str(n) for n in range(201, 251)]
 
 
 def test_listing_filters_by_status_and_creation_date(
