@@ -1,7 +1,8 @@
 """Prometheus metrics that add up across every worker process on every host.
 
 A worker's own memory dies with the process and cannot be scraped across hosts, so workers
-count events into Redis hashes under `syncworker:metrics:` (one HINCRBY per event) and the
+count events into Redis hashes under `syncworker:metrics:` (HINCRBY; inside `batched()`, as a
+sync task runs, the counts wait in memory and go in one pipeline when it ends) and the
 exporter (`exporter.py`, `syncworker metrics`) reads them at scrape time, together with the
 mapping database. Counting never fails the caller: with Redis down the event is not counted
 and a warning is logged, at most once a minute per process, because a metrics outage must
@@ -10,10 +11,14 @@ never fail a sync.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -202,7 +207,36 @@ def parse_label_field(raw: bytes | str, width: int) -> tuple[str, ...] | None:
     return tuple(str(value) for value in values)
 
 
+_batch: contextvars.ContextVar[Counter[tuple[str, str]] | None] = contextvars.ContextVar(
+    "metrics_batch", default=None
+)
+
+
+@contextmanager
+def batched(client: redis.Redis) -> Iterator[None]:
+    """Hold the counts made inside the block and send them in one pipeline when it ends
+    (even by an exception): one round trip per task instead of one per request."""
+    counts: Counter[tuple[str, str]] = Counter()
+    token = _batch.set(counts)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        if counts:
+            try:
+                pipeline = client.pipeline(transaction=False)
+                for (key, field), by in counts.items():
+                    pipeline.hincrby(key, field, by)
+                pipeline.execute()
+            except redis.RedisError as error:
+                _warn(error)
+
+
 def _increment(client: redis.Redis, family: Family, labels: tuple[str, ...], by: int = 1) -> None:
+    held = _batch.get()
+    if held is not None:
+        held[family.key, label_field(labels)] += by
+        return
     try:
         client.hincrby(family.key, label_field(labels), by)
     except redis.RedisError as error:

@@ -98,6 +98,7 @@ class SharedGate:
         self._item = (
             RateLimitItemPerSecond(window.requests, window.window_seconds) if window else None
         )
+        self._quota_noted: tuple[int, int] | None = None
 
     # -- RequestGate -----------------------------------------------------------------------
 
@@ -111,7 +112,8 @@ class SharedGate:
 
     @contextmanager
     def reserve(self, requests: int) -> Iterator[None]:
-        """Take `requests` from the budget at once for the writes of one plan, or none at all.
+        """Take `requests` from the budget at once for one plan (its writes and the re-read
+        before them), or none at all.
 
         All-or-nothing, so a rate limit never leaves a plan half applied and never lets several
         syncs each spend part of the window and all fail. Requests beyond the reservation (or
@@ -119,7 +121,7 @@ class SharedGate:
         """
         cost = self._reservable(requests)
         if cost:
-            self._check_blocked()
+            self._check_blocked(self._get(f"{self._prefix}:blocked"))
             if not self._limiter.hit(self._item, self._prefix, cost=cost):  # type: ignore[arg-type]
                 stats = self._limiter.get_window_stats(self._item, self._prefix)  # type: ignore[arg-type]
                 raise self._limited(f"no room for {cost} writes in this window", stats.reset_time)
@@ -140,8 +142,7 @@ class SharedGate:
             self.block_for(retry_after_seconds(response.headers.get("Retry-After")))
         info = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if info:
-            used, limit = int(info.group(1)), int(info.group(2))
-            self._redis.set(f"{self._prefix}:quota", f"{used}/{limit}", ex=86400)
+            self._note_quota(int(info.group(1)), int(info.group(2)))
         if response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content:
             metrics.count_throttled(self._redis, self.remote)
             self.block_for(self.quota.pause_seconds if self.quota else 600.0)
@@ -160,11 +161,22 @@ class SharedGate:
         return int(self._limiter.get_window_stats(self._item, self._prefix).remaining)
 
     def quota_used(self) -> tuple[int, int] | None:
-        raw = self._get(f"{self._prefix}:quota")
-        if not raw:
-            return None
-        used, _, limit = raw.decode().partition("/")
-        return int(used), int(limit)
+        return _parse_quota(self._get(f"{self._prefix}:quota"))
+
+    def _note_quota(self, used: int, limit: int) -> None:
+        """Store the quota the remote reported when it moved by 0.1 % of the limit since this
+        process last stored it, or lies in the reserve (every response carries it: storing
+        each one would cost a Redis write per request for a figure that moves slowly)."""
+        last = self._quota_noted
+        reserve = self.quota.reserve_fraction if self.quota else 0.0
+        if (
+            last is None
+            or last[1] != limit
+            or not 0 <= used - last[0] < max(1, limit // 1000)
+            or used >= limit * (1 - reserve)
+        ):
+            self._redis.set(f"{self._prefix}:quota", f"{used}/{limit}", ex=86400)
+            self._quota_noted = (used, limit)
 
     def reset(self) -> None:
         if self._item is not None:
@@ -173,8 +185,7 @@ class SharedGate:
 
     def _admit(self) -> None:
         """Take one request from the budget, or raise RateLimitedError with the wait."""
-        self._check_blocked()
-        self._check_quota()
+        self._check_feedback()
         if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
             return
         if _priority.get() == "poll":
@@ -185,23 +196,26 @@ class SharedGate:
             stats = self._limiter.get_window_stats(self._item, self._prefix)
             raise self._limited("shared request budget spent", stats.reset_time)
 
-    def _check_blocked(self) -> None:
-        raw = self._get(f"{self._prefix}:blocked")
-        if raw:
-            wait = float(raw) - time.time()
-            if wait > 0:
-                raise RateLimitedError(
-                    "the remote asked all workers to wait", remote=self.remote, retry_after=wait
-                )
-
-    def _check_quota(self) -> None:
-        used = self.quota_used() if self.quota else None
+    def _check_feedback(self) -> None:
+        """The remote's last word: a block (429) and, with a quota, its use (one MGET)."""
+        keys = [f"{self._prefix}:blocked", *([f"{self._prefix}:quota"] if self.quota else [])]
+        blocked, *quota = cast(list[bytes | None], self._redis.mget(keys))
+        self._check_blocked(blocked)
+        used = _parse_quota(quota[0]) if quota else None
         if self.quota and used and used[0] >= used[1] * (1 - self.quota.reserve_fraction):
             raise RateLimitedError(
                 f"daily API quota nearly spent ({used[0]}/{used[1]})",
                 remote=self.remote,
                 retry_after=self.quota.pause_seconds,
             )
+
+    def _check_blocked(self, raw: bytes | None) -> None:
+        if raw:
+            wait = float(raw) - time.time()
+            if wait > 0:
+                raise RateLimitedError(
+                    "the remote asked all workers to wait", remote=self.remote, retry_after=wait
+                )
 
     def _get(self, key: str) -> bytes | None:
         return cast(bytes | None, self._redis.get(key))
@@ -210,6 +224,13 @@ class SharedGate:
         return RateLimitedError(
             why, remote=self.remote, retry_after=max(0.05, reset_time - time.time())
         )
+
+
+def _parse_quota(raw: bytes | None) -> tuple[int, int] | None:
+    if not raw:
+        return None
+    used, _, limit = raw.decode().partition("/")
+    return int(used), int(limit)
 
 
 def _limits_uri(redis_url: str) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from syncworker import engine, metrics
-from syncworker.connectors.base import Connector
+from syncworker.connectors.base import Listed, Unreadable
 from syncworker.connectors.errors import NotFoundError, RateLimitedError, RemoteError
 from syncworker.markers import find_marker
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
@@ -24,7 +24,7 @@ from syncworker.ratelimit import background_priority
 from syncworker.runtime import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import DeadLetterStatus, Link, LinkState
+from syncworker.store.tables import Link, LinkState, Observation
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ STALE_QUEUED_SECONDS = 900
 
 class StaleLink(Exception):
     """Another sync committed this link while we worked; the task retries and re-plans."""
+
+
+class _Adopted(Exception):
+    """A create found its record from a lost reply and linked it: plan again, as a merge."""
 
 
 @dataclass
@@ -76,7 +80,7 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
     fetched_at = rt.clock()
     try:
         with background_priority():
-            for chunk in _chunks(connector.changed_since(since), POLL_CHUNK):
+            for chunk in _chunks(_readable(rt, side, connector.changed_since(since)), POLL_CHUNK):
                 outcome.seen += len(chunk)
                 outcome.enqueued += _observe_chunk(rt, side, chunk, fetched_at)
     except RemoteError as error:
@@ -113,6 +117,18 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
     return len(due)
 
 
+def _readable(rt: Runtime, side: Side, listing: Iterable[Listed]) -> Iterator[RemoteRecord]:
+    """The listing's records; one the remote served unreadable is parked as a dead letter with
+    the reason, and the rest go on. (Reconcile then misses it, so its link, if any, is checked
+    by a sync, which reads the record again and parks it again: never taken as deleted.)"""
+    for item in listing:
+        if isinstance(item, Unreadable):
+            log.error("%s record %s is unreadable: %s", side, item.id, item.error.describe())
+            dead_letter(rt, side, item.id, item.error, operation="sync")
+        else:
+            yield item
+
+
 def _chunks(records: Iterable[RemoteRecord], size: int) -> Iterator[list[RemoteRecord]]:
     chunk: list[RemoteRecord] = []
     for record in records:
@@ -137,11 +153,17 @@ def sync_record(
     again instead of trusting the last poll (operators' resyncs); a dry run writes nothing,
     not even a link.
     """
-    link_id = _resolve_link(rt, side, record_id, create=not dry_run)
-    if link_id is None:
+    resolved = _resolve_link(rt, side, record_id, create=not dry_run)
+    if resolved is None:
         return _dry_run_unlinked(rt, side, record_id)
+    link_id, ours = resolved
     with rt.locks.hold(f"link:{link_id}"):
-        outcome = _sync_link(rt, link_id, dry_run=dry_run, fresh=fresh or dry_run)
+        if ours and not dry_run:
+            _adopt(rt, link_id, side, record_id)
+        try:
+            outcome = _sync_link(rt, link_id, dry_run=dry_run, fresh=fresh or dry_run)
+        except _Adopted:
+            outcome = _sync_link(rt, link_id, dry_run=dry_run, fresh=fresh)
     if outcome.skipped and not dry_run:
         with session_scope(rt.database_url) as session:
             repo.clear_queued(session, side=side, remote_id=record_id)
@@ -174,25 +196,25 @@ def resolve_conflict(
         return _sync_link(rt, link_id, dry_run=dry_run, resolutions=resolutions)
 
 
-def _resolve_link(rt: Runtime, side: Side, record_id: str, *, create: bool) -> int | None:
-    """Find the link of a record, recognising records that we created ourselves."""
+def _resolve_link(
+    rt: Runtime, side: Side, record_id: str, *, create: bool
+) -> tuple[int, bool] | None:
+    """The link of a record, and whether it is ours to adopt: a record our own create made
+    whose link does not hold it yet (the create's reply was lost, or is still on its way)."""
     with session_scope(rt.database_url) as session:
         link = repo.find_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
-        if link is not None:
-            return link.id
+        if link is not None and link.id is not None:
+            return link.id, False
     owner = _created_by_us(rt, side, record_id)
     with session_scope(rt.database_url) as session:
-        if owner is not None:
-            link = repo.get_link(session, owner)
-            if link is not None and not create:
-                return link.id  # a dry run reports the owner without attaching
-            if link is not None and _attach(session, link, side, record_id):
-                return link.id
+        link = repo.get_link(session, owner) if owner is not None else None
+        if link is not None and link.id is not None and record_id_of(link, side) is None:
+            return link.id, True
         if not create:
             return None
-        return repo.create_link(
-            session, side=side, remote_id=record_id, crm_system=rt.crm_system
-        ).id
+        new = repo.create_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
+        assert new.id is not None
+        return new.id, False
 
 
 def _created_by_us(rt: Runtime, side: Side, record_id: str) -> int | None:
@@ -225,18 +247,33 @@ def _created_by_us(rt: Runtime, side: Side, record_id: str) -> int | None:
     return None
 
 
-def _attach(session: Session, link: Link, side: Side, record_id: str) -> bool:
-    """Put `record_id` into the link's empty slot for `side` (fenced by revision)."""
-    current = link.crm_id if side == "crm" else link.zenvia_id
-    if current == record_id:
-        return True
-    if current is not None:
-        return False
-    column = "crm_id" if side == "crm" else "zenvia_id"
-    assert link.id is not None
-    return repo.save_link_state(
-        session, link_id=link.id, expected_revision=link.revision, values={column: record_id}
-    )
+def _adopt(rt: Runtime, link_id: int, side: Side, record_id: str) -> None:
+    """Link a record our own create made (DESIGN invariant 2), with the baselines that create
+    planned, so the first merge is three-way: an edit made on either side since the create is
+    a change like any other, not a both-sides conflict. Held under the pair's lock."""
+    with session_scope(rt.database_url) as session:
+        link = repo.get_link(session, link_id)
+        if link is None or record_id_of(link, side) is not None:
+            return  # the create's own reply linked it meanwhile
+        intent = repo.create_intent_for(session, link_id=link_id, side=side)
+    if side == "zenvia" and link.crm_id:
+        _note_ticket_on_case(rt, link.crm_id, record_id)
+    values: dict[str, object] = {"crm_id" if side == "crm" else "zenvia_id": record_id}
+    planned = intent.baselines if intent is not None else None
+    if planned and link.crm_baseline is None and link.zenvia_baseline is None:
+        values |= {"crm_baseline": planned.get("crm"), "zenvia_baseline": planned.get("zenvia")}
+    with session_scope(rt.database_url) as session:
+        if intent is not None:
+            repo.complete_intent(session, key=intent.idempotency_key, remote_id=record_id)
+        if not repo.save_link_state(
+            session, link_id=link_id, expected_revision=link.revision, values=values
+        ):
+            raise StaleLink(f"link {link_id} changed while adopting {side} record {record_id}")
+
+
+def _note_ticket_on_case(rt: Runtime, case_id: str, ticket_id: str) -> None:
+    """The case's external id names its ticket: Salesforce upserts and our recognition key on it."""
+    rt.connectors["crm"].update(case_id, {rt.settings.salesforce_external_id_field: ticket_id})
 
 
 @dataclass
@@ -256,29 +293,34 @@ def _sync_link(
     resolutions: dict[str, Side] | None = None,
 ) -> SyncOutcome:
     with session_scope(rt.database_url) as session:
-        link = repo.get_link(session, link_id)
-        if link is None:
-            return SyncOutcome(link_id=link_id, skipped="link no longer exists")
-        pairs = [
-            engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id)
-            for c in repo.comment_links_for(session, link_id=link_id)
-        ]
-    pair = _load_pair(rt, link, trust_observations=not fresh)
+        rows = repo.load_pair(session, link_id=link_id)
+    if rows is None:
+        return SyncOutcome(link_id=link_id, skipped="link no longer exists")
+    pairs = [engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id) for c in rows.comment_links]
+    pair = _load_pair(rt, rows.link, rows.observations, trust_observations=not fresh)
     plan = _plan(rt, pair, pairs, resolutions)
-    overwritten = {op.side for op in plan.operations if isinstance(op, engine.UpdateFields)}
-    if stale := overwritten & pair.observed:
-        for side in stale:  # never overwrite a side judged from a poll's (older) read
-            _load_side(rt, pair, side, trust_observation=False)
-        plan = _plan(rt, pair, pairs, resolutions)
-    outcome = SyncOutcome(link_id=link_id, plan_lines=plan.describe(), state=plan.link_state)
-    if dry_run:
-        return outcome
-    for conflict in plan.conflicts:
-        metrics.count_conflict(rt.redis, conflict.field, conflict.policy)
-    with rt.gates["zenvia"].reserve(zenvia_cost(plan)):
+    stale = _overwritten(plan) & pair.observed
+    # The re-read of a stale Zenvia side is paid with the plan's writes, all or nothing: a sync
+    # that must wait for the budget has spent nothing, and its retry reads again anyway.
+    reserved = 0 if dry_run else zenvia_cost(plan) + int("zenvia" in stale)
+    with rt.gates["zenvia"].reserve(reserved):
+        while stale:  # never overwrite a side judged from a poll's read or from the last sync
+            for side in stale:
+                _load_side(rt, pair, side, rows.observations.get(side), trust_observation=False)
+            plan = _plan(rt, pair, pairs, resolutions)
+            stale = _overwritten(plan) & pair.observed
+        outcome = SyncOutcome(link_id=link_id, plan_lines=plan.describe(), state=plan.link_state)
+        if dry_run:
+            return outcome
+        for conflict in plan.conflicts:
+            metrics.count_conflict(rt.redis, conflict.field, conflict.policy)
         outcome.writes = _apply(rt, pair, plan)
-    _commit(rt, pair, plan)
+    _commit(rt, pair, plan, rows.observations)
     return outcome
+
+
+def _overwritten(plan: engine.Plan) -> set[Side]:
+    return {op.side for op in plan.operations if isinstance(op, engine.UpdateFields)}
 
 
 def _plan(
@@ -323,18 +365,50 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
     )
 
 
-def _load_pair(rt: Runtime, link: Link, *, trust_observations: bool) -> _Pair:
+def _load_pair(
+    rt: Runtime, link: Link, observations: dict[Side, Observation], *, trust_observations: bool
+) -> _Pair:
+    """Both records and their comments. A side with nothing seen newer than its last sync is
+    taken as that sync left it while the other side brings news; with news on neither side
+    (reconcile's orphan check, a lost message, an operator) both are read. Without trusting
+    observations (an operator's resync) both are read, with all their comments."""
     pair = _Pair(link=link, records={}, comments={})
+    news = {side for side, seen in observations.items() if _moved(link, side, seen.version)}
+    if None in (link.crm_version, link.zenvia_version):
+        news = set()  # no sync has read both sides yet: nothing to take as it left them
     for side in SIDES:
-        _load_side(rt, pair, side, trust_observation=trust_observations)
+        _load_side(
+            rt,
+            pair,
+            side,
+            observations.get(side),
+            trust_observation=trust_observations,
+            as_left=bool(news - {side}),
+            every_comment=not trust_observations,
+        )
     return pair
 
 
-def _load_side(rt: Runtime, pair: _Pair, side: Side, *, trust_observation: bool) -> None:
+def _load_side(
+    rt: Runtime,
+    pair: _Pair,
+    side: Side,
+    seen: Observation | None,
+    *,
+    trust_observation: bool,
+    as_left: bool = False,
+    every_comment: bool = False,
+) -> None:
+    """Load one side into the pair. Its comments are listed only when its version moved since
+    the last sync (or for `every_comment`): Zenvia bumps a ticket's updatedAt on every new
+    action, and the Salesforce connector folds the newest comment's SystemModstamp into its
+    case's version."""
     link = pair.link
     record_id = record_id_of(link, side)
     record, observed = (
-        _load_record(rt, side, record_id, link, trust_observation=trust_observation)
+        _load_record(
+            rt, side, record_id, link, seen, trust_observation=trust_observation, as_left=as_left
+        )
         if record_id
         else (None, False)
     )
@@ -345,60 +419,86 @@ def _load_side(rt: Runtime, pair: _Pair, side: Side, *, trust_observation: bool)
         pair.observed.discard(side)
     pair.comments[side] = (
         rt.connectors[side].list_comments(record.id)
-        if record is not None and not record.deleted and _comments_may_have_changed(link, record)
+        if record is not None
+        and not record.deleted
+        and (every_comment or _moved(link, side, record.version))
         else []
     )
 
 
-def _comments_may_have_changed(link: Link, record: RemoteRecord) -> bool:
-    """Zenvia bumps a ticket's updatedAt on every new action, so an unchanged version means no
-    new actions: skip the listing (one request of a scarce budget). Salesforce comments do not
-    touch their case, and its budget is large: always list them."""
-    if record.id != link.zenvia_id or link.zenvia_version is None:
-        return True
-    return record.version > link.zenvia_version
+def _synced(link: Link, side: Side) -> datetime | None:
+    """The version of `side` that the pair's last sync read."""
+    return link.crm_version if side == "crm" else link.zenvia_version
+
+
+def _moved(link: Link, side: Side, version: datetime) -> bool:
+    synced = _synced(link, side)
+    return synced is None or version > synced
 
 
 def _load_record(
-    rt: Runtime, side: Side, record_id: str, link: Link, *, trust_observation: bool
+    rt: Runtime,
+    side: Side,
+    record_id: str,
+    link: Link,
+    seen: Observation | None,
+    *,
+    trust_observation: bool,
+    as_left: bool,
 ) -> tuple[RemoteRecord, bool]:
-    """The record's current state, and whether it came from a poll's observation.
+    """The record's current state, and whether it was judged without reading it now.
 
-    An observation is used when it is fresh: read within one poll interval AND after this
-    pair's last commit (an older read predates our own last writes and would look like the
-    other side undoing them). A side the plan will overwrite is always read again first.
+    A poll's observation is used when it was read after this pair's last commit (an older
+    read predates our own last writes and would look like the other side undoing them), is
+    no older than the version that commit read, AND was read within one poll interval or
+    holds nothing but the baseline (our own write's echo, whose comments are listed now: a
+    sync delayed by the rate budget need not read the ticket again).
+    With `as_left`, a side whose newest observation is no newer than its last sync is taken as
+    that sync left it (its baseline). Either way a later change is seen by a poll and synced
+    then, and a side the plan will overwrite is always read again first.
     """
     fetched_at = rt.clock()
-    with session_scope(rt.database_url) as session:
-        seen = repo.get_observation(session, side=side, remote_id=record_id)
-    if (
-        trust_observation
-        and seen is not None
-        and fetched_at - seen.observed_at <= timedelta(seconds=rt.settings.poll_interval_seconds)
-        and (link.last_synced_at is None or seen.observed_at > link.last_synced_at)
-    ):
-        observed = RemoteRecord(record_id, seen.version, dict(seen.payload), seen.deleted)
-        return observed, True
+    if trust_observation and seen is not None:
+        synced = _synced(link, side)
+        baseline = link.crm_baseline if side == "crm" else link.zenvia_baseline
+        after_commit = link.last_synced_at is None or seen.observed_at > link.last_synced_at
+        recent = fetched_at - seen.observed_at <= timedelta(
+            seconds=rt.settings.poll_interval_seconds
+        )
+        echo = not seen.deleted and rt.mapping.project(side, seen.payload) == baseline
+        if after_commit and (recent or echo) and (synced is None or seen.version >= synced):
+            return RemoteRecord(record_id, seen.version, dict(seen.payload), seen.deleted), True
+        if (
+            as_left
+            and synced is not None
+            and baseline is not None
+            and seen.version <= synced
+            and not seen.deleted  # a deletion is always confirmed by a read
+        ):
+            return RemoteRecord(record_id, synced, dict(baseline)), True
     try:
         record = rt.connectors[side].get(record_id)
     except NotFoundError:
         return RemoteRecord(record_id, rt.clock(), {}, deleted=True), False
-    with session_scope(rt.database_url) as session:
-        repo.observe(session, side=side, record=record, fetched_at=fetched_at)
+    if seen is None:  # the first read of this record: its row lets the commit mark it synced
+        with session_scope(rt.database_url) as session:
+            repo.observe(session, side=side, record=record, fetched_at=fetched_at)
     return record, False
 
 
 def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
     """Run the plan's writes in order; creates and comments go through write-ahead intents."""
     writes = 0
-    for operation in plan.operations:
+    last = len(plan.operations) - 1
+    for index, operation in enumerate(plan.operations):
         kind: metrics.Kind
         if isinstance(operation, engine.CreateRecord):
-            kind, written = "create", _create(rt, pair, operation)
+            kind, written = "create", _create(rt, pair, plan, operation)
         elif isinstance(operation, engine.UpdateFields):
             record_id = _id_on(pair, operation.side) or operation.record_id
             rt.connectors[operation.side].update(record_id, dict(operation.changes))
-            _keep_written(rt, pair, plan, operation)
+            if index < last:  # the last write is folded by the commit, which follows at once
+                _keep_written(rt, pair, plan, operation)
             kind, written = "update", True
         else:
             kind, written = "comment", _add_comment(rt, pair, operation)
@@ -430,21 +530,19 @@ def _keep_written(
         for side, name in ((target, native), (source, getattr(field, source))):
             if name in (planned[side] or {}):
                 new[side][name] = (planned[side] or {})[name]
+    values = {
+        "crm_baseline": new["crm"],
+        "zenvia_baseline": new["zenvia"],
+        # moves the observations' freshness fence: one read before this write would look like
+        # its side undoing it
+        "last_synced_at": rt.clock(),
+    }
     with session_scope(rt.database_url) as session:
         if not repo.save_link_state(
-            session,
-            link_id=link.id,
-            expected_revision=link.revision,
-            values={"crm_baseline": new["crm"], "zenvia_baseline": new["zenvia"]},
+            session, link_id=link.id, expected_revision=link.revision, values=values
         ):
             raise StaleLink(f"link {link.id} changed while its plan was being applied")
-    pair.link = link.model_copy(
-        update={
-            "crm_baseline": new["crm"],
-            "zenvia_baseline": new["zenvia"],
-            "revision": link.revision + 1,
-        }
-    )
+    pair.link = link.model_copy(update={**values, "revision": link.revision + 1})
 
 
 def _id_on(pair: _Pair, side: Side) -> str | None:
@@ -455,10 +553,11 @@ def record_id_of(link: Link, side: Side) -> str | None:
     return link.crm_id if side == "crm" else link.zenvia_id
 
 
-def _create(rt: Runtime, pair: _Pair, operation: engine.CreateRecord) -> bool:
+def _create(rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.CreateRecord) -> bool:
     """Create the missing side at most once, even across crashes (DESIGN invariant 2).
 
-    True when this call created it; False when an earlier attempt had.
+    True when this call created it. A record an earlier attempt made (its reply lost) is
+    adopted with that attempt's planned baselines, and the pair is planned again as a merge.
     """
     target, link = operation.side, pair.link
     assert link.id is not None
@@ -477,8 +576,8 @@ def _create(rt: Runtime, pair: _Pair, operation: engine.CreateRecord) -> bool:
     if remote_id is None and maybe_sent:
         found = connector.find_created(key, around=started)
         if found is not None:
-            remote_id = found.id
-            _complete_found(connector, found, operation)
+            _adopt(rt, link.id, target, found.id)
+            raise _Adopted(f"{target} record {found.id} of link {link.id}")
     created = remote_id is None
     if remote_id is None:
         remote_id = _send_once(
@@ -489,11 +588,10 @@ def _create(rt: Runtime, pair: _Pair, operation: engine.CreateRecord) -> bool:
                     dict(operation.fields), idempotency_key=key, description=operation.description
                 ).id
             ),
+            planned={"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline},
         )
     if target == "zenvia" and link.crm_id:
-        rt.connectors["crm"].update(
-            link.crm_id, {rt.settings.salesforce_external_id_field: remote_id}
-        )
+        _note_ticket_on_case(rt, link.crm_id, remote_id)
     with session_scope(rt.database_url) as session:
         repo.complete_intent(session, key=key, remote_id=remote_id)
         column = "crm_id" if target == "crm" else "zenvia_id"
@@ -505,27 +603,19 @@ def _create(rt: Runtime, pair: _Pair, operation: engine.CreateRecord) -> bool:
     return created
 
 
-def _send_once(rt: Runtime, key: str, send: Callable[[], str]) -> str:
-    """Send a create whose intent is `key`, remembering first that it may reach the remote."""
+def _send_once(
+    rt: Runtime, key: str, send: Callable[[], str], *, planned: dict[str, object] | None = None
+) -> str:
+    """Send a create whose intent is `key`, remembering first that it may reach the remote
+    (and, for a record create, the baselines it `planned`)."""
     with session_scope(rt.database_url) as session:
-        repo.count_attempt(session, key=key)
+        repo.count_attempt(session, key=key, baselines=planned)
     try:
         return send()
     except RateLimitedError:
         with session_scope(rt.database_url) as session:  # refused unsent: nothing to look for
             repo.count_attempt(session, key=key, delta=-1)
         raise
-
-
-def _complete_found(
-    connector: Connector, found: RemoteRecord, operation: engine.CreateRecord
-) -> None:
-    """A lost attempt created the record: make it hold every planned field, as the baseline says."""
-    missing = {
-        name: value for name, value in operation.fields.items() if found.fields.get(name) != value
-    }
-    if missing:
-        connector.update(found.id, missing)
 
 
 def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool:
@@ -583,7 +673,12 @@ def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool
     return posted
 
 
-def _commit(rt: Runtime, pair: _Pair, plan: engine.Plan) -> None:
+def _commit(
+    rt: Runtime, pair: _Pair, plan: engine.Plan, observations: dict[Side, Observation]
+) -> None:
+    """Baselines, versions and state fenced by revision, in one transaction; the queued flags
+    of the sides read are cleared (`observations`: as the sync found them, to skip the ones
+    with nothing to record)."""
     link = pair.link
     assert link.id is not None
     versions = {side: record.version for side, record in pair.records.items() if record is not None}
@@ -614,9 +709,11 @@ def _commit(rt: Runtime, pair: _Pair, plan: engine.Plan) -> None:
             (side, record_id)
             for side, version in versions.items()
             if (record_id := _id_on(pair, side))
+            and _unfinished(observations.get(side), version)
             and repo.finish_sync(session, side=side, remote_id=record_id, version=version)
         ]
-        _close_dead_letters(session, pair)
+        if link.state == LinkState.ERROR:
+            _close_dead_letters(session, pair)
     for side, record_id in again:
         rt.enqueue_sync(side, record_id)
 
@@ -628,16 +725,22 @@ def _conflict_reason(plan: engine.Plan) -> str | None:
     return "manual conflict on " + ", ".join(sorted(open_conflicts))
 
 
+def _unfinished(seen: Observation | None, version: datetime) -> bool:
+    """Whether the observation has anything for `finish_sync` to record: a queued flag, or a
+    synced version behind `version` (a row first written during this sync is not in `seen`)."""
+    return (
+        seen is None
+        or seen.sync_queued_at is not None
+        or seen.synced_version is None
+        or version > seen.synced_version
+    )
+
+
 def _close_dead_letters(session: Session, pair: _Pair) -> None:
-    """A sync that went through heals the record's earlier failures."""
-    for side in SIDES:
-        record_id = _id_on(pair, side)
-        if record_id:
-            for letter in repo.open_dead_letters_for(session, side=side, record_id=record_id):
-                assert letter.id is not None
-                repo.close_dead_letter(
-                    session, letter_id=letter.id, status=DeadLetterStatus.REPLAYED
-                )
+    """A sync that went through heals the record's earlier failures. Only a link flagged in
+    error has any (`dead_letter` flags it), so other commits skip the statement."""
+    records = [(side, record_id) for side in SIDES if (record_id := _id_on(pair, side))]
+    repo.replay_dead_letters_of(session, records=records)
 
 
 # -- failures -----------------------------------------------------------------------------------
@@ -683,6 +786,10 @@ class ReconcileOutcome:
     complete: bool = False
 
 
+# Reconcile reads whole listings: larger chunks mean fewer round trips to Postgres per record.
+RECONCILE_CHUNK = 1000
+
+
 def reconcile(rt: Runtime) -> ReconcileOutcome:
     """Stream both sides, enqueue whatever polling missed; find orphans only after a full pass."""
     outcome = ReconcileOutcome()
@@ -694,7 +801,9 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
     try:
         with background_priority():
             for side in SIDES:
-                for chunk in _chunks(rt.connectors[side].iter_all(), POLL_CHUNK):
+                for chunk in _chunks(
+                    _readable(rt, side, rt.connectors[side].iter_all()), RECONCILE_CHUNK
+                ):
                     seen[side].update(record.id for record in chunk)
                     outcome.enqueued += _reconcile_chunk(rt, side, chunk)
         outcome.complete = True
@@ -720,13 +829,12 @@ def _reconcile_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord]) -> int:
     """Enqueue records never linked or changed since their last sync."""
     ids = [record.id for record in chunk]
     with session_scope(rt.database_url) as session:
-        links = repo.find_links(session, side=side, remote_ids=ids, crm_system=rt.crm_system)
+        synced = repo.synced_versions(session, side=side, remote_ids=ids, crm_system=rt.crm_system)
         pending = set(repo.observe_many(session, side=side, records=chunk))
         due = []
         for record in chunk:
-            link = links.get(record.id)
-            synced = (link.crm_version if side == "crm" else link.zenvia_version) if link else None
-            if record.id in pending or synced is None or record.version > synced:
+            version = synced.get(record.id)
+            if record.id in pending or version is None or record.version > version:
                 due.append(record.id)
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:
@@ -738,10 +846,9 @@ def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
     """Links pointing at records the complete pass did not see: their sync applies on_delete."""
     count = 0
     with session_scope(rt.database_url) as session:
-        for link in repo.all_links(session):
-            for side in SIDES:
-                record_id = record_id_of(link, side)
-                if record_id and record_id not in seen[side] and link.state != LinkState.ORPHANED:
+        for ids in repo.linked_record_ids(session, except_state=LinkState.ORPHANED):
+            for side, record_id in zip(SIDES, ids, strict=True):
+                if record_id and record_id not in seen[side]:
                     rt.enqueue_sync(side, record_id)
                     count += 1
                     break

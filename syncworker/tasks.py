@@ -17,7 +17,7 @@ import redis.exceptions
 import sqlalchemy.exc
 from celery import Task
 
-from syncworker import service
+from syncworker import metrics, service
 from syncworker.celery_app import MAX_COUNTDOWN_SECONDS, app
 from syncworker.connectors.errors import (
     AuthError,
@@ -54,8 +54,9 @@ def rate_limit_countdown(error: RateLimitedError) -> float:
 
 
 def enqueue_sync(side: Side, record_id: str) -> None:
-    """Queue one sync; ids only, readable in Flower."""
-    sync.apply_async(args=(side, record_id), queue="sync")
+    """Queue one sync; ids only, readable in Flower. Nobody waits for these, so their results
+    are not stored (`resync --wait` sends its own, which are)."""
+    sync.apply_async(args=(side, record_id), queue="sync", ignore_result=True)
 
 
 @app.task(name="syncworker.poll", bind=True, ignore_result=True)
@@ -84,7 +85,8 @@ def sync(
     rt = get_runtime()
     context = {"side": side, "record_id": record_id, "task_id": self.request.id}
     try:
-        outcome = service.sync_record(rt, side, record_id, fresh=fresh)
+        with metrics.batched(rt.redis):
+            outcome = service.sync_record(rt, side, record_id, fresh=fresh)
     except (LockBusy, service.StaleLink) as busy:
         log.info("sync deferred, pair busy: %s", busy, extra=context)
         raise self.retry(

@@ -15,10 +15,12 @@ from typing import Protocol
 
 import httpx
 
+from syncworker.connectors.errors import MalformedResponseError
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
 __all__ = [
     "Connector",
+    "Listed",
     "NativeFields",
     "OpenGate",
     "RemoteComment",
@@ -26,7 +28,20 @@ __all__ = [
     "RequestCounter",
     "RequestGate",
     "Side",
+    "Unreadable",
 ]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A listed record whose payload could not be read. A listing names it and goes on, so the
+    one bad record is parked (a dead letter) instead of stopping every other record's sync."""
+
+    id: str
+    error: MalformedResponseError
+
+
+Listed = RemoteRecord | Unreadable
 
 
 class RequestGate(Protocol):
@@ -72,12 +87,12 @@ class Connector(Protocol):
     system: str
     requests: RequestCounter
 
-    def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
+    def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Records whose own version (or whose comments) changed at or after `since`,
-        in ascending (version, id) order."""
+        in ascending (version, id) order; unreadable ones may come in any position."""
         ...
 
-    def iter_all(self) -> Iterator[RemoteRecord]:
+    def iter_all(self) -> Iterator[Listed]:
         """Every record, streamed page by page (for the full reconcile)."""
         ...
 

@@ -33,7 +33,7 @@ import httpx
 from pydantic import SecretStr
 
 from syncworker.connectors import http
-from syncworker.connectors.base import OpenGate, RequestCounter, RequestGate
+from syncworker.connectors.base import Listed, OpenGate, RequestCounter, RequestGate, Unreadable
 from syncworker.connectors.errors import (
     AuthError,
     MalformedResponseError,
@@ -129,12 +129,12 @@ class ZenviaConnector:
         response = self._call("GET", f"/tickets/{_segment(record_id)}", "GET /tickets/{id}")
         return self._record(_json(response, "ticket"))
 
-    def iter_all(self) -> Iterator[RemoteRecord]:
+    def iter_all(self) -> Iterator[Listed]:
         for items, _total in self._pages("/tickets", "GET /tickets", {}):
             for raw in items:
-                yield self._record(raw)
+                yield self._listed(raw)
 
-    def changed_since(self, since: datetime) -> Iterator[RemoteRecord]:
+    def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Tickets with `updatedAt` ≥ `since`, ascending (version, id).
 
         The `updatedAt` filter takes a DATE: every calendar date from `since` to now is listed
@@ -145,17 +145,23 @@ class ZenviaConnector:
         now = _aware(self._clock(), "clock()")
         days = self._dates(since, now)
         found: dict[str, RemoteRecord] = {}
-        if len(days) > self._max_filter_days:
-            for record in self.iter_all():
-                _keep_newest(found, record)
-        else:
-            for day in days:
-                for record in self._stable_listing({"updatedAt": day.isoformat()}):
-                    _keep_newest(found, record)
+        unreadable: dict[str, Unreadable] = {}
+        listings = (
+            [self.iter_all()]
+            if len(days) > self._max_filter_days
+            else [self._stable_listing({"updatedAt": day.isoformat()}) for day in days]
+        )
+        for listing in listings:
+            for item in listing:
+                if isinstance(item, Unreadable):
+                    unreadable[item.id] = item
+                else:
+                    _keep_newest(found, item)
         selected = sorted(
             (r for r in found.values() if r.version >= since), key=lambda r: (r.version, r.id)
         )
         log.debug("zenvia changed_since: %d dates, %d records", len(days), len(selected))
+        yield from (item for item in unreadable.values() if item.id not in found)
         yield from selected
 
     def list_comments(self, record_id: str) -> list[RemoteComment]:
@@ -372,7 +378,7 @@ class ZenviaConnector:
             previous = items
         raise _malformed(f"{endpoint} did not end after {_MAX_PAGES} pages", endpoint)
 
-    def _stable_listing(self, params: Mapping[str, str]) -> Iterator[RemoteRecord]:
+    def _stable_listing(self, params: Mapping[str, str]) -> Iterator[Listed]:
         """List all pages; when `x-total` moved while paging (a ticket left or joined this
         date, shifting the pages), list again, at most twice more; callers merge duplicates."""
         for _attempt in range(_MAX_RELISTS + 1):
@@ -380,7 +386,7 @@ class ZenviaConnector:
             for items, total in self._pages("/tickets", "GET /tickets", params):
                 totals.add(total)
                 for raw in items:
-                    yield self._record(raw)
+                    yield self._listed(raw)
             if len(totals) <= 1:
                 return
             log.debug("zenvia listing %s moved while paging; listing again", dict(params))
@@ -414,6 +420,14 @@ class ZenviaConnector:
         return sorted(days)
 
     # -- payloads ---------------------------------------------------------------------------
+
+    def _listed(self, raw: object) -> Listed:
+        """A listing's ticket, or, when only its id can be read, the reason it cannot."""
+        try:
+            return self._record(raw)
+        except MalformedResponseError as error:
+            ticket = _object(raw, "ticket", None)
+            return Unreadable(_identifier(ticket.get("id"), "id", None), error)
 
     def _record(self, raw: object) -> RemoteRecord:
         ticket = _object(raw, "ticket", None)

@@ -101,6 +101,9 @@ class Intent(SQLModel, table=True):
     attempts: int = Field(default=0)
     remote_id: str | None = Field(default=None, max_length=64)
     last_error: str | None = Field(default=None)
+    # A create's planned baselines as of its last send ({"crm": …, "zenvia": …}): a record found
+    # after a lost reply is linked with them, so its first merge is three-way, not a guess.
+    baselines: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

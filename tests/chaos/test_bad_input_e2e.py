@@ -66,10 +66,6 @@ def corrupt_ticket(stack: Stack, ticket_id: str) -> None:
         stack.zenvia.rewrite_next_response(label, rewrite, times=FOREVER)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug (issue 9 note, bug 4): one malformed ticket in a listing stops the poll",
-)
 def test_a_ticket_served_malformed_is_dead_lettered_and_the_others_keep_syncing(
     stack: Stack,
 ) -> None:

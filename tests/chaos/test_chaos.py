@@ -36,14 +36,6 @@ def forget_broker_connections() -> None:
 
 
 SCENARIOS = ["kill-workers", "flaky-remotes", "redis-restart", "postgres-restart", "deliver-twice"]
-# These two can hit open bugs 1 and 2 (a lost update; see tests/chaos/test_regressions.py, whose
-# deterministic versions are strict xfails), so their quick runs are left to `make chaos` until
-# the bugs are fixed: `make test` must not pass or fail by chance.
-RACY_UNTIL_BUGS_1_2_FIXED = {"kill-workers", "flaky-remotes"}
-QUICK_SCENARIOS = [
-    pytest.param(name, marks=pytest.mark.chaos) if name in RACY_UNTIL_BUGS_1_2_FIXED else name
-    for name in SCENARIOS
-]
 
 
 @contextmanager
@@ -102,7 +94,7 @@ def assert_converged(result: ChaosResult) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", QUICK_SCENARIOS)
+@pytest.mark.parametrize("name", SCENARIOS)
 def test_a_small_set_of_pairs_converges_after(
     name: str,
     chaos_database: tuple[str, str],

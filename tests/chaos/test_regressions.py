@@ -16,6 +16,9 @@ import pytest
 
 from syncworker import service
 from syncworker.connectors.errors import TransientError
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import Link
 from tests.chaos.invariants import check, snapshot
 from tests.conftest import ADMIN_URL
 from tests.stack import Stack, running_stack, wait_until
@@ -52,18 +55,15 @@ def test_a_comment_added_to_an_otherwise_unchanged_case_reaches_zenvia(stack: St
     assert len(copies) == 1, "the case's only change, a new comment, never reached Zenvia"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug 2 (issue 9 note): first merge after a lost create reply has no baselines",
-)
 def test_an_edit_made_while_a_create_reply_was_lost_survives_the_first_merge(
     stack: Stack,
 ) -> None:
     """Found by flaky-remotes: the reply to POST /tickets is lost; before the create's retry,
     the Zenvia poller's sync finds the new ticket by its marker, attaches it to the link
-    (`service._attach`) and plans a merge with no baselines: every field differs "on both
-    sides" and its conflict policy decides, so an edit made on the case meanwhile is
-    overwritten by the copy's stale value (category is zenvia_wins)."""
+    and plans a merge with no baselines: every field differs "on both sides" and its conflict
+    policy decides, so an edit made on the case meanwhile is overwritten by the copy's stale
+    value (category is zenvia_wins). Fixed by adopting the ticket with the baselines its
+    create planned (`service._adopt`)."""
     runtime = stack.runtime
     case_id = stack.salesforce.agent.create_case(
         Subject="Lost reply", Status="New", Origin="Web", Type="Question", Priority="Low"
@@ -81,6 +81,41 @@ def test_an_edit_made_while_a_create_reply_was_lost_survives_the_first_merge(
     assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the case edit was lost"
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2  # Problem
     assert len(stack.tickets()) == 1
+
+
+def test_a_create_retry_that_finds_its_lost_ticket_keeps_edits_made_on_both_sides(
+    stack: Stack,
+) -> None:
+    """The creator's own retry finds the ticket of a lost reply (`find_created`): it used to
+    force every field the create planned onto the ticket, overwriting a Zenvia agent's edit
+    made in between; now it adopts the ticket with the planned baselines and merges."""
+    runtime = stack.runtime
+    case_id = stack.salesforce.agent.create_case(
+        Subject="Printer on fire", Status="New", Origin="Web", Type="Question"
+    )
+    stack.zenvia.drop_next_response_after_handling("POST /v2/tickets")
+    with pytest.raises(TransientError):
+        service.sync_record(runtime, "crm", case_id)
+    ticket_id = only_ticket(stack)
+
+    stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Printer smoking, not on fire"})
+    stack.salesforce.agent.edit(case_id, Type="Problem")
+    service.sync_record(runtime, "crm", case_id)  # the create's retry
+
+    assert stack.salesforce.agent.case(case_id)["Subject"] == "Printer smoking, not on fire"
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Printer smoking, not on fire"
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2  # Problem
+    assert len(stack.tickets()) == 1
+    link = service_link(stack, ticket_id)
+    assert link.crm_id == case_id
+    assert link.state == "active"
+
+
+def service_link(stack: Stack, ticket_id: str) -> Link:
+    with session_scope(stack.database_url) as session:
+        link = repo.find_link(session, side="zenvia", remote_id=ticket_id, crm_system="salesforce")
+    assert link is not None
+    return link
 
 
 def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edit(

@@ -119,6 +119,32 @@ def test_counts_from_two_workers_add_up_in_one_scrape(
     assert before <= completed <= time.time()
 
 
+def test_counts_made_in_a_batch_reach_redis_together_when_it_ends(
+    redis_url: str, metrics_database_url: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    requests = "syncworker_remote_requests_total"
+    unsent: list[float | None] = []
+
+    def failing_sync() -> None:
+        with metrics.batched(client):
+            for _ in range(3):
+                metrics.count_request(client, "zenvia", "GET /tickets")
+            metrics.count_propagated(client, "update", "crm_to_zenvia")
+            samples = scrape(client, metrics_database_url)
+            unsent.append(value(samples, requests, remote="zenvia", endpoint="GET /tickets"))
+            raise RuntimeError("the sync failed: what it counted is still counted")
+
+    with pytest.raises(RuntimeError):
+        failing_sync()
+
+    assert unsent == [None]
+    samples = scrape(client, metrics_database_url)
+    assert value(samples, requests, remote="zenvia", endpoint="GET /tickets") == 3
+    propagated = "syncworker_propagated_changes_total"
+    assert value(samples, propagated, kind="update", direction="crm_to_zenvia") == 1
+
+
 def test_the_shared_gate_counts_admitted_requests_and_refusals(
     redis_url: str, metrics_database_url: str
 ) -> None:

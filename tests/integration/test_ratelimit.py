@@ -74,3 +74,23 @@ def test_salesforce_quota_from_the_limit_header_stops_before_exhaustion(redis_ur
     salesforce.after_response("GET query", httpx.Response(200, headers=headers, request=request))
     with pytest.raises(RateLimitedError, match=r"quota nearly spent \(90001/100000\)"):
         salesforce.before_request("GET query")
+
+
+def test_the_quota_is_stored_as_it_moves_not_on_every_response(redis_url: str) -> None:
+    salesforce = SharedGate(remote="salesforce", redis_url=redis_url, quota=QuotaBudget(0.1))
+    request = httpx.Request("GET", "http://sf.test/services/data/v62.0/query")
+
+    def respond(used: int) -> None:
+        headers = {"Sforce-Limit-Info": f"api-usage={used}/100000"}
+        salesforce.after_response(
+            "GET query", httpx.Response(200, headers=headers, request=request)
+        )
+
+    respond(50_000)
+    respond(50_099)  # less than 0.1 % of the limit later
+    assert salesforce.quota_used() == (50_000, 100_000)
+    respond(50_100)
+    assert salesforce.quota_used() == (50_100, 100_000)
+    respond(89_950)
+    respond(90_001)  # in the reserve: every response is stored, so the stop is exact
+    assert salesforce.quota_used() == (90_001, 100_000)

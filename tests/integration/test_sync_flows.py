@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from syncworker import service
+from syncworker.connectors.errors import RateLimitedError
+from syncworker.model import Side
 from syncworker.sandbox.server import Request, Response, SandboxApp
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store import repo
@@ -236,6 +240,8 @@ def test_a_permanent_error_dead_letters_one_record_and_replay_fixes_it(
         replay.delay(letter_id)
         stack.settle()
         assert sorted(t["subject"] for t in stack.tickets()) == ["Fine", "Owned by agent 5"]
+        with session_scope(stack.database_url) as session:  # the sync that went through
+            assert [letter.status for letter in repo.list_dead_letters(session)] == ["replayed"]
 
 
 def test_changes_while_the_worker_was_down_and_lost_updates_are_recovered(stack: Stack) -> None:
@@ -301,3 +307,165 @@ def test_a_manual_conflict_parks_the_link_until_an_operator_resolves_it(
         stack.settle()
         (link,) = stack.links()
         assert (link.state, link.conflict_fields) == ("active", [])
+
+
+# -- what a sync reads: our own writes' echoes, the shared budget, syncs without news -----------
+
+
+def held_poll(stack: Stack) -> list[tuple[Side, str]]:
+    """One poll of both sides; the syncs it queues are returned instead of sent."""
+    held: list[tuple[Side, str]] = []
+    send = stack.runtime.enqueue_sync
+    stack.runtime.enqueue_sync = lambda side, record_id: held.append((side, record_id))
+    try:
+        stack.poll()
+    finally:
+        stack.runtime.enqueue_sync = send
+    return held
+
+
+def sync_here(stack: Stack, queued: list[tuple[Side, str]]) -> None:
+    """Run the syncs in this process, one after the other (no worker)."""
+    for side, record_id in queued:
+        service.sync_record(stack.runtime, side, record_id)
+
+
+def settle_here(stack: Stack) -> None:
+    for _ in range(10):
+        queued = held_poll(stack)
+        if not queued:
+            return
+        sync_here(stack, queued)
+    raise AssertionError("polls kept finding changes")
+
+
+def requests_made(stack: Stack, during: Callable[[], None]) -> dict[str, dict[str, int]]:
+    servers = {"zenvia": stack.zenvia_server, "salesforce": stack.salesforce_server}
+    before = {name: Counter(server.counters.by_endpoint) for name, server in servers.items()}
+    during()
+    return {
+        name: dict(Counter(server.counters.by_endpoint) - before[name])
+        for name, server in servers.items()
+    }
+
+
+@pytest.mark.parametrize("written", ["ticket", "case"])
+def test_the_echo_of_our_own_write_reads_only_the_comments_of_the_record_written(
+    stack: Stack, written: str
+) -> None:
+    case_id = stack.salesforce.agent.create_case(Subject="Echo", Status="New", Origin="Web")
+    settle_here(stack)
+    ticket_id = str(ticket_for(stack, "Echo")["id"])
+    if written == "ticket":
+        stack.salesforce.agent.edit(case_id, Subject="Echo edited")
+        assert held_poll(stack) == [("crm", case_id)]
+    else:
+        stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Echo edited"})
+        assert held_poll(stack) == [("zenvia", ticket_id)]
+    sync_here(stack, [("crm", case_id)] if written == "ticket" else [("zenvia", ticket_id)])
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Echo edited"
+    assert stack.salesforce.agent.case(case_id)["Subject"] == "Echo edited"
+
+    echo = held_poll(stack)
+    spent = requests_made(stack, lambda: sync_here(stack, echo))
+
+    if written == "ticket":
+        assert echo == [("zenvia", ticket_id)]
+        assert spent == {"zenvia": {"GET /v2/tickets/{ticket_id}/actions": 1}, "salesforce": {}}
+    else:
+        assert echo == [("crm", case_id)]
+        assert spent == {"zenvia": {}, "salesforce": {"GET /services/data/{version}/query": 1}}
+    assert held_poll(stack) == []
+
+
+@pytest.mark.parametrize("written", ["ticket", "case"])
+def test_a_comment_made_right_after_our_write_still_crosses_over(
+    stack: Stack, written: str
+) -> None:
+    case_id = stack.salesforce.agent.create_case(Subject="Busy", Status="New", Origin="Web")
+    settle_here(stack)
+    ticket_id = str(ticket_for(stack, "Busy")["id"])
+    if written == "ticket":
+        stack.salesforce.agent.edit(case_id, Subject="Busy edited")
+        sync_here(stack, held_poll(stack))
+        stack.zenvia.agent.add_action(ticket_id, "Right after the write", public=True)
+    else:
+        stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Busy edited"})
+        sync_here(stack, held_poll(stack))
+        stack.salesforce.agent.add_comment(case_id, "Right after the write")
+    settle_here(stack)
+
+    copies = (
+        [c["CommentBody"] for c in stack.salesforce.comments(case_id)]
+        if written == "ticket"
+        else [a["description"] for a in stack.zenvia.actions(ticket_id)]
+    )
+    assert sum("Right after the write" in text for text in copies) == 1
+
+
+def test_a_sync_refused_by_the_zenvia_budget_has_spent_none_of_it(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    limited = {"SYNCWORKER_ZENVIA_RATE_LIMIT": "10", "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "60"}
+    with running_stack(committed_database_url, tmp_path, **limited) as stack:
+        gate = stack.runtime.gates["zenvia"]
+        case_id = stack.salesforce.agent.create_case(Subject="Budget", Status="New", Origin="Web")
+        gate.reset()
+        settle_here(stack)
+        ticket_id = str(ticket_for(stack, "Budget")["id"])
+        stack.salesforce.agent.edit(case_id, Subject="Budget edited")
+        queued = held_poll(stack)
+        gate.reset()
+        for _ in range(9):  # one request left: the plan needs two (the re-read, the PATCH)
+            gate.before_request("GET /tickets/{id}")
+
+        before = Counter(stack.zenvia_server.counters.by_endpoint)
+        with pytest.raises(RateLimitedError):
+            sync_here(stack, queued)
+        assert Counter(stack.zenvia_server.counters.by_endpoint) == before
+
+        gate.reset()
+        done = requests_made(stack, lambda: sync_here(stack, queued))
+        assert done["zenvia"] == {
+            "GET /v2/tickets/{ticket_id}": 1,
+            "PATCH /v2/tickets/{ticket_id}/attributes/subject": 1,
+        }
+        assert stack.zenvia.ticket(ticket_id)["subject"] == "Budget edited"
+
+
+def test_a_sync_queued_with_no_news_reads_both_sides_and_finds_a_deletion(stack: Stack) -> None:
+    case_id = stack.salesforce.agent.create_case(Subject="Doomed", Status="New", Origin="Web")
+    settle_here(stack)
+    ticket_id = str(ticket_for(stack, "Doomed")["id"])
+
+    stack.salesforce.agent.delete(case_id)  # no poll sees it: reconcile's orphan check queues this
+    sync_here(stack, [("crm", case_id)])
+
+    (link,) = stack.links()
+    assert link.state == "orphaned"
+    assert stack.zenvia.ticket(ticket_id)["status"]["type"] == "CLOSED"
+
+
+def test_an_operators_resync_lists_every_comment_even_if_the_version_did_not_move(
+    stack: Stack,
+) -> None:
+    case_id = stack.salesforce.agent.create_case(Subject="Missed", Status="New", Origin="Web")
+    settle_here(stack)
+    ticket_id = str(ticket_for(stack, "Missed")["id"])
+    stack.salesforce.agent.add_comment(case_id, "Made in the same second as our read")
+    with session_scope(stack.database_url) as session:  # as if the case's version had not moved
+        link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
+        assert link is not None
+        assert link.id is not None
+        future = stack.runtime.clock() + timedelta(hours=1)
+        repo.save_link_state(
+            session,
+            link_id=link.id,
+            expected_revision=link.revision,
+            values={"crm_version": future},
+        )
+
+    service.sync_record(stack.runtime, "crm", case_id, fresh=True)
+
+    copies = [a["description"] for a in stack.zenvia.actions(ticket_id)]
+    assert sum("Made in the same second as our read" in text for text in copies) == 1

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from syncworker.connectors.base import RemoteRecord, Unreadable
+from syncworker.connectors.errors import MalformedResponseError
 from syncworker.connectors.salesforce import SalesforceConnector
 from syncworker.sandbox.salesforce import SalesforceSandbox
-from syncworker.sandbox.server import SandboxServer
+from syncworker.sandbox.server import Response, SandboxServer
 
 from .conftest import START, MovableClock
 
@@ -97,6 +99,102 @@ def test_iter_all_streams_every_live_case_in_default_batches_beyond_2000(
     assert connector.requests.by_endpoint["GET query"] == 1
     assert connector.requests.by_endpoint["GET query/{locator}"] == 1
     assert server.counters.by_endpoint["GET /services/data/{version}/query/{locator}"] == 1
+
+
+def test_iter_all_folds_each_case_newest_comment_into_its_version_from_one_listing(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox, clock: MovableClock
+) -> None:
+    plain = sandbox.agent.create_case(Subject="no comments")
+    busy = sandbox.agent.create_case(Subject="two comments")
+    withdrawn = sandbox.agent.create_case(Subject="a comment, deleted")
+    clock.advance(hours=1)
+    sandbox.agent.add_comment(busy, "first")
+    clock.advance(minutes=1)
+    sandbox.agent.add_comment(busy, "second")
+    doomed = sandbox.agent.add_comment(withdrawn, "sent by mistake")
+    clock.advance(minutes=1)
+    sandbox.agent.delete(doomed)  # a deletion moves the comment's stamp, so the case's too
+
+    versions = {record.id: record.version for record in connector.iter_all()}
+
+    newest: dict[str, datetime] = {}
+    for comment in sandbox.comments():
+        newest[comment["ParentId"]] = max(
+            _stamp(comment["SystemModstamp"]), newest.get(comment["ParentId"], START)
+        )
+    assert versions == {
+        plain: _stamp(sandbox.agent.case(plain)["SystemModstamp"]),
+        busy: newest[busy],
+        withdrawn: newest[withdrawn],
+    }
+    assert newest[withdrawn] == START + timedelta(hours=1, minutes=2)
+    # one Case listing and one CaseComment listing, whatever the number of cases
+    assert dict(connector.requests.by_endpoint) == {
+        "POST oauth2/token": 1,
+        "GET query": 1,
+        "GET queryAll": 1,
+    }
+
+
+def test_iter_all_pages_through_comments_beyond_2000(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox
+) -> None:
+    cases = [sandbox.agent.create_case(Subject=f"case {n}") for n in range(3)]
+    last = {case: sandbox.agent.add_comment(case, "note 0") for case in cases}
+    for n in range(1, 684):
+        for case in cases:
+            last[case] = sandbox.agent.add_comment(case, f"note {n}")
+    stamps = {c["Id"]: _stamp(c["SystemModstamp"]) for c in sandbox.comments()}
+
+    versions = {record.id: record.version for record in connector.iter_all()}
+
+    assert versions == {case: stamps[last[case]] for case in cases}
+    assert connector.requests.by_endpoint["GET queryAll"] == 1
+    assert connector.requests.by_endpoint["GET queryAll/{locator}"] == 1  # 2,052 comments
+
+
+@pytest.mark.parametrize("listing", ["Case", "CaseComment"])
+def test_iter_all_refuses_a_listing_out_of_id_order(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox, listing: str
+) -> None:
+    """The comments are merged with the cases as both stream: an order the merge does not
+    expect would misplace comments, so it is refused rather than folded wrongly."""
+    first, second = (sandbox.agent.create_case(Subject=f"case {n}") for n in range(2))
+    stamp = sandbox.agent.case(first)["SystemModstamp"]
+    if listing == "Case":
+        label = "GET /services/data/{version}/query"
+        rows = [{"Id": case, "SystemModstamp": stamp} for case in (second, first)]
+    else:
+        label = "GET /services/data/{version}/queryAll"
+        rows = [{"ParentId": case, "SystemModstamp": stamp} for case in (first, second, first)]
+    sandbox.answer_next(label, 200, {"totalSize": len(rows), "done": True, "records": rows})
+
+    with pytest.raises(MalformedResponseError, match="went backwards"):
+        list(connector.iter_all())
+
+
+def test_one_unreadable_case_in_a_listing_is_named_and_the_others_are_read(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox, clock: MovableClock
+) -> None:
+    since = clock()
+    good, bad, other = (sandbox.agent.create_case(Subject=f"case {n}") for n in range(3))
+
+    def corrupt(response: Response) -> Response:
+        rows = [
+            {**row, "SystemModstamp": "soon"} if row.get("Id") == bad else row
+            for row in response.body["records"]
+        ]
+        return Response(response.status, {**response.body, "records": rows}, response.headers)
+
+    for resource in ("query", "queryAll"):
+        sandbox.rewrite_next_response(
+            f"GET /services/data/{{version}}/{resource}", corrupt, times=9
+        )
+    for listed in (list(connector.iter_all()), list(connector.changed_since(since))):
+        [unreadable] = [item for item in listed if isinstance(item, Unreadable)]
+        assert unreadable.id == bad
+        assert "SystemModstamp" in unreadable.error.message
+        assert sorted(r.id for r in listed if isinstance(r, RemoteRecord)) == sorted([good, other])
 
 
 def test_changed_since_follows_next_records_url_with_a_small_batch_size(
