@@ -35,15 +35,13 @@ import psycopg
 import redis
 
 from syncworker import metrics
-from syncworker.celery_app import app as celery_app
 from syncworker.connectors.salesforce import SalesforceConnector
 from syncworker.connectors.zenvia import ZenviaConnector, _ticket_body
 from syncworker.model import RemoteRecord
 from syncworker.sandbox.server import Request, Response, SandboxServer
-from syncworker.sandbox.zenvia import ZenviaSandbox, _date_arg, _int_arg, _Problems
 from syncworker.store.db import reset_engines
 from tests.conftest import create_throwaway_database, drop_database
-from tests.stack import BROKER_URL, Stack, Worker, running_stack, wait_until
+from tests.stack import BROKER_URL, Stack, Worker, running_stack
 
 REDIS_URL = os.environ["SYNCWORKER_TEST_REDIS_URL"]
 LOCK_KEY = "bench:running"
@@ -159,7 +157,7 @@ def bench_redis() -> redis.Redis:
 @contextlib.contextmanager
 def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
     """A running stack on a throw-away database; locks, budgets and metrics in the bench's
-    own Redis database (emptied first); the Zenvia listing made O(page) (see below)."""
+    own Redis database (emptied first)."""
     client = bench_redis()
     # Benchmarks empty the broker and this Redis database: one at a time, or they'd lose each
     # other's queued syncs and counters.
@@ -179,7 +177,6 @@ def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
         client.set(LOCK_KEY, owner, ex=7200)
         db_name, url = create_throwaway_database(f"syncworker_bench_{name}")
         with running_stack(url, tmp, catalogue=None, **settings) as stack:
-            fast_zenvia_listing(stack.zenvia)
             yield stack
     finally:
         reset_engines()
@@ -198,35 +195,15 @@ def start_worker(
     queues: str = "poll,sync,reconcile",
     profile_dir: Path | None = None,
 ) -> Worker:
-    """`tests.stack.Stack.start_worker`, but with `bench.worker_app` (the syncworker app plus
-    the baseline no-op task and optional per-child pyinstrument profiles)."""
-    name = f"bench{len(stack.workers) + 1}-{os.getpid()}@localhost"
-    log_path = stack.tmp / f"{name.split('@')[0]}.log"
-    command = [
-        *(sys.executable, "-m", "celery", "-A", "bench.worker_app", "worker"),
-        *("-Q", queues, "-c", str(concurrency), "-n", name, "-l", "INFO"),
-        *("--without-gossip", "--without-mingle", "-E"),
-    ]
-    env = {**os.environ, **stack.env}
-    if profile_dir is not None:
-        env["BENCH_PROFILE_DIR"] = str(profile_dir)
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    worker = Worker(name, process, log_path)
-    stack.workers.append(worker)
-    wait_until(
-        lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
-        timeout=60,
-        what=f"worker {name} to answer a ping; its log:\n{worker.log()[-3000:]}",
+    """A stack worker running `bench.worker_app`: the syncworker app plus the baseline no-op
+    task and optional per-child pyinstrument profiles."""
+    return stack.start_worker(
+        concurrency=concurrency,
+        queues=queues,
+        app="bench.worker_app",
+        name_prefix="bench",
+        env={"BENCH_PROFILE_DIR": str(profile_dir)} if profile_dir is not None else None,
     )
-    return worker
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -432,72 +409,6 @@ class PollLoop(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join(timeout=60)
-
-
-# -- the sandbox's listing, made O(page) --------------------------------------------------------
-
-
-class _Rendered(Sequence[dict[str, Any]]):
-    """Tickets rendered only when a page slices them (the sandbox renders every ticket on every
-    page request, which makes a full listing O(n²): 100k tickets would take hours)."""
-
-    def __init__(self, tickets: list[Any]) -> None:
-        self._tickets = tickets
-
-    def __len__(self) -> int:
-        return len(self._tickets)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [ticket.render() for ticket in self._tickets[index]]
-        return self._tickets[index].render()
-
-
-def fast_zenvia_listing(sandbox: ZenviaSandbox) -> None:
-    """Serve GET /v2/tickets with the sandbox's own filters and paging, rendering one page.
-
-    Same answers (same filters, order, `x-total`, validation); only the cost changes. The
-    bench measures syncworker, not the simulator, and shares its 2 cores with it.
-    """
-    label = "GET /v2/tickets"
-    order: dict[str, Any] = {"size": -1, "tickets": []}
-
-    def ordered() -> list[Any]:
-        tickets = sandbox._tickets
-        if order["size"] != len(tickets):  # tickets are never removed, only added
-            order["tickets"] = sorted(tickets.values(), key=lambda t: int(t.id))
-            order["size"] = len(tickets)
-        return cast(list[Any], order["tickets"])
-
-    def list_tickets(request: Request) -> Response:
-        problems = _Problems()
-        created = _date_arg(request, "createdAt", problems)
-        updated = _date_arg(request, "updatedAt", problems)
-        status_id = _int_arg(request, "statusId", None, problems)
-        problems.raise_if_any()
-        zone = sandbox.filter_timezone
-        since = sandbox.date_filter != "on"
-
-        def matches(moment: datetime, wanted: Any) -> bool:
-            if wanted is None:
-                return True
-            day = moment.astimezone(zone).date()
-            return bool(day >= wanted if since else day == wanted)
-
-        tickets = ordered()
-        if created is not None or updated is not None or status_id is not None:
-            tickets = [
-                t
-                for t in tickets
-                if matches(t.created_at, created)
-                and matches(t.updated_at, updated)
-                and (status_id is None or t.status.id == status_id)
-            ]
-        return sandbox._page(cast(list[dict[str, Any]], _Rendered(tickets)), request)
-
-    sandbox._raw[label] = list_tickets
-    route = next(r for r in sandbox.routes if r.label == label)
-    route.handler = sandbox._hooked(label, list_tickets)
 
 
 # -- seeding linked pairs fast ------------------------------------------------------------------

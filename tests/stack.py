@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import kombu.exceptions
 import redis
 
 from syncworker import service
@@ -38,6 +39,7 @@ from syncworker.store.tables import Link
 ZENVIA_TOKEN = "zen-test-token-7f3a9c"
 SF_CLIENT_ID = "sw-test-client"
 SF_CLIENT_SECRET = "sf-test-secret-41be02"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BROKER_URL = os.environ.get("SYNCWORKER_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -51,6 +53,14 @@ def wait_until(
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+
+
+def answers_ping(worker_name: str) -> bool:
+    """Whether the worker answers; a broker that is restarting (chaos) just means not yet."""
+    try:
+        return bool(celery_app.control.ping(destination=[worker_name], timeout=0.5))
+    except (redis.exceptions.ConnectionError, kombu.exceptions.OperationalError, OSError):
+        return False
 
 
 @dataclass
@@ -98,32 +108,29 @@ class Stack:
 
     # -- processes ------------------------------------------------------------------------
 
-    def start_worker(self, *, concurrency: int = 2, queues: str = "poll,sync,reconcile") -> Worker:
-        name = f"w{len(self.workers) + 1}-{os.getpid()}@localhost"
+    def start_worker(
+        self,
+        *,
+        concurrency: int = 2,
+        queues: str = "poll,sync,reconcile",
+        app: str = "syncworker",
+        name_prefix: str = "w",
+        env: dict[str, str] | None = None,
+    ) -> Worker:
+        """Start a worker OS process and wait until it answers a ping; benchmarks pass their
+        own `app` (the syncworker app plus a baseline task)."""
+        name = f"{name_prefix}{len(self.workers) + 1}-{os.getpid()}@localhost"
         log_path = self.tmp / f"{name.split('@')[0]}.log"
         command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "syncworker",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            name,
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-E",
+            *(sys.executable, "-m", "celery", "-A", app, "worker"),
+            *("-Q", queues, "-c", str(concurrency), "-n", name, "-l", "INFO"),
+            *("--without-gossip", "--without-mingle", "-E"),
         ]
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 command,
-                env={**os.environ, **self.env},
+                env={**os.environ, **self.env, **(env or {})},
+                cwd=REPO_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -131,7 +138,7 @@ class Stack:
         worker = Worker(name, process, log_path)
         self.workers.append(worker)
         wait_until(
-            lambda: bool(celery_app.control.ping(destination=[name], timeout=0.5)),
+            lambda: answers_ping(name),
             timeout=60,
             what=f"worker {name} to answer a ping; its log:\n{worker.log()[-3000:]}",
         )
