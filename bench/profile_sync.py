@@ -3,10 +3,11 @@
 Not part of `make bench`: a tool for the hot path. Seeds pairs, edits each once (half cases,
 half tickets), polls once (so observations are as a worker finds them), then runs every
 queued sync right here, in this thread: the first half unprofiled (CPU and wall ms per sync),
-the second under cProfile (heaviest functions, CPU share by package, calls per sync). The
-sandboxes' threads serve the HTTP requests and are not in the profile (thread CPU clock).
+the second under cProfile (heaviest functions, CPU share by package, calls per sync). Then it
+polls again and does the same with the syncs that poll queues: the echoes of our own writes.
+The sandboxes' threads serve the HTTP requests and are not in the profile (thread CPU clock).
 
-    python -m bench.profile_sync [--full] [--profile DIR]   (DIR gets sync.pstats)
+    python -m bench.profile_sync [--full] [--profile DIR]   (DIR gets sync.pstats, echo.pstats)
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import cProfile
 import io
 import pstats
 import time
+from typing import Any
 
-from bench.common import bench_stack, emit, options, rounded, seed_pairs
+from bench.common import Options, bench_stack, emit, options, rounded, seed_pairs
 from syncworker import service
+from syncworker.runtime import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 
@@ -67,6 +70,43 @@ def calls_per_sync(profiler: cProfile.Profile, syncs: int) -> dict[str, float]:
     return {label: rounded(n / syncs, 2) for label, n in sorted(counts.items())}
 
 
+Queued = list[tuple[str, str]]
+
+
+def run_queued(rt: Runtime, queued: Queued, profiler: cProfile.Profile | None = None) -> None:
+    if profiler:
+        profiler.enable()
+    for side, record_id in queued:
+        service.sync_record(rt, "crm" if side == "crm" else "zenvia", record_id)
+    if profiler:
+        profiler.disable()
+
+
+def measure(rt: Runtime, queued: Queued, name: str, opts: Options) -> dict[str, Any]:
+    """The first half of `queued` unprofiled (clean figures), the second under cProfile."""
+    queued = queued[::2] + queued[1::2]  # both halves: cases' and tickets' syncs alike
+    half = len(queued) // 2
+    cpu, wall = time.thread_time(), time.monotonic()
+    run_queued(rt, queued[:half])
+    cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
+    profiler = cProfile.Profile(timer=time.thread_time)
+    run_queued(rt, queued[half:], profiler)
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(45)
+    if opts.profile_dir:
+        stats.dump_stats(opts.profile_dir / f"{name}.pstats")
+    print(f"== {name} syncs ==", text.getvalue(), sep="\n")
+    return {
+        "syncs": len(queued),
+        "cpu_ms_per_sync_unprofiled": rounded(cpu * 1000 / max(1, half), 2),
+        "wall_ms_per_sync_unprofiled": rounded(wall * 1000 / max(1, half), 2),
+        "own_cpu_share_by_package": cpu_by_package(profiler),
+        "calls_per_sync": calls_per_sync(profiler, max(1, len(queued) - half)),
+    }
+
+
 def main() -> None:
     opts = options(__doc__ or "")
     count = opts.pick(200, 1000)
@@ -78,42 +118,18 @@ def main() -> None:
                 stack.salesforce.agent.edit(pair.case_id, Subject=f"Edited case {n}")
             else:
                 stack.zenvia.agent.edit(pair.ticket_id, "subject", {"subject": f"Edited {n}"})
-        queued: list[tuple[str, str]] = []
-        stack.runtime.enqueue_sync = lambda side, record_id: queued.append((side, record_id))
-        stack.poll()
-        queued = queued[::2] + queued[1::2]  # both halves: cases' and tickets' syncs alike
-        half = len(queued) // 2
+        queued: Queued = []
         rt = stack.runtime
-        cpu, wall = time.thread_time(), time.monotonic()
-        for side, record_id in queued[:half]:  # unprofiled: the clean figures
-            service.sync_record(rt, "crm" if side == "crm" else "zenvia", record_id)
-        cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
-        profiler = cProfile.Profile(timer=time.thread_time)
-        profiler.enable()
-        for side, record_id in queued[half:]:
-            service.sync_record(rt, "crm" if side == "crm" else "zenvia", record_id)
-        profiler.disable()
+        rt.enqueue_sync = lambda side, record_id: queued.append((side, record_id))
+        stack.poll()
+        first = measure(rt, queued, "sync", opts)
+        time.sleep(1.2)  # past the overlap: the next poll lists only what changed since
+        queued.clear()
+        stack.poll()
+        echo = measure(rt, queued, "echo", opts)
         with session_scope(stack.database_url) as session:
             backlog = repo.backlog(session)
-    by_package = cpu_by_package(profiler)
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(45)
-    if opts.profile_dir:
-        stats.dump_stats(opts.profile_dir / "sync.pstats")
-    print(text.getvalue())
-    emit(
-        {
-            "name": "profile_sync",
-            "syncs": len(queued),
-            "cpu_ms_per_sync_unprofiled": rounded(cpu * 1000 / half, 2),
-            "wall_ms_per_sync_unprofiled": rounded(wall * 1000 / half, 2),
-            "left_queued": backlog,
-            "own_cpu_share_by_package": by_package,
-            "calls_per_sync": calls_per_sync(profiler, len(queued) - half),
-        }
-    )
+    emit({"name": "profile_sync", **first, "echo": echo, "left_queued": backlog})
 
 
 if __name__ == "__main__":
