@@ -55,6 +55,10 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
 
 
+class WorkerExited(AssertionError):
+    """A worker process ended before it answered its first ping."""
+
+
 def answers_ping(worker_name: str) -> bool:
     """Whether the worker answers; a broker that is restarting (chaos) just means not yet."""
     try:
@@ -138,10 +142,15 @@ class Stack:
         worker = Worker(name, process, log_path)
         self.workers.append(worker)
         wait_until(
-            lambda: answers_ping(name),
+            lambda: process.poll() is not None or answers_ping(name),
             timeout=60,
             what=f"worker {name} to answer a ping; its log:\n{worker.log()[-3000:]}",
         )
+        if process.poll() is not None:
+            raise WorkerExited(
+                f"worker {name} exited ({process.returncode}) before answering a ping; "
+                f"its log:\n{worker.log()[-3000:]}"
+            )
         return worker
 
     def stop_workers(self) -> None:

@@ -13,6 +13,7 @@ One run:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from syncworker.model import Side
 from syncworker.sandbox.salesforce import OWNER_IDS
 from syncworker.sandbox.server import Request, Response, SandboxApp
 from tests.chaos.invariants import EditLog, Findings, check, snapshot
-from tests.stack import Stack
+from tests.stack import Stack, WorkerExited
 
 ZENVIA_AGENTS = ("agent-1", "agent-2", "agent-3", "agent-4", "agent-5")
 CRM_STATUSES = ("New", "Working", "Escalated", "On Hold")
@@ -323,7 +324,8 @@ class ChaosRun:
 
     def ensure_workers(self) -> None:
         while self.live_workers() < self.config.workers:
-            self.stack.start_worker(concurrency=self.config.concurrency)
+            with contextlib.suppress(WorkerExited):  # killed by the scenario while starting
+                self.stack.start_worker(concurrency=self.config.concurrency)
 
     def seed(self) -> None:
         half = self.config.pairs // 2
