@@ -17,9 +17,14 @@ from sqlmodel import Session
 
 from syncworker import engine, metrics
 from syncworker.connectors.base import Listed, Unreadable
-from syncworker.connectors.errors import NotFoundError, RateLimitedError, RemoteError
+from syncworker.connectors.errors import (
+    NotFoundError,
+    RateLimitedError,
+    RemoteError,
+    TransientError,
+)
 from syncworker.markers import find_marker
-from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
+from syncworker.model import SIDES, NativeFields, RemoteComment, RemoteRecord, Side, other_side
 from syncworker.ratelimit import background_priority
 from syncworker.runtime import Runtime
 from syncworker.store import repo
@@ -495,10 +500,7 @@ def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
         if isinstance(operation, engine.CreateRecord):
             kind, written = "create", _create(rt, pair, plan, operation)
         elif isinstance(operation, engine.UpdateFields):
-            record_id = _id_on(pair, operation.side) or operation.record_id
-            rt.connectors[operation.side].update(record_id, dict(operation.changes))
-            if index < last:  # the last write is folded by the commit, which follows at once
-                _keep_written(rt, pair, plan, operation)
+            _update(rt, pair, plan, operation, final=index == last)
             kind, written = "update", True
         else:
             kind, written = "comment", _add_comment(rt, pair, operation)
@@ -508,22 +510,69 @@ def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
     return writes
 
 
-def _keep_written(
-    rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.UpdateFields
+def _update(
+    rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.UpdateFields, *, final: bool
 ) -> None:
-    """Fold a write that landed into both stored baselines at once (fenced by revision).
+    """Write one side's changes, folding each request that landed into the baselines at once.
+
+    A Zenvia update is one PATCH per attribute: when the second fails, the first stays
+    applied. The plan's very last request is folded by the commit, which follows at once.
+    When a request's reply is lost, the record is read again to learn what it holds.
+    """
+    target = operation.side
+    record_id = _id_on(pair, target) or operation.record_id
+    unsent = dict(operation.changes)
+
+    def landed(fields: NativeFields) -> None:
+        for native in fields:
+            unsent.pop(native, None)
+        if unsent or not final:
+            _keep_written(rt, pair, plan, target, fields)
+
+    try:
+        rt.connectors[target].update(record_id, dict(operation.changes), landed=landed)
+    except TransientError:
+        _keep_what_landed(rt, pair, plan, target, record_id, unsent)
+        raise
+
+
+def _keep_what_landed(
+    rt: Runtime,
+    pair: _Pair,
+    plan: engine.Plan,
+    target: Side,
+    record_id: str,
+    attempted: NativeFields,
+) -> None:
+    """After a write whose outcome is unknown (its reply lost), fold the values the record
+    turns out to hold: left unfolded, a landed write reads as a human change on the retry and
+    can beat a newer edit on the other side. If the read fails too, the retry decides."""
+    try:
+        current = rt.connectors[target].get(record_id).fields
+    except RemoteError as exc:
+        log.info("could not tell which writes to %s %s landed: %s", target, record_id, exc)
+        return
+    held = {name: value for name, value in attempted.items() if current.get(name) == value}
+    if held:
+        _keep_written(rt, pair, plan, target, held)
+
+
+def _keep_written(
+    rt: Runtime, pair: _Pair, plan: engine.Plan, target: Side, written: Iterable[str]
+) -> None:
+    """Fold written fields into both stored baselines at once (fenced by revision).
 
     If a later operation of the plan fails, or the worker dies before the commit, the retry
     must not mistake our own write for a human change and let it beat a newer edit.
     """
     link = pair.link
-    target, source = operation.side, other_side(operation.side)
+    source = other_side(target)
     stored = {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline}
     planned = {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline}
     if link.id is None or stored[target] is None or stored[source] is None:
         return
     new = {side: dict(stored[side] or {}) for side in SIDES}
-    for native in operation.changes:
+    for native in written:
         field = next((f for f in rt.mapping.fields.values() if getattr(f, target) == native), None)
         if field is None:
             continue
@@ -648,15 +697,11 @@ def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool
         remote_id = _send_once(
             rt,
             operation.idempotency_key,
-            lambda: (
-                rt.connectors[target]
-                .add_comment(
-                    record_id,
-                    operation.body,
-                    public=operation.public,
-                    idempotency_key=operation.idempotency_key,
-                )
-                .id
+            lambda: rt.connectors[target].add_comment(
+                record_id,
+                operation.body,
+                public=operation.public,
+                idempotency_key=operation.idempotency_key,
             ),
         )
     written = operation.pair(remote_id)

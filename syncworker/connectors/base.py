@@ -8,7 +8,7 @@ mapping layer, not the connector, decides what they mean. Every connector takes 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -103,23 +103,37 @@ class Connector(Protocol):
     def create(
         self, fields: NativeFields, *, idempotency_key: str, description: str = ""
     ) -> RemoteRecord:
-        """Create a record carrying `idempotency_key` so `find_created` can recognise it."""
+        """Create a record carrying `idempotency_key` so `find_created` can recognise it.
+
+        A RateLimitedError means nothing was created (the caller counts the attempt unsent);
+        a refusal after the write landed is a TransientError.
+        """
         ...
 
     def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
         """Look up a record an earlier `create` with this key may have made."""
         ...
 
-    def update(self, record_id: str, changes: NativeFields) -> None:
-        """Write only `changes` (Zenvia: one PATCH per attribute)."""
+    def update(
+        self,
+        record_id: str,
+        changes: NativeFields,
+        *,
+        landed: Callable[[NativeFields], None] | None = None,
+    ) -> None:
+        """Write only `changes` (Zenvia: one PATCH per attribute). `landed` hears the fields of
+        each request the remote accepted, so a failure halfway still tells which values it
+        now holds."""
         ...
 
     def list_comments(self, record_id: str) -> list[RemoteComment]: ...
 
-    def add_comment(
-        self, record_id: str, body: str, *, public: bool, idempotency_key: str
-    ) -> RemoteComment:
-        """Add a comment whose body carries a marker built from `idempotency_key`."""
+    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
+        """Add a comment whose body carries a marker built from `idempotency_key`; its new id.
+
+        One request, the write itself: a RateLimitedError therefore means nothing was added,
+        which is what lets the caller count that attempt as unsent.
+        """
         ...
 
     def close(self) -> None: ...

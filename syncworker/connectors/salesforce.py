@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -416,9 +416,24 @@ class SalesforceConnector:
             raise _malformed("upsert answered without an id", "upsert")
         if answer.created is False:
             log.info("salesforce: Case for key %s already existed; updated it", idempotency_key)
-        return self.get(answer.id)
+        try:
+            return self.get(answer.id)
+        except RateLimitedError as exc:  # the Case exists: a refused read is no refused write
+            raise TransientError(
+                f"Case {answer.id} upserted; reading it back was refused: {exc.message}",
+                remote=REMOTE,
+                status=exc.status,
+                code=exc.code,
+                path=exc.path,
+            ) from exc
 
-    def update(self, record_id: str, changes: NativeFields) -> None:
+    def update(
+        self,
+        record_id: str,
+        changes: NativeFields,
+        *,
+        landed: Callable[[NativeFields], None] | None = None,
+    ) -> None:
         """One PATCH of exactly `changes` (nothing is sent when it is empty)."""
         if not changes:
             return
@@ -429,6 +444,8 @@ class SalesforceConnector:
             json=self._body(changes, keep_external=True),
             idempotent=True,
         )
+        if landed is not None:
+            landed(changes)
 
     def update_many(self, changes: Mapping[str, NativeFields]) -> dict[str, RemoteError | None]:
         """Update several Cases through sObject Collections (200 per request, not all-or-none).
@@ -478,14 +495,13 @@ class SalesforceConnector:
                     results[key] = self._item_error(answer, key)
         return results
 
-    def add_comment(
-        self, record_id: str, body: str, *, public: bool, idempotency_key: str
-    ) -> RemoteComment:
-        """POST a CaseComment whose body ends with the key's marker, then read it back.
+    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
+        """POST a CaseComment whose body ends with the key's marker; its id.
 
         CommentBody holds 4,000 bytes: a longer body is cut (marked with "…") so the marker
         survives. A TransientError means the outcome is unknown: look for the marker in
-        `list_comments` before adding it again.
+        `list_comments` before adding it again. No read-back: a refused read after the POST
+        landed would look like a refused POST, and the comment would be added twice.
         """
         text = _fit_comment(body, idempotency_key)
         response = self._call(
@@ -494,14 +510,7 @@ class SalesforceConnector:
             "POST sobjects/CaseComment",
             json={"ParentId": record_id, "CommentBody": text, "IsPublished": public},
         )
-        created = _parse(_CreateAnswer, _json(response), "POST sobjects/CaseComment")
-        response = self._call(
-            "GET",
-            f"sobjects/CaseComment/{_segment(created.id)}",
-            "GET sobjects/CaseComment/{id}",
-            params={"fields": ",".join(COMMENT_FIELDS)},
-        )
-        return self._comment(_object(_json(response), "CaseComment", created.id))
+        return _parse(_CreateAnswer, _json(response), "POST sobjects/CaseComment").id
 
     def close(self) -> None:
         self._client.close()

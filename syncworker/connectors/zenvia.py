@@ -224,21 +224,27 @@ class ZenviaConnector:
         response = self._call("POST", "/tickets", "POST /tickets", json=body)
         return self._record(_json(response, "ticket"))
 
-    def update(self, record_id: str, changes: NativeFields) -> None:
+    def update(
+        self,
+        record_id: str,
+        changes: NativeFields,
+        *,
+        landed: Callable[[NativeFields], None] | None = None,
+    ) -> None:
         """One PATCH per changed attribute; `status` (+ `justification`) last, as one PATCH.
 
-        Not atomic: if a later PATCH fails the earlier ones stay applied, which is safe to
-        retry since each PATCH sets a value. Unknown or read-only names, and values of the
-        wrong type, raise PermanentError before any request.
+        Not atomic: if a later PATCH fails the earlier ones stay applied; `landed` hears each
+        one that did. Unknown or read-only names, and values of the wrong type, raise
+        PermanentError before any request.
         """
         ticket = _segment(record_id)
         _check_fields(changes)
-        patches: list[tuple[str, dict[str, Any]]] = []
+        patches: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
         for name, value in changes.items():
             if name in ("status", "justification"):
                 continue
             attr, key, kind = _ATTRIBUTE_OF[name]
-            patches.append((attr, {key: _encode(kind, value)}))
+            patches.append((attr, {key: _encode(kind, value)}, (name,)))
         if "status" in changes or "justification" in changes:
             status = changes.get("status")
             if status is None:
@@ -248,18 +254,18 @@ class ZenviaConnector:
             body: dict[str, Any] = {"status": {"id": status}}
             if changes.get("justification") is not None:
                 body["justification"] = {"id": changes["justification"]}
-            patches.append(("status", body))
-        for attr, body in patches:
+            patches.append(("status", body, ("status", "justification")))
+        for attr, body, names in patches:
             self._call(
                 "PATCH",
                 f"/tickets/{ticket}/attributes/{attr}",
                 f"PATCH /tickets/{{id}}/attributes/{attr}",
                 json=body,
             )
+            if landed is not None:
+                landed({name: changes[name] for name in names if name in changes})
 
-    def add_comment(
-        self, record_id: str, body: str, *, public: bool, idempotency_key: str
-    ) -> RemoteComment:
+    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
         """POST an action; a TransientError means the outcome is unknown (look for the marker
         in `list_comments` before adding it again)."""
         payload = {
@@ -272,7 +278,7 @@ class ZenviaConnector:
             "POST /tickets/{id}/actions",
             json=payload,
         )
-        return self._comment(_json(response, "action"), record_id)
+        return self._comment(_json(response, "action"), record_id).id
 
     def close(self) -> None:
         self._client.close()

@@ -16,6 +16,7 @@ import pytest
 
 from syncworker import service
 from syncworker.connectors.errors import TransientError
+from syncworker.sandbox.salesforce import OWNER_IDS
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Link
@@ -146,6 +147,63 @@ def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edi
     stack.salesforce.agent.edit(case_id, Type="Problem")  # the agent changes it again
     time.sleep(stack.settings.poll_interval_seconds + 0.2)
     service.sync_record(runtime, "crm", case_id)  # the retry
+
+    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+
+
+def test_the_first_patch_of_a_zenvia_update_that_failed_halfway_does_not_beat_a_later_edit(
+    stack: Stack,
+) -> None:
+    """Found by flaky-remotes at 1,000 pairs: a Zenvia update is one PATCH per attribute. The
+    category PATCH landed, the owner PATCH failed, and nothing was folded into the baselines,
+    so the retry took our own category write for a Zenvia change and it beat the agent's
+    newer case edit (category is zenvia_wins)."""
+    runtime = stack.runtime
+    case_id = stack.salesforce.agent.create_case(
+        Subject="Two attributes", Status="New", Origin="Web", Type="Question"
+    )
+    service.sync_record(runtime, "crm", case_id)
+    ticket_id = only_ticket(stack)
+
+    stack.salesforce.agent.edit(case_id, Type="Feature Request", OwnerId=OWNER_IDS[2])
+    stack.zenvia.fail_next(
+        "PATCH /v2/tickets/{ticket_id}/attributes/owner", 500, "INTERNAL_ERROR", "try again"
+    )
+    with pytest.raises(TransientError):
+        service.sync_record(runtime, "crm", case_id)  # category PATCHed, owner refused
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
+
+    stack.salesforce.agent.edit(case_id, Type="Problem")
+    time.sleep(stack.settings.poll_interval_seconds + 0.2)
+    service.sync_record(runtime, "crm", case_id)
+
+    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+
+
+def test_a_zenvia_write_whose_reply_was_lost_does_not_beat_a_later_edit(stack: Stack) -> None:
+    """Found by flaky-remotes at 1,000 pairs: the PATCH landed but its reply was lost, so the
+    sync could not fold it; the retry took our own write for a Zenvia change. The sync now
+    reads the ticket after a lost reply and folds the values it holds."""
+    runtime = stack.runtime
+    case_id = stack.salesforce.agent.create_case(
+        Subject="Lost reply", Status="New", Origin="Web", Type="Question"
+    )
+    service.sync_record(runtime, "crm", case_id)
+    ticket_id = only_ticket(stack)
+
+    stack.salesforce.agent.edit(case_id, Type="Feature Request")
+    stack.zenvia.drop_next_response_after_handling(
+        "PATCH /v2/tickets/{ticket_id}/attributes/category"
+    )
+    with pytest.raises(TransientError):
+        service.sync_record(runtime, "crm", case_id)
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3  # applied, never heard
+
+    stack.salesforce.agent.edit(case_id, Type="Problem")
+    time.sleep(stack.settings.poll_interval_seconds + 0.2)
+    service.sync_record(runtime, "crm", case_id)
 
     assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2

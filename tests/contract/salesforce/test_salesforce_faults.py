@@ -136,6 +136,18 @@ def test_quota_exhaustion_is_rate_limited_and_the_usage_is_tracked(
     assert gate.before == ["POST oauth2/token", *case_and_comments * 2, "GET sobjects/Case/{id}"]
 
 
+@pytest.mark.parametrize("sandbox_options", [{"daily_quota": 1}])
+def test_a_read_back_refused_after_the_upsert_landed_is_transient_not_rate_limited(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox
+) -> None:
+    """RateLimitedError tells the sync nothing was written (the attempt is not counted and the
+    next one sends again, blind); here the Case was written, so a retry must look for it."""
+    with pytest.raises(TransientError, match="upserted; reading it back was refused") as caught:
+        connector.create({"Subject": "landed"}, idempotency_key=KEY)
+    assert caught.value.code == "REQUEST_LIMIT_EXCEEDED"
+    assert [case["Subject"] for case in sandbox.cases()] == ["landed"]
+
+
 def test_the_gate_is_asked_before_every_request_and_its_refusal_propagates(
     make_connector: Callable[..., SalesforceConnector], server: SandboxServer
 ) -> None:

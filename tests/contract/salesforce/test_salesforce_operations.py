@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from syncworker.connectors.salesforce import (
     SalesforceConnector,
     UpsertOutcome,
 )
-from syncworker.markers import find_marker
+from syncworker.markers import find_marker, marker
 from syncworker.sandbox.salesforce import API_USER_ID, OWNER_IDS, SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 
@@ -166,26 +167,38 @@ def test_comments_are_added_with_the_marker_and_listed_in_order(
     case_id = sandbox.agent.create_case(Subject="talk")
     sandbox.agent.add_comment(case_id, "agent note", public=False)
     added = connector.add_comment(case_id, "Olá, cliente", public=True, idempotency_key=KEY)
-    assert added.record_id == case_id
-    assert added.public is True
-    assert find_marker(added.body) == KEY
-    assert added.author_id == API_USER_ID
-    assert added.created_at.tzinfo is not None
     listed = connector.list_comments(case_id)
-    assert [c.body for c in listed] == ["agent note", added.body]
+    assert listed[1].id == added
+    assert [c.record_id for c in listed] == [case_id, case_id]
+    assert [c.body for c in listed] == ["agent note", f"Olá, cliente\n\n{marker(KEY)}"]
+    assert find_marker(listed[1].body) == KEY
     assert [c.public for c in listed] == [False, True]
-    assert listed[0].author_id == OWNER_IDS[1]
-    assert listed[1] == added
+    assert [c.author_id for c in listed] == [OWNER_IDS[1], API_USER_ID]
+    assert listed[1].created_at.tzinfo is not None
+
+
+def test_a_comment_is_one_request_the_post_itself(
+    connector: SalesforceConnector, sandbox: SalesforceSandbox
+) -> None:
+    """A read-back refused after the POST landed would look like a refused POST, and the sync
+    would add the comment again: the connector sends nothing after the write."""
+    case_id = sandbox.agent.create_case(Subject="one request")
+    assert connector.list_comments(case_id) == []  # signed in already
+    before = dict(connector.requests.by_endpoint)
+    connector.add_comment(case_id, "só isso", public=True, idempotency_key=KEY)
+    sent = connector.requests.by_endpoint - Counter(before)
+    assert sent == Counter({"POST sobjects/CaseComment": 1})
 
 
 def test_a_comment_longer_than_4000_bytes_is_cut_so_the_marker_survives(
     connector: SalesforceConnector, sandbox: SalesforceSandbox
 ) -> None:
     case_id = sandbox.agent.create_case(Subject="long")
-    added = connector.add_comment(case_id, "ç" * 3000, public=False, idempotency_key=KEY)
-    assert len(added.body.encode()) <= 4000
-    assert find_marker(added.body) == KEY
-    assert "…" in added.body
+    connector.add_comment(case_id, "ç" * 3000, public=False, idempotency_key=KEY)
+    [stored] = connector.list_comments(case_id)
+    assert len(stored.body.encode()) <= 4000
+    assert find_marker(stored.body) == KEY
+    assert "…" in stored.body
 
 
 def test_a_comment_on_a_missing_case_is_permanent(connector: SalesforceConnector) -> None:

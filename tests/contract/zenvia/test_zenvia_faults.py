@@ -53,6 +53,25 @@ def test_a_server_error_is_transient_with_zenvias_message(
     assert server.counters.injected["error"] == 1
 
 
+def test_an_update_that_fails_halfway_reports_the_patches_that_landed(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox
+) -> None:
+    """One PATCH per attribute: the caller must learn which values the ticket now holds."""
+    ticket = _created(sandbox)
+    sandbox.fail_next(
+        "PATCH /v2/tickets/{ticket_id}/attributes/urgency", 500, "INTERNAL_ERROR", "later", []
+    )
+    heard: list[dict[str, Any]] = []
+
+    with pytest.raises(TransientError):
+        connector.update(
+            ticket, {"subject": "Novo", "urgency": 3, "category": 2}, landed=heard.append
+        )
+
+    assert heard == [{"subject": "Novo"}]
+    assert sandbox.ticket(ticket)["subject"] == "Novo"
+
+
 def test_a_validation_error_is_permanent_and_names_the_fields(
     connector: ZenviaConnector, sandbox: ZenviaSandbox
 ) -> None:
