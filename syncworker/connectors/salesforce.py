@@ -251,17 +251,8 @@ class SalesforceConnector:
                 + ", ".join(_soql_string(i) for i in chunk)
                 + ")"
             )
-            for row in self.query(soql, include_deleted=True):
-                stamp = _parse_datetime(
-                    row.get("SystemModstamp"), "SystemModstamp", str(row.get("ParentId"))
-                )
-                parent = _parent_id(row)
-                if parent not in newest or stamp > newest[parent]:
-                    newest[parent] = stamp
-        return [
-            RemoteRecord(r.id, max(r.version, newest.get(r.id, r.version)), r.fields, r.deleted)
-            for r in records
-        ]
+            _note_newest(newest, self.query(soql, include_deleted=True))
+        return _fold_comment_versions(records, newest)
 
     def iter_all(self) -> Iterator[Listed]:
         """Every Case not in the recycle bin, by Id, 2,000 per request, its version folding in
@@ -315,22 +306,21 @@ class SalesforceConnector:
         """Cases whose SystemModstamp, or one of whose comments' SystemModstamp, is ≥ `since`,
         deleted ones included (`deleted=True`), in ascending (version, id) order.
 
-        Order of work: the comments changed since then name their parents; the parents not
-        themselves changed (SystemModstamp < since: they sort first) are read in one
+        Order of work: the comments changed since then name their parents and carry the only
+        comment stamps that can move a listed Case's version (an older comment is older than
+        `since`, so older than the Case's own stamp or than that newer comment); the parents
+        not themselves changed (SystemModstamp < since: they sort first) are read in one
         `Id IN (...)` query; then one `queryAll` streams every changed Case, live or deleted.
         """
         literal = _soql_datetime(_aware(since, "since"))
         columns = ", ".join(self._fields)
-        parents = sorted(
-            {
-                _parent_id(row)
-                for row in self.query(
-                    f"SELECT ParentId FROM CaseComment WHERE SystemModstamp >= {literal}",
-                    include_deleted=True,
-                )
-                if isinstance(row.get("ParentId"), str)
-            }
+        newest: dict[str, datetime] = {}
+        changed_comments = self.query(
+            f"SELECT ParentId, SystemModstamp FROM CaseComment WHERE SystemModstamp >= {literal}",
+            include_deleted=True,
         )
+        _note_newest(newest, (c for c in changed_comments if isinstance(c.get("ParentId"), str)))
+        parents = sorted(newest)
         earlier: list[Listed] = []
         for start in range(0, len(parents), PARENT_CHUNK):
             ids = ", ".join(_soql_string(i) for i in parents[start : start + PARENT_CHUNK])
@@ -344,7 +334,7 @@ class SalesforceConnector:
         yield from (item for item in earlier + later if isinstance(item, Unreadable))
         records = [item for item in earlier + later if isinstance(item, RemoteRecord)]
         _in_version_order(later, "changed Cases")
-        yield from sorted(self._with_comment_versions(records), key=_order)
+        yield from sorted(_fold_comment_versions(records, newest), key=_order)
 
     def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
         """The Case an earlier `create` with this key made (deleted or not), by the external id
@@ -901,6 +891,25 @@ def _json(response: httpx.Response) -> object:
             path=f"{response.request.method} {response.request.url.path}",
         ) from exc
     return payload
+
+
+def _note_newest(newest: dict[str, datetime], comments: Iterable[dict[str, Any]]) -> None:
+    """Keep, per parent Case, the newest SystemModstamp among these CaseComment rows."""
+    for row in comments:
+        parent = _parent_id(row)
+        stamp = _parse_datetime(row.get("SystemModstamp"), "SystemModstamp", parent)
+        if parent not in newest or stamp > newest[parent]:
+            newest[parent] = stamp
+
+
+def _fold_comment_versions(
+    records: list[RemoteRecord], newest: Mapping[str, datetime]
+) -> list[RemoteRecord]:
+    """A Case's version is its own stamp or its newest comment's, whichever is later."""
+    return [
+        RemoteRecord(r.id, max(r.version, newest.get(r.id, r.version)), r.fields, r.deleted)
+        for r in records
+    ]
 
 
 def _object(payload: object, what: str, record_id: str) -> dict[str, Any]:
