@@ -38,6 +38,26 @@ def only_ticket(stack: Stack) -> str:
     return str(ticket["id"])
 
 
+def synced_question(stack: Stack, subject: str) -> tuple[str, str]:
+    """A case of Type Question synced in-process to its ticket: (case id, ticket id)."""
+    case_id = stack.salesforce.agent.create_case(
+        Subject=subject, Status="New", Origin="Web", Type="Question"
+    )
+    service.sync_record(stack.runtime, "crm", case_id)
+    return case_id, only_ticket(stack)
+
+
+def assert_a_later_case_edit_wins(stack: Stack, case_id: str, ticket_id: str) -> None:
+    """The agent changes the case's Type once more; the retry must carry it to the ticket
+    (category is zenvia_wins, so our own unrecorded write would beat it)."""
+    stack.salesforce.agent.edit(case_id, Type="Problem")
+    time.sleep(stack.settings.poll_interval_seconds + 0.2)
+    service.sync_record(stack.runtime, "crm", case_id)  # the retry
+
+    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+
+
 def test_a_comment_added_to_an_otherwise_unchanged_case_reaches_zenvia(stack: Stack) -> None:
     """Found by every chaos scenario: a CaseComment does not move its Case's SystemModstamp, so
     `changed_since` returns the case with the version already synced, `repo.observe` finds
@@ -128,12 +148,7 @@ def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edi
     as a Zenvia change; if the case was edited again meanwhile, both sides "changed" and the
     echo of our write wins the conflict (category is zenvia_wins): the newer case edit is lost.
     """
-    runtime = stack.runtime
-    case_id = stack.salesforce.agent.create_case(
-        Subject="Half a plan", Status="New", Origin="Web", Type="Question"
-    )
-    service.sync_record(runtime, "crm", case_id)
-    ticket_id = only_ticket(stack)
+    case_id, ticket_id = synced_question(stack, "Half a plan")
 
     stack.salesforce.agent.edit(case_id, Type="Feature Request")
     stack.salesforce.agent.add_comment(case_id, "Please also export to CSV", public=True)
@@ -141,15 +156,10 @@ def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edi
         "POST /v2/tickets/{ticket_id}/actions", 503, "UNAVAILABLE", "try again later"
     )
     with pytest.raises(TransientError):
-        service.sync_record(runtime, "crm", case_id)  # category written, comment refused
+        service.sync_record(stack.runtime, "crm", case_id)  # category written, comment refused
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
 
-    stack.salesforce.agent.edit(case_id, Type="Problem")  # the agent changes it again
-    time.sleep(stack.settings.poll_interval_seconds + 0.2)
-    service.sync_record(runtime, "crm", case_id)  # the retry
-
-    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
-    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+    assert_a_later_case_edit_wins(stack, case_id, ticket_id)
 
 
 def test_the_first_patch_of_a_zenvia_update_that_failed_halfway_does_not_beat_a_later_edit(
@@ -159,54 +169,34 @@ def test_the_first_patch_of_a_zenvia_update_that_failed_halfway_does_not_beat_a_
     category PATCH landed, the owner PATCH failed, and nothing was folded into the baselines,
     so the retry took our own category write for a Zenvia change and it beat the agent's
     newer case edit (category is zenvia_wins)."""
-    runtime = stack.runtime
-    case_id = stack.salesforce.agent.create_case(
-        Subject="Two attributes", Status="New", Origin="Web", Type="Question"
-    )
-    service.sync_record(runtime, "crm", case_id)
-    ticket_id = only_ticket(stack)
+    case_id, ticket_id = synced_question(stack, "Two attributes")
 
     stack.salesforce.agent.edit(case_id, Type="Feature Request", OwnerId=OWNER_IDS[2])
     stack.zenvia.fail_next(
         "PATCH /v2/tickets/{ticket_id}/attributes/owner", 500, "INTERNAL_ERROR", "try again"
     )
     with pytest.raises(TransientError):
-        service.sync_record(runtime, "crm", case_id)  # category PATCHed, owner refused
+        service.sync_record(stack.runtime, "crm", case_id)  # category PATCHed, owner refused
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
 
-    stack.salesforce.agent.edit(case_id, Type="Problem")
-    time.sleep(stack.settings.poll_interval_seconds + 0.2)
-    service.sync_record(runtime, "crm", case_id)
-
-    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
-    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+    assert_a_later_case_edit_wins(stack, case_id, ticket_id)
 
 
 def test_a_zenvia_write_whose_reply_was_lost_does_not_beat_a_later_edit(stack: Stack) -> None:
     """Found by flaky-remotes at 1,000 pairs: the PATCH landed but its reply was lost, so the
     sync could not fold it; the retry took our own write for a Zenvia change. The sync now
     reads the ticket after a lost reply and folds the values it holds."""
-    runtime = stack.runtime
-    case_id = stack.salesforce.agent.create_case(
-        Subject="Lost reply", Status="New", Origin="Web", Type="Question"
-    )
-    service.sync_record(runtime, "crm", case_id)
-    ticket_id = only_ticket(stack)
+    case_id, ticket_id = synced_question(stack, "Lost reply")
 
     stack.salesforce.agent.edit(case_id, Type="Feature Request")
     stack.zenvia.drop_next_response_after_handling(
         "PATCH /v2/tickets/{ticket_id}/attributes/category"
     )
     with pytest.raises(TransientError):
-        service.sync_record(runtime, "crm", case_id)
+        service.sync_record(stack.runtime, "crm", case_id)
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3  # applied, never heard
 
-    stack.salesforce.agent.edit(case_id, Type="Problem")
-    time.sleep(stack.settings.poll_interval_seconds + 0.2)
-    service.sync_record(runtime, "crm", case_id)
-
-    assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
-    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
+    assert_a_later_case_edit_wins(stack, case_id, ticket_id)
 
 
 @contextlib.contextmanager

@@ -339,6 +339,13 @@ def settle_here(stack: Stack) -> None:
     raise AssertionError("polls kept finding changes")
 
 
+def synced_pair(stack: Stack, subject: str) -> tuple[str, str]:
+    """A new case and the ticket the in-process syncs made of it: (case id, ticket id)."""
+    case_id = stack.salesforce.agent.create_case(Subject=subject, Status="New", Origin="Web")
+    settle_here(stack)
+    return case_id, str(ticket_for(stack, subject)["id"])
+
+
 def requests_made(stack: Stack, during: Callable[[], None]) -> dict[str, dict[str, int]]:
     servers = {"zenvia": stack.zenvia_server, "salesforce": stack.salesforce_server}
     before = {name: Counter(server.counters.by_endpoint) for name, server in servers.items()}
@@ -353,9 +360,7 @@ def requests_made(stack: Stack, during: Callable[[], None]) -> dict[str, dict[st
 def test_the_echo_of_our_own_write_reads_only_the_comments_of_the_record_written(
     stack: Stack, written: str
 ) -> None:
-    case_id = stack.salesforce.agent.create_case(Subject="Echo", Status="New", Origin="Web")
-    settle_here(stack)
-    ticket_id = str(ticket_for(stack, "Echo")["id"])
+    case_id, ticket_id = synced_pair(stack, "Echo")
     if written == "ticket":
         stack.salesforce.agent.edit(case_id, Subject="Echo edited")
         assert held_poll(stack) == [("crm", case_id)]
@@ -382,9 +387,7 @@ def test_the_echo_of_our_own_write_reads_only_the_comments_of_the_record_written
 def test_a_comment_made_right_after_our_write_still_crosses_over(
     stack: Stack, written: str
 ) -> None:
-    case_id = stack.salesforce.agent.create_case(Subject="Busy", Status="New", Origin="Web")
-    settle_here(stack)
-    ticket_id = str(ticket_for(stack, "Busy")["id"])
+    case_id, ticket_id = synced_pair(stack, "Busy")
     if written == "ticket":
         stack.salesforce.agent.edit(case_id, Subject="Busy edited")
         sync_here(stack, held_poll(stack))
@@ -434,9 +437,7 @@ def test_a_sync_refused_by_the_zenvia_budget_has_spent_none_of_it(
 
 
 def test_a_sync_queued_with_no_news_reads_both_sides_and_finds_a_deletion(stack: Stack) -> None:
-    case_id = stack.salesforce.agent.create_case(Subject="Doomed", Status="New", Origin="Web")
-    settle_here(stack)
-    ticket_id = str(ticket_for(stack, "Doomed")["id"])
+    case_id, ticket_id = synced_pair(stack, "Doomed")
 
     stack.salesforce.agent.delete(case_id)  # no poll sees it: reconcile's orphan check queues this
     sync_here(stack, [("crm", case_id)])
@@ -449,9 +450,7 @@ def test_a_sync_queued_with_no_news_reads_both_sides_and_finds_a_deletion(stack:
 def test_an_operators_resync_lists_every_comment_even_if_the_version_did_not_move(
     stack: Stack,
 ) -> None:
-    case_id = stack.salesforce.agent.create_case(Subject="Missed", Status="New", Origin="Web")
-    settle_here(stack)
-    ticket_id = str(ticket_for(stack, "Missed")["id"])
+    case_id, ticket_id = synced_pair(stack, "Missed")
     stack.salesforce.agent.add_comment(case_id, "Made in the same second as our read")
     with session_scope(stack.database_url) as session:  # as if the case's version had not moved
         link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
