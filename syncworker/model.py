@@ -29,6 +29,9 @@ class RemoteRecord:
     version: datetime
     fields: NativeFields
     deleted: bool = False
+    # When the record's own fields last changed, as the remote tells it (comments excluded):
+    # `newest_wins` compares these. None when the remote cannot say; `version` stands in.
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,17 @@ class Connector(Protocol):
         ...
 
     def get(self, record_id: str) -> RemoteRecord:
-        """Raises NotFoundError when the record does not exist."""
+        """Raises NotFoundError when the record cannot be read (not proof that it is gone)."""
+        ...
+
+    def confirm_deleted(self, record_id: str) -> bool:
+        """True only when the remote itself says the record was deleted. A 404 alone proves
+        nothing (permissions, a merge, a transient fault): False means "cannot tell"."""
+        ...
+
+    def changed_at(self, fields: NativeFields) -> datetime | None:
+        """When a record holding these native fields last had its own fields changed (comments
+        excluded), as the remote stamps it; None when the payload does not say."""
         ...
 
     def create(

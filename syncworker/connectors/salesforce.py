@@ -31,7 +31,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -241,6 +241,20 @@ class SalesforceConnector:
             [self._record(_object(_json(response), "Case", record_id))]
         )[0]
 
+    def confirm_deleted(self, record_id: str) -> bool:
+        """Whether queryAll shows the Case in the recycle bin or merged away (IsDeleted)."""
+        soql = f"SELECT Id, IsDeleted FROM Case WHERE Id = {_soql_string(record_id)}"
+        return any(row.get("IsDeleted") is True for row in self.query(soql, include_deleted=True))
+
+    def changed_at(self, fields: NativeFields) -> datetime | None:
+        """The Case's own SystemModstamp: a CaseComment never moves it."""
+        stamp = fields.get("SystemModstamp")
+        return (
+            _parse_datetime(stamp, "SystemModstamp", str(fields.get("Id", "Case")))
+            if stamp
+            else None
+        )
+
     def _with_comment_versions(self, records: list[RemoteRecord]) -> list[RemoteRecord]:
         """A Case's version includes its comments': a new CaseComment does not touch its Case."""
         newest: dict[str, datetime] = {}
@@ -278,7 +292,7 @@ class SalesforceConnector:
             while pending is not None and pending[0] < record.id:
                 pending = next(newest, None)
             if pending is not None and pending[0] == record.id and pending[1] > record.version:
-                record = RemoteRecord(record.id, pending[1], record.fields, record.deleted)
+                record = replace(record, version=pending[1])
             yield record
 
     def _newest_comments(self) -> Iterator[tuple[str, datetime]]:
@@ -749,7 +763,9 @@ class SalesforceConnector:
             raise _malformed(f"Case {record_id}: IsDeleted is not a boolean", "Case")
         version = _parse_datetime(row.get("SystemModstamp"), "SystemModstamp", record_id)
         fields = {key: value for key, value in row.items() if key != "attributes"}
-        return RemoteRecord(id=record_id, version=version, fields=fields, deleted=deleted)
+        return RemoteRecord(
+            id=record_id, version=version, fields=fields, deleted=deleted, changed_at=version
+        )
 
     def _comment(self, row: Mapping[str, Any]) -> RemoteComment:
         comment_id, parent = row.get("Id"), row.get("ParentId")
@@ -906,10 +922,7 @@ def _fold_comment_versions(
     records: list[RemoteRecord], newest: Mapping[str, datetime]
 ) -> list[RemoteRecord]:
     """A Case's version is its own stamp or its newest comment's, whichever is later."""
-    return [
-        RemoteRecord(r.id, max(r.version, newest.get(r.id, r.version)), r.fields, r.deleted)
-        for r in records
-    ]
+    return [replace(r, version=max(r.version, newest.get(r.id, r.version))) for r in records]
 
 
 def _object(payload: object, what: str, record_id: str) -> dict[str, Any]:

@@ -129,6 +129,15 @@ class ZenviaConnector:
         response = self._call("GET", f"/tickets/{_segment(record_id)}", "GET /tickets/{id}")
         return self._record(_json(response, "ticket"))
 
+    def confirm_deleted(self, record_id: str) -> bool:
+        """Never: v2 has no ticket deletion, so a ticket that cannot be read is not gone."""
+        return False
+
+    def changed_at(self, fields: NativeFields) -> datetime | None:
+        """`updatedAt`, or `createdAt` for a never-edited ticket (whose `updatedAt` may be null)."""
+        stamp = fields.get("updatedAt") or fields.get("createdAt")
+        return _parse_time(stamp, "updatedAt", None) if stamp else None
+
     def iter_all(self) -> Iterator[Listed]:
         for items, _total in self._pages("/tickets", "GET /tickets", {}):
             for raw in items:
@@ -468,7 +477,7 @@ class ZenviaConnector:
             "createdAt": ticket.get("createdAt"),
             "updatedAt": updated,
         }
-        return RemoteRecord(id=ticket_id, version=version, fields=fields)
+        return RemoteRecord(id=ticket_id, version=version, fields=fields, changed_at=version)
 
     def _comment(self, raw: object, record_id: str) -> RemoteComment:
         action = _object(raw, "action", record_id)
