@@ -38,6 +38,7 @@ class LinkState(StrEnum):
     CONFLICT = "conflict"  # a manual-policy field waits for an operator
     ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
     ERROR = "error"  # a permanent write error flagged the link (set by the service)
+    MISSING = "missing"  # a record answered 404 without being deleted (set by the service)
 
 
 @dataclass(frozen=True)
@@ -403,11 +404,16 @@ def _settle(
     elif policy == "zenvia_wins":
         winner = "zenvia"
     elif policy == "newest_wins":
-        newer = _utc(records["zenvia"].version) > _utc(records["crm"].version)
-        winner = "zenvia" if newer else "crm"
+        winner = "zenvia" if _edited(records["zenvia"]) > _edited(records["crm"]) else "crm"
     else:
         winner = pair.resolutions.get(name)
     return Conflict(name, values["crm"], values["zenvia"], policy, winner)
+
+
+def _edited(record: RemoteRecord) -> datetime:
+    """When the record's own fields last changed, as well as the remote can tell: never a
+    comment's stamp (our own comment copies would make a stale value look newest)."""
+    return _utc(record.changed_at or record.version)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -42,6 +42,22 @@ class StaleLink(Exception):
     """Another sync committed this link while we worked; the task retries and re-plans."""
 
 
+class RecordMissing(NotFoundError):
+    """A linked record answered 404 and its remote does not confirm a deletion."""
+
+    def __init__(self, side: Side, record_id: str, cause: NotFoundError) -> None:
+        self.side, self.record_id = side, record_id
+        super().__init__(
+            f"{side} record {record_id} cannot be read ({cause.message}) and its remote does "
+            "not say it was deleted: the link is kept and marked missing; it syncs again once "
+            "the record can be read (or run `syncworker links restore`)",
+            remote=cause.remote,
+            status=cause.status,
+            code=cause.code,
+            path=cause.path,
+        )
+
+
 class _Adopted(Exception):
     """A create found its record from a lost reply and linked it: plan again, as a merge."""
 
@@ -110,7 +126,13 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
     the cursor has not moved, and reconcile re-queues flags older than STALE_QUEUED_SECONDS.
     """
     with session_scope(rt.database_url) as session:
-        due = repo.observe_many(session, side=side, records=chunk, fetched_at=fetched_at)
+        due = repo.observe_many(
+            session,
+            side=side,
+            records=chunk,
+            fetched_at=fetched_at,
+            margin=_settle_margin(rt, side),
+        )
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:
         rt.enqueue_sync(side, record_id)
@@ -201,6 +223,27 @@ def resolve_conflict(
         return _sync_link(rt, link_id, dry_run=dry_run, resolutions=resolutions)
 
 
+def restore_link(rt: Runtime, link_id: int) -> SyncOutcome:
+    """An operator puts back a link that was orphaned or marked missing by mistake: it is
+    active again and synced at once, reading both sides. A record that still cannot be read
+    marks it missing again (NotFoundError); one confirmed deleted orphans it again."""
+    with rt.locks.hold(f"link:{link_id}"):
+        with session_scope(rt.database_url) as session:
+            link = repo.get_link(session, link_id)
+            if link is None:
+                raise LookupError(f"no link with id {link_id}")
+            values = {"state": LinkState.ACTIVE, "state_reason": None}
+            if not repo.save_link_state(
+                session, link_id=link_id, expected_revision=link.revision, values=values
+            ):
+                raise StaleLink(f"link {link_id} changed while it was being restored")
+        try:
+            return _sync_link(rt, link_id, dry_run=False, fresh=True)
+        except RecordMissing as missing:
+            dead_letter(rt, missing.side, missing.record_id, missing, operation="sync")
+            raise
+
+
 def _resolve_link(
     rt: Runtime, side: Side, record_id: str, *, create: bool
 ) -> tuple[int, bool] | None:
@@ -287,6 +330,8 @@ class _Pair:
     records: dict[Side, RemoteRecord | None]
     comments: dict[Side, list[RemoteComment]]
     observed: set[Side] = field(default_factory=set)
+    # when each side was read from its remote (None: taken as the last sync left it)
+    read_at: dict[Side, datetime | None] = field(default_factory=dict)
 
 
 def _sync_link(
@@ -378,7 +423,7 @@ def _load_pair(
     (reconcile's orphan check, a lost message, an operator) both are read. Without trusting
     observations (an operator's resync) both are read, with all their comments."""
     pair = _Pair(link=link, records={}, comments={})
-    news = {side for side, seen in observations.items() if _moved(link, side, seen.version)}
+    news = {side for side, seen in observations.items() if _news(rt, link, side, seen)}
     if None in (link.crm_version, link.zenvia_version):
         news = set()  # no sync has read both sides yet: nothing to take as it left them
     for side in SIDES:
@@ -410,14 +455,15 @@ def _load_side(
     case's version."""
     link = pair.link
     record_id = record_id_of(link, side)
-    record, observed = (
+    record, observed, read_at = (
         _load_record(
             rt, side, record_id, link, seen, trust_observation=trust_observation, as_left=as_left
         )
         if record_id
-        else (None, False)
+        else (None, False, None)
     )
     pair.records[side] = record
+    pair.read_at[side] = read_at
     if observed:
         pair.observed.add(side)
     else:
@@ -426,7 +472,7 @@ def _load_side(
         rt.connectors[side].list_comments(record.id)
         if record is not None
         and not record.deleted
-        and (every_comment or _moved(link, side, record.version))
+        and (every_comment or _moved(rt, link, side, record.version, read_at))
         else []
     )
 
@@ -436,9 +482,20 @@ def _synced(link: Link, side: Side) -> datetime | None:
     return link.crm_version if side == "crm" else link.zenvia_version
 
 
-def _moved(link: Link, side: Side, version: datetime) -> bool:
+def _news(rt: Runtime, link: Link, side: Side, seen: Observation) -> bool:
+    """Whether the newest observation holds anything the last sync did not read."""
+    return _moved(rt, link, side, seen.version, seen.observed_at)
+
+
+def _moved(
+    rt: Runtime, link: Link, side: Side, version: datetime, read_at: datetime | None
+) -> bool:
+    """Whether a record read at `read_at` (None: taken as the last sync left it) may hold
+    anything the last sync did not read (`repo.needs_sync`)."""
     synced = _synced(link, side)
-    return synced is None or version > synced
+    if read_at is None:
+        return synced is None or version > synced
+    return repo.needs_sync(version, synced, read_at, _settle_margin(rt, side))
 
 
 def _load_record(
@@ -450,8 +507,9 @@ def _load_record(
     *,
     trust_observation: bool,
     as_left: bool,
-) -> tuple[RemoteRecord, bool]:
-    """The record's current state, and whether it was judged without reading it now.
+) -> tuple[RemoteRecord, bool, datetime | None]:
+    """The record's current state, whether it was judged without reading it now, and when the
+    remote was read (None when it is taken as the last sync left it).
 
     A poll's observation is used when it was read after this pair's last commit (an older
     read predates our own last writes and would look like the other side undoing them), is
@@ -472,23 +530,28 @@ def _load_record(
         )
         echo = not seen.deleted and rt.mapping.project(side, seen.payload) == baseline
         if after_commit and (recent or echo) and (synced is None or seen.version >= synced):
-            return RemoteRecord(record_id, seen.version, dict(seen.payload), seen.deleted), True
+            payload = dict(seen.payload)
+            changed_at = rt.connectors[side].changed_at(payload)
+            record = RemoteRecord(record_id, seen.version, payload, seen.deleted, changed_at)
+            return record, True, seen.observed_at
         if (
             as_left
             and synced is not None
             and baseline is not None
-            and seen.version <= synced
+            and not _news(rt, link, side, seen)
             and not seen.deleted  # a deletion is always confirmed by a read
         ):
-            return RemoteRecord(record_id, synced, dict(baseline)), True
+            return RemoteRecord(record_id, synced, dict(baseline)), True, None
     try:
         record = rt.connectors[side].get(record_id)
-    except NotFoundError:
-        return RemoteRecord(record_id, rt.clock(), {}, deleted=True), False
+    except NotFoundError as missing:
+        if rt.connectors[side].confirm_deleted(record_id):
+            return RemoteRecord(record_id, rt.clock(), {}, deleted=True), False, None
+        raise RecordMissing(side, record_id, missing) from missing
     if seen is None:  # the first read of this record: its row lets the commit mark it synced
         with session_scope(rt.database_url) as session:
             repo.observe(session, side=side, record=record, fetched_at=fetched_at)
-    return record, False
+    return record, False, fetched_at
 
 
 def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
@@ -726,7 +789,11 @@ def _commit(
     with nothing to record)."""
     link = pair.link
     assert link.id is not None
-    versions = {side: record.version for side, record in pair.records.items() if record is not None}
+    read = {side: record.version for side, record in pair.records.items() if record is not None}
+    versions = {
+        side: repo.boundary_version(version, pair.read_at.get(side), _settle_margin(rt, side))
+        for side, version in read.items()
+    }
     with session_scope(rt.database_url) as session:
         for comment_pair in plan.comment_pairs:
             repo.link_comments(
@@ -752,15 +819,27 @@ def _commit(
             raise StaleLink(f"link {link.id} was committed by another sync meanwhile")
         again = [
             (side, record_id)
-            for side, version in versions.items()
+            for side, version in read.items()
             if (record_id := _id_on(pair, side))
-            and _unfinished(observations.get(side), version)
-            and repo.finish_sync(session, side=side, remote_id=record_id, version=version)
+            and _unfinished(observations.get(side), versions[side])
+            and repo.finish_sync(
+                session, side=side, remote_id=record_id, version=version, synced=versions[side]
+            )
         ]
-        if link.state == LinkState.ERROR:
+        if link.state in (LinkState.ERROR, LinkState.MISSING):
             _close_dead_letters(session, pair)
     for side, record_id in again:
         rt.enqueue_sync(side, record_id)
+
+
+def _settle_margin(rt: Runtime, side: Side) -> timedelta:
+    """How long after a stamp a change may still carry it, as far as our clock can tell.
+    Stamps finer than a second (Zenvia's milliseconds) are taken as unique: two changes in one
+    millisecond are not a risk worth a re-read of every record we just wrote."""
+    precision = rt.connectors[side].stamp_precision
+    if precision < timedelta(seconds=1):
+        return timedelta(0)
+    return precision + timedelta(seconds=rt.settings.clock_skew_seconds)
 
 
 def _conflict_reason(plan: engine.Plan) -> str | None:
@@ -783,7 +862,7 @@ def _unfinished(seen: Observation | None, version: datetime) -> bool:
 
 def _close_dead_letters(session: Session, pair: _Pair) -> None:
     """A sync that went through heals the record's earlier failures. Only a link flagged in
-    error has any (`dead_letter` flags it), so other commits skip the statement."""
+    error or missing has any (`dead_letter` flags it), so other commits skip the statement."""
     records = [(side, record_id) for side in SIDES if (record_id := _id_on(pair, side))]
     repo.replay_dead_letters_of(session, records=records)
 
@@ -794,7 +873,8 @@ def _close_dead_letters(session: Session, pair: _Pair) -> None:
 def dead_letter(
     rt: Runtime, side: Side, record_id: str, error: RemoteError | Exception, *, operation: str
 ) -> None:
-    """Park a record whose sync failed for good; flag its link; everything else keeps going."""
+    """Park a record whose sync failed for good; flag its link (missing, for a 404: kept, never
+    closed on it); everything else keeps going."""
     remote = error if isinstance(error, RemoteError) else None
     with session_scope(rt.database_url) as session:
         link = repo.find_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
@@ -816,7 +896,12 @@ def dead_letter(
                 session,
                 link_id=link.id,
                 expected_revision=link.revision,
-                values={"state": LinkState.ERROR, "state_reason": str(error)[:500]},
+                values={
+                    "state": LinkState.MISSING
+                    if isinstance(error, NotFoundError)
+                    else LinkState.ERROR,
+                    "state_reason": str(error)[:500],
+                },
             )
 
 
@@ -873,14 +958,18 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
 def _reconcile_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord]) -> int:
     """Enqueue records never linked or changed since their last sync."""
     ids = [record.id for record in chunk]
+    read_at, margin = rt.clock(), _settle_margin(rt, side)
     with session_scope(rt.database_url) as session:
         synced = repo.synced_versions(session, side=side, remote_ids=ids, crm_system=rt.crm_system)
-        pending = set(repo.observe_many(session, side=side, records=chunk))
-        due = []
-        for record in chunk:
-            version = synced.get(record.id)
-            if record.id in pending or version is None or record.version > version:
-                due.append(record.id)
+        pending = set(
+            repo.observe_many(session, side=side, records=chunk, fetched_at=read_at, margin=margin)
+        )
+        due = [
+            record.id
+            for record in chunk
+            if record.id in pending
+            or repo.needs_sync(record.version, synced.get(record.id), read_at, margin)
+        ]
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:
         rt.enqueue_sync(side, record_id)
@@ -888,10 +977,15 @@ def _reconcile_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord]) -> int:
 
 
 def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
-    """Links pointing at records the complete pass did not see: their sync applies on_delete."""
+    """Links pointing at records the complete pass did not see: their sync confirms a deletion
+    (on_delete) or marks the link missing. Links already orphaned or missing are not read again
+    (no storm of 404s, which Zenvia answers with a lockout): a listing that shows the record
+    again queues its sync, and an operator can restore the link."""
     count = 0
     with session_scope(rt.database_url) as session:
-        for ids in repo.linked_record_ids(session, except_state=LinkState.ORPHANED):
+        for ids in repo.linked_record_ids(
+            session, except_states=(LinkState.ORPHANED, LinkState.MISSING)
+        ):
             for side, record_id in zip(SIDES, ids, strict=True):
                 if record_id and record_id not in seen[side]:
                     rt.enqueue_sync(side, record_id)
@@ -961,6 +1055,7 @@ __all__ = [
     "reconcile",
     "replay",
     "resolve_conflict",
+    "restore_link",
     "resync_targets",
     "sync_record",
 ]

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
 
     poll_interval_seconds: float = Field(default=30.0, gt=0)
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
+    # How far the remotes' clocks may run behind ours: a read this close to a record's stamp
+    # may be followed by a change carrying the same stamp, so it is read again later.
+    clock_skew_seconds: float = Field(default=1.0, ge=0)
     reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
     mapping_file: Path | None = None
 

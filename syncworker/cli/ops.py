@@ -353,6 +353,29 @@ def links_resolve(
     console.print(f"link {link_id} is now {outcome.state}")
 
 
+@links_app.command("restore")
+def links_restore(
+    link_id: Annotated[int, typer.Argument(help="The link orphaned or marked missing.")],
+) -> None:
+    """Put back a link that was orphaned or marked missing by mistake, and sync it now.
+
+    A record that still answers 404 marks the link missing again, with the remote's message.
+    Example: `syncworker links restore 42`.
+    """
+    from syncworker import service
+    from syncworker.connectors.errors import NotFoundError
+    from syncworker.runtime import get_runtime
+
+    _database()
+    try:
+        outcome = service.restore_link(get_runtime(), link_id)
+    except (LookupError, NotFoundError) as refused:
+        raise OperatorError(str(refused)) from None
+    for line in outcome.plan_lines:
+        console.print(f"  {line}")
+    console.print(f"link {link_id} is now {outcome.state}")
+
+
 @mapping_app.command("check")
 def mapping_check(path: Path) -> None:
     """Validate a mapping file and summarise it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
@@ -86,6 +86,8 @@ class Connector(Protocol):
     side: Side
     system: str
     requests: RequestCounter
+    # The remote's stamps are cut to this: changes within it may share one stamp.
+    stamp_precision: timedelta
 
     def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Records whose own version (or whose comments) changed at or after `since`,

@@ -57,7 +57,8 @@ class PermanentError(RemoteError):
 
 
 class NotFoundError(PermanentError):
-    """The record does not exist (any more) on the remote."""
+    """The remote answered 404: the record cannot be read, which alone does not prove that it
+    was deleted (permissions, a merge, a fault)."""
 
 
 class MalformedResponseError(PermanentError):

@@ -32,7 +32,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -172,6 +172,7 @@ class SalesforceConnector:
     """
 
     side: Side = "crm"
+    stamp_precision = timedelta(seconds=1)  # SystemModstamp stores whole seconds
     system = "salesforce"
 
     def __init__(

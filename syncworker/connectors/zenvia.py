@@ -91,6 +91,7 @@ class ZenviaConnector:
     """
 
     side: Side = "zenvia"
+    stamp_precision = timedelta(milliseconds=1)
     system = "zenvia"
 
     def __init__(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, any_, bindparam, case, func, or_, tuple_, update
@@ -199,11 +199,11 @@ def all_links(session: Session) -> Iterator[Link]:
 
 
 def linked_record_ids(
-    session: Session, *, except_state: str
+    session: Session, *, except_states: Sequence[str]
 ) -> Iterator[tuple[str | None, str | None]]:
-    """(crm_id, zenvia_id) of every link not in `except_state`, streamed: the orphan check of
-    a 100k-pair reconcile reads two short columns, not whole links with their baselines."""
-    query = select(Link.crm_id, Link.zenvia_id).where(col(Link.state) != except_state)
+    """(crm_id, zenvia_id) of every link in none of `except_states`, streamed: the orphan check
+    of a 100k-pair reconcile reads two short columns, not whole links with their baselines."""
+    query = select(Link.crm_id, Link.zenvia_id).where(col(Link.state).not_in(except_states))
     yield from session.exec(query.execution_options(yield_per=5000))
 
 
@@ -314,12 +314,40 @@ def observe(
     return bool(observe_many(session, side=side, records=[record], fetched_at=fetched_at))
 
 
+# How far short of a boundary read's stamp a synced version is recorded (`boundary_version`).
+UNSETTLED = timedelta(microseconds=1)
+
+
+def boundary_version(version: datetime, read_at: datetime | None, margin: timedelta) -> datetime:
+    """The version to record as synced after reading `version` at `read_at`.
+
+    A read made within `margin` (the remote's stamp precision plus clock skew) of the stamp
+    may be followed by a change that keeps the same stamp (Salesforce stamps whole seconds):
+    it is recorded a microsecond short, so a later read of the same stamp syncs once more.
+    """
+    if read_at is not None and read_at < version + margin:
+        return version - UNSETTLED
+    return version
+
+
+def needs_sync(
+    version: datetime, synced: datetime | None, read_at: datetime, margin: timedelta
+) -> bool:
+    """Whether a record read at `read_at` holds anything its last sync did not: a newer stamp,
+    or the same stamp as a boundary read, now read late enough to be final (an earlier
+    re-read is no better than the one synced, and would only loop)."""
+    if synced is None or version > synced + UNSETTLED:
+        return True
+    return version > synced and read_at >= version + margin
+
+
 def observe_many(
     session: Session,
     *,
     side: Side,
     records: Sequence[RemoteRecord],
     fetched_at: datetime | None = None,
+    margin: timedelta = timedelta(0),
 ) -> list[str]:
     """Store each record whose version is newer than the one stored; return the ids that are
     newer than what was synced and not queued yet (the caller marks them queued and enqueues).
@@ -327,7 +355,8 @@ def observe_many(
     One read of the stored versions, then one upsert of the newer records only: a reconcile
     pass over unchanged records writes nothing. `fetched_at` is when the remote was read (not
     when this row is written): a sync may trust the payload only if it was read after the
-    pair's last commit; re-reading an unchanged version does not refresh it.
+    pair's last commit; re-reading an unchanged version does not refresh it. `margin`: see
+    `needs_sync`.
     """
     latest: dict[str, RemoteRecord] = {}
     for record in records:
@@ -353,8 +382,8 @@ def observe_many(
         for record in latest.values()
         if record.id not in stored or record.version > stored[record.id][0]
     ]
+    now = fetched_at or utcnow()
     if newer:
-        now = fetched_at or utcnow()
         statement = _insert(session, Observation).values(
             [
                 {
@@ -382,7 +411,7 @@ def observe_many(
     due = []
     for record in latest.values():
         version, synced, queued = stored.get(record.id, (record.version, None, None))
-        if (synced is None or max(version, record.version) > synced) and queued is None:
+        if queued is None and needs_sync(max(version, record.version), synced, now, margin):
             due.append(record.id)
     return due
 
@@ -400,22 +429,37 @@ def get_observation(session: Session, *, side: Side, remote_id: str) -> Observat
     return session.get(Observation, (side, remote_id), populate_existing=True)
 
 
-def finish_sync(session: Session, *, side: Side, remote_id: str, version: datetime) -> bool:
-    """Record that `version` is synced; True when a newer version arrived meanwhile.
+def finish_sync(
+    session: Session,
+    *,
+    side: Side,
+    remote_id: str,
+    version: datetime,
+    synced: datetime | None = None,
+) -> bool:
+    """Record that the sync read `version`; True when a newer version arrived meanwhile.
 
     The queued flag stays set while a sync is queued or running, so polls never pile up
     duplicates behind a rate-limited sync. It is cleared here, unless a poll saw a newer
     version during the sync: then it stays set and the caller queues one more sync.
+    `synced` (≤ `version`) is what to record as synced when the read may not have been final
+    (a stamp shared by a later change): the next poll that sees `version` syncs again.
     One statement (UPDATE … RETURNING), no read first.
     """
-    params = {"the_side": side, "the_id": remote_id, "the_version": version}
+    params = {
+        "the_side": side,
+        "the_id": remote_id,
+        "the_version": version,
+        "the_synced": synced or version,
+    }
     return bool(_core(session, _FINISH_SYNC, params).scalar())
 
 
 def _finish_sync_statement() -> Any:
     stored = col(Observation.synced_version)
     version = bindparam("the_version", type_=UTCDateTime())
-    synced = case((or_(stored.is_(None), stored < version), version), else_=stored)
+    recorded = bindparam("the_synced", type_=UTCDateTime())
+    read = case((or_(stored.is_(None), stored < version), version), else_=stored)
     return (
         update(Observation)
         .where(
@@ -423,12 +467,13 @@ def _finish_sync_statement() -> Any:
             col(Observation.remote_id) == bindparam("the_id"),
         )
         .values(
-            synced_version=synced,
+            synced_version=case((or_(stored.is_(None), stored < recorded), recorded), else_=stored),
             sync_queued_at=case(
-                (col(Observation.version) > synced, col(Observation.sync_queued_at)), else_=None
+                (col(Observation.version) > read, col(Observation.sync_queued_at)), else_=None
             ),
         )
-        .returning(col(Observation.version) > stored)
+        # RETURNING sees the new synced_version, which is never above `version`
+        .returning(col(Observation.version) > read)
     )
 
 

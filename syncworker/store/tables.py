@@ -17,6 +17,9 @@ class LinkState(StrEnum):
     CONFLICT = "conflict"
     ORPHANED = "orphaned"
     ERROR = "error"
+    # a record answered 404 and its remote does not say it was deleted: kept, not synced
+    # until it can be read again (or an operator restores the link)
+    MISSING = "missing"
 
 
 class IntentStatus(StrEnum):

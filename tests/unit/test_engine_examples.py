@@ -177,6 +177,16 @@ def test_each_field_is_merged_against_its_own_baseline(
     assert result.link_state is LinkState.ACTIVE
 
 
+def test_newest_wins_judges_when_the_fields_changed_not_when_a_comment_was_added() -> None:
+    """Our own comment copy moved the case's version past the ticket's edit; the case's
+    subject itself is older, so the ticket's subject wins."""
+    edited_case = dataclasses.replace(
+        case(seconds=30, Subject="From CRM"), changed_at=T0 + timedelta(seconds=5)
+    )
+    edited_ticket = ticket(seconds=9, subject="From Zenvia")
+    assert writes(merge(edited_case, edited_ticket)) == {"crm": {"Subject": "From Zenvia"}}
+
+
 def test_new_baselines_hold_what_each_side_has_after_the_writes() -> None:
     result = merge(case(Status="On Hold", Priority="Low"), ticket(urgency=3))
     assert result.crm_baseline == {**CASE_BASELINE, "Status": "On Hold", "Priority": "Low"}

@@ -1,0 +1,99 @@
+"""Sync behaviour that the real APIs force on us (docs/real-apis.md): a 404 is not a deletion,
+a stamp shared by two changes is not "no change". Real Postgres, Redis, worker and sandboxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncworker import service
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import DeadLetterStatus
+from tests.integration.test_sync_flows import held_poll, settle_here, sync_here, synced_pair
+from tests.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def open_letters(stack: Stack) -> list[str]:
+    with session_scope(stack.database_url) as session:
+        return [
+            letter.message
+            for letter in repo.list_dead_letters(session, status=DeadLetterStatus.OPEN)
+        ]
+
+
+def test_one_404_on_a_ticket_keeps_the_link_closes_nothing_and_heals_on_the_next_read(
+    stack: Stack,
+) -> None:
+    case_id, ticket_id = synced_pair(stack, "Vanishing ticket")
+    stack.zenvia.fail_next("GET /v2/tickets/{ticket_id}", 404, "NOT_FOUND", "Ticket not found")
+    stack.salesforce.agent.edit(case_id, Priority="High")
+
+    with pytest.raises(service.RecordMissing) as missing:
+        sync_here(stack, held_poll(stack))
+    # what the sync task does with a permanent error of the record it was given
+    service.dead_letter(stack.runtime, "crm", case_id, missing.value, operation="sync")
+
+    (link,) = stack.links()
+    assert link.state == "missing"
+    assert stack.salesforce.agent.case(case_id)["Status"] == "New", "the case was not closed"
+    (message,) = open_letters(stack)
+    assert "does not say it was deleted" in message
+    assert "links restore" in message
+
+    stack.salesforce.agent.edit(case_id, Priority="Low")
+    settle_here(stack)
+    (link,) = stack.links()
+    assert (link.state, link.zenvia_id) == ("active", ticket_id)
+    assert stack.zenvia.ticket(ticket_id)["urgency"]["id"] == 1
+    assert open_letters(stack) == []
+
+
+@pytest.mark.parametrize(("state", "checked"), [("active", True), ("missing", False)])
+def test_reconcile_reads_an_unseen_record_again_only_if_it_is_not_already_missing(
+    stack: Stack, state: str, checked: bool
+) -> None:
+    """A link marked missing is not read again on every pass: Zenvia answers a few 404s with a
+    lockout. A listing that shows its record again, or an operator, brings it back."""
+    case_id, _ = synced_pair(stack, f"Unseen {state}")
+    with session_scope(stack.database_url) as session:
+        link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
+        assert link is not None
+        assert link.id is not None
+        repo.save_link_state(
+            session,
+            link_id=link.id,
+            expected_revision=link.revision,
+            values={"state": state, "zenvia_id": "990001"},  # no listing shows this ticket
+        )
+    queued: list[tuple[str, str]] = []
+    send = stack.runtime.enqueue_sync
+    stack.runtime.enqueue_sync = lambda side, record_id: queued.append((side, record_id))
+    try:
+        outcome = stack.reconcile()
+    finally:
+        stack.runtime.enqueue_sync = send
+    assert outcome.complete
+    assert (("zenvia", "990001") in queued) is checked
+    assert outcome.orphans == int(checked)
+
+
+def test_an_operator_restores_a_link_orphaned_by_mistake(stack: Stack) -> None:
+    case_id, ticket_id = synced_pair(stack, "Wrongly orphaned")
+    with session_scope(stack.database_url) as session:
+        link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
+        assert link is not None
+        assert link.id is not None
+        repo.save_link_state(
+            session, link_id=link.id, expected_revision=link.revision, values={"state": "orphaned"}
+        )
+        link_id = link.id
+    stack.salesforce.agent.edit(case_id, Subject="Edited while orphaned")
+    sync_here(stack, held_poll(stack))
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Wrongly orphaned", "orphaned: no sync"
+
+    outcome = service.restore_link(stack.runtime, link_id)
+
+    assert outcome.state == "active"
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while orphaned"
