@@ -20,6 +20,7 @@ from syncworker import engine
 from syncworker.mapping import ZENVIA_JUSTIFICATION
 from syncworker.model import RemoteRecord, Side, other_side
 from syncworker.store import repo
+from syncworker.store.db import session_scope
 from syncworker.store.tables import DeadLetter, HistoryEntry
 
 Kind = Literal["create", "update", "comment", "conflict", "state", "error"]
@@ -61,6 +62,16 @@ def of_sync(
             entries.extend(_updated(operation, records.get(operation.side)))
         else:
             entries.append(_commented(operation, record_ids))
+    entries.extend(
+        Entry(
+            "comment",
+            None,
+            None,
+            detail=f"paired crm comment {pair.crm_comment_id} with zenvia comment "
+            f"{pair.zenvia_comment_id}: copied by an earlier, interrupted sync",
+        )
+        for pair in plan.comment_pairs
+    )
     if plan.link_state != previous_state:
         reason = plan.reason or _open_conflicts(plan)
         entries.append(
@@ -168,6 +179,13 @@ def prune(session: Session, *, now: datetime, retention_days: int) -> int:
     return repo.prune_history(session, before=now - timedelta(days=retention_days))
 
 
+def prune_expired(database_url: str, *, now: datetime, retention_days: int) -> int:
+    """`prune` in a transaction of its own. Reconcile calls it once a pass: one indexed
+    DELETE an hour, off the sync path, under reconcile's lock (never two at once)."""
+    with session_scope(database_url) as session:
+        return prune(session, now=now, retention_days=retention_days)
+
+
 def rows_for_display(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
     """Entries oldest first, as plain data for `links history --json`."""
     return [
@@ -181,6 +199,7 @@ __all__ = [
     "of_dead_letter",
     "of_sync",
     "prune",
+    "prune_expired",
     "record_dead_letter",
     "record_sync",
     "rows_for_display",

@@ -16,6 +16,7 @@ from syncworker import history
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.settings import load_settings
 from syncworker.store import repo
+from syncworker.store.db import session_scope
 from syncworker.store.tables import HistoryEntry, Link
 from tests.conftest import unique_id
 from tests.integration.cli_processes import cli_env, run_cli
@@ -122,3 +123,16 @@ def test_history_older_than_the_retention_is_pruned_and_the_rest_kept(session: S
     assert history.prune(session, now=now, retention_days=retention) >= 1
     kept = [row.detail for row in repo.history_of(session, link_id=link.id)]
     assert kept == ["just inside", "today"]
+
+
+def test_pruning_on_sqlite_commits_on_its_own(sqlite_url: str) -> None:
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    with session_scope(sqlite_url) as session:
+        link = repo.add_link(session, Link(crm_system="salesforce", crm_id=unique_id("500")))
+        assert link.id is not None
+        old = history.Entry("update", "crm", link.crm_id, detail="old")
+        repo.append_history(session, rows=[old.row(link_id=link.id, at=now - timedelta(days=2))])
+        link_id = link.id
+    assert history.prune_expired(sqlite_url, now=now, retention_days=1) == 1
+    with session_scope(sqlite_url) as session:
+        assert list(repo.history_of(session, link_id=link_id)) == []
