@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
-from syncworker import engine, metrics
+from syncworker import engine, history, metrics
 from syncworker.connectors.base import Listed, Unreadable
 from syncworker.connectors.errors import (
     NotFoundError,
@@ -817,6 +817,15 @@ def _commit(
             session, link_id=link.id, expected_revision=link.revision, values=values
         ):
             raise StaleLink(f"link {link.id} was committed by another sync meanwhile")
+        history.record_sync(
+            session,
+            link_id=link.id,
+            plan=plan,
+            records=pair.records,
+            record_ids={side: _id_on(pair, side) for side in SIDES},
+            previous_state=link.state,
+            at=rt.clock(),
+        )
         again = [
             (side, record_id)
             for side, version in read.items()
@@ -878,7 +887,7 @@ def dead_letter(
     remote = error if isinstance(error, RemoteError) else None
     with session_scope(rt.database_url) as session:
         link = repo.find_link(session, side=side, remote_id=record_id, crm_system=rt.crm_system)
-        repo.record_dead_letter(
+        letter = repo.record_dead_letter(
             session,
             link_id=link.id if link else None,
             side=side,
@@ -903,6 +912,7 @@ def dead_letter(
                     "state_reason": str(error)[:500],
                 },
             )
+            history.record_dead_letter(session, link_id=link.id, letter=letter, at=rt.clock())
 
 
 # -- reconcile and operator commands --------------------------------------------------------------

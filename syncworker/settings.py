@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # How long `links history` keeps what each sync did; reconcile prunes older entries.
+    history_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Flower may revoke tasks, send new ones and shut workers down only when this is true.
+    flower_allow_control: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,9 @@ from syncworker.model import SIDES, Side
 from syncworker.ratelimit import SharedGate
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import DeadLetterStatus
+from syncworker.store.tables import DeadLetter, DeadLetterStatus
+
+LAST_ERRORS = 5
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Status:
     dead_letters_open: int
     last_runs: list[dict[str, Any]]
     rate_budget: dict[str, Any] = field(default_factory=dict)
+    # The newest failures with the remote's own message (open, replayed or discarded).
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +59,23 @@ def collect_status(database_url: str, *, now: datetime, gates: dict[Side, Shared
             last_complete_poll=polled,
             dead_letters_open=repo.count_dead_letters(session, status=DeadLetterStatus.OPEN),
             last_runs=runs,
+            last_errors=[
+                _error(letter) for letter in repo.newest_dead_letters(session, limit=LAST_ERRORS)
+            ],
         )
     for name, gate in gates.items():
         status.rate_budget[name] = {"remaining": gate.remaining(), "quota": gate.quota_used()}
     return status
+
+
+def _error(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "dead_letter": letter.id,
+        "status": letter.status,
+        "side": letter.side,
+        "record_id": letter.record_id,
+        "link_id": letter.link_id,
+        "last_seen": letter.last_seen.isoformat(),
+        "attempts": letter.attempts,
+        "message": letter.message,
+    }

@@ -15,7 +15,10 @@ if ":" not in _credentials:
     sys.exit("FLOWER_BASIC_AUTH must be user:password (several: comma-separated)")
 basic_auth = _credentials
 
-# Look, don't touch: no revoke, terminate, rate-limit, pool or shutdown controls.
+# Look, don't touch: no revoke, terminate, rate-limit, pool or shutdown controls. This only
+# covers a Flower that finds this file; `syncworker flower` also says so on the command line
+# and refuses the control paths itself, unless SYNCWORKER_FLOWER_ALLOW_CONTROL=true
+# (syncworker/flower_guard.py).
 read_only = True
 # Nothing written to disk; the task list is rebuilt from live events after a restart.
 persistent = False

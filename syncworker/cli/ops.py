@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from sqlmodel import Session
 
 from syncworker.mapping import Mapping
 from syncworker.model import Side
@@ -209,6 +210,12 @@ def status(
         table.add_row(
             f"run {run['kind']} {run['side'] or ''}", f"{run['started_at']} {run['counts']}"
         )
+    for error in report.last_errors:
+        table.add_row(
+            f"error {error['side']} {error['record_id']}",
+            f"{error['last_seen'][:19]} dead letter {error['dead_letter']} ({error['status']}): "
+            f"{error['message']}",
+        )
     console.print(table)
 
 
@@ -280,44 +287,48 @@ def letters_discard(letter_id: int) -> None:
     typer.echo(f"discarded dead letter {letter_id}")
 
 
+RECORD_HELP = (
+    "A link id, CRM case id or Zenvia ticket id; prefix it with `link:`, `crm:` "
+    "or `zenvia:` when a number could be more than one of them."
+)
+
+
+def _find_link(session: Session, record: str) -> Link:
+    """The one link `record` names (see RECORD_HELP); never a guess between two."""
+    crm_system = _mapping().crm_system
+    prefix, _, rest = record.partition(":")
+    kinds = (prefix,) if rest and prefix in LOOKUPS else LOOKUPS
+    value = rest if len(kinds) == 1 else record
+    found: dict[int, Link] = {}
+    named: dict[int, str] = {}
+    for kind in kinds:
+        if kind == "link":
+            link = repo.get_link(session, int(value)) if value.isdigit() else None
+        else:
+            side: Side = "crm" if kind == "crm" else "zenvia"
+            link = repo.find_link(session, side=side, remote_id=value, crm_system=crm_system)
+        if link is not None and link.id is not None:
+            found.setdefault(link.id, link)
+            named.setdefault(link.id, f"{kind}:{value}")
+    if not found:
+        raise OperatorError(f"no link for {record!r} (tried {', '.join(kinds)} ids)")
+    if len(found) > 1:
+        # Zenvia ticket ids and link ids are both small numbers: never guess which one.
+        choices = ", ".join(f"{named[i]} (link {i})" for i in sorted(found))
+        raise OperatorError(f"{record!r} names more than one link: {choices}; say which")
+    (link,) = found.values()
+    return link
+
+
 @links_app.command("show")
-def links_show(
-    record: Annotated[
-        str,
-        typer.Argument(
-            help="A link id, CRM case id or Zenvia ticket id; prefix it with `link:`, `crm:` "
-            "or `zenvia:` when a number could be more than one of them."
-        ),
-    ],
-) -> None:
+def links_show(record: Annotated[str, typer.Argument(help=RECORD_HELP)]) -> None:
     """Show a link with its baselines and comment pairs.
 
     Examples: `syncworker links show 500xx0000001AbC`, `syncworker links show zenvia:1234`,
     `syncworker links show link:42`.
     """
-    crm_system = _mapping().crm_system
-    prefix, _, rest = record.partition(":")
-    kinds = (prefix,) if rest and prefix in LOOKUPS else LOOKUPS
-    value = rest if len(kinds) == 1 else record
     with session_scope(_database()) as session:
-        found: dict[int, Link] = {}
-        named: dict[int, str] = {}
-        for kind in kinds:
-            if kind == "link":
-                link = repo.get_link(session, int(value)) if value.isdigit() else None
-            else:
-                side: Side = "crm" if kind == "crm" else "zenvia"
-                link = repo.find_link(session, side=side, remote_id=value, crm_system=crm_system)
-            if link is not None and link.id is not None:
-                found.setdefault(link.id, link)
-                named.setdefault(link.id, f"{kind}:{value}")
-        if not found:
-            raise OperatorError(f"no link for {record!r} (tried {', '.join(kinds)} ids)")
-        if len(found) > 1:
-            # Zenvia ticket ids and link ids are both small numbers: never guess which one.
-            choices = ", ".join(f"{named[i]} (link {i})" for i in sorted(found))
-            raise OperatorError(f"{record!r} names more than one link: {choices}; say which")
-        (link,) = found.values()
+        link = _find_link(session, record)
         assert link.id is not None
         data = link.model_dump(mode="json")
         data["comment_links"] = [
@@ -325,6 +336,50 @@ def links_show(
             for c in repo.comment_links_for(session, link_id=link.id)
         ]
     typer.echo(json.dumps(data, indent=2))
+
+
+@links_app.command("history")
+def links_history(
+    record: Annotated[str, typer.Argument(help=RECORD_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """What each sync did to a pair, oldest first: fields written (old → new, per side),
+    comments copied, creates, conflicts (policy and winner), state changes and errors with
+    the remote's message. Kept for SYNCWORKER_HISTORY_RETENTION_DAYS (default 90).
+
+    Examples: `syncworker links history 500xx0000001AbC`,
+    `syncworker links history zenvia:1234 --json | jq '.[] | select(.kind == "error")'`.
+    """
+    from syncworker.history import rows_for_display
+
+    with session_scope(_database()) as session:
+        link = _find_link(session, record)
+        assert link.id is not None
+        rows = rows_for_display(repo.history_of(session, link_id=link.id))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    title = f"history of link {link.id} (crm {link.crm_id} ↔ zenvia {link.zenvia_id})"
+    table = Table("when (UTC)", "what", "side", "record", "field", "change", "detail", title=title)
+    for row in rows:
+        table.add_row(
+            str(row["at"])[:19].replace("T", " "),
+            row["kind"],
+            row["side"] or "",
+            row["record_id"] or "",
+            row["field"] or "",
+            _change(row["old"], row["new"]),
+            row["detail"],
+        )
+    console.print(table if rows else f"no history kept for link {link.id}")
+
+
+def _change(old: Any, new: Any) -> str:
+    if old is None and new is None:
+        return ""
+    if old is None:
+        return json.dumps(new, ensure_ascii=False)
+    return f"{json.dumps(old, ensure_ascii=False)} → {json.dumps(new, ensure_ascii=False)}"
 
 
 @links_app.command("resolve")

@@ -63,13 +63,20 @@ def flower(
     """Run Flower, the Celery monitor, behind basic auth from `FLOWER_BASIC_AUTH` (user:password).
 
     Flower reads the variable itself, so the password never shows in the process list.
+    It can only look: revoking, terminating, applying or sending tasks and shutting down or
+    resizing workers are refused unless `SYNCWORKER_FLOWER_ALLOW_CONTROL=true`.
 
     Example: `FLOWER_BASIC_AUTH=ops:secret syncworker flower --port 5555`.
     Task arguments shown there are ids only.
     """
+    from syncworker import flower_guard
+
     if not os.environ.get("FLOWER_BASIC_AUTH"):
         raise typer.BadParameter("set FLOWER_BASIC_AUTH=user:password; Flower never runs open")
+    allow_control = get_settings().flower_allow_control
+    flower_guard.install(allow_control=allow_control)
+    options = flower_guard.flower_arguments(allow_control=allow_control)
     try:
-        _celery(["flower", f"--port={port}", f"--address={address}"])
+        _celery(["flower", f"--port={port}", f"--address={address}", *options])
     except OSError as error:  # the port is taken or the address is not this host's
         raise OperatorError(f"cannot listen on {address}:{port}: {error.strerror}") from None

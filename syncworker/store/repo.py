@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, case, func, or_, tuple_, update
+from sqlalchemy import and_, any_, bindparam, case, delete, func, insert, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,7 @@ from syncworker.store.tables import (
     Cursor,
     DeadLetter,
     DeadLetterStatus,
+    HistoryEntry,
     Intent,
     IntentStatus,
     Link,
@@ -645,3 +646,32 @@ def last_complete_run(session: Session, *, kind: str, side: Side | None = None) 
     if side is not None:
         query = query.where(SyncRun.side == side)
     return session.exec(query).first()
+
+
+def newest_dead_letters(session: Session, *, limit: int) -> Sequence[DeadLetter]:
+    """The dead letters that failed most recently, newest first, whatever their status."""
+    query = select(DeadLetter).order_by(col(DeadLetter.last_seen).desc(), col(DeadLetter.id).desc())
+    return session.exec(query.limit(limit)).all()
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def append_history(session: Session, *, rows: Sequence[HistoryEntry]) -> None:
+    """One INSERT for all of a sync's entries, in the caller's transaction."""
+    columns = ("link_id", "at", "kind", "side", "record_id", "field", "old", "new", "detail")
+    values = [{name: getattr(row, name) for name in columns} for row in rows]
+    session.flush()
+    session.connection().execute(insert(HistoryEntry), values)
+
+
+def history_of(session: Session, *, link_id: int) -> Sequence[HistoryEntry]:
+    """A link's history, oldest first."""
+    query = select(HistoryEntry).where(HistoryEntry.link_id == link_id)
+    return session.exec(query.order_by(col(HistoryEntry.id))).all()
+
+
+def prune_history(session: Session, *, before: datetime) -> int:
+    """Delete history older than `before` (an index range on `at`); how many rows went."""
+    result = _core(session, delete(HistoryEntry).where(col(HistoryEntry.at) < before))
+    return result.rowcount

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from syncworker.store.types import JSONDocument, UTCDateTime, utcnow
@@ -181,3 +181,25 @@ class SyncRun(SQLModel, table=True):
     complete: bool = Field(default=False)
     counts: dict[str, int] = Field(default_factory=dict, sa_type=JSONDocument)
     error: str | None = Field(default=None)
+
+
+class HistoryEntry(SQLModel, table=True):
+    """One thing a sync or a failure did to a pair, kept for `links history` until retention
+    prunes it. Appended in the transaction that commits (or dead-letters) the pair."""
+
+    __tablename__ = "link_history"
+    __table_args__ = (Index("ix_link_history_link_id_id", "link_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False),
+    )
+    at: datetime = _ts(index=True)
+    kind: str = Field(max_length=16)
+    side: str | None = Field(default=None, max_length=16)
+    record_id: str | None = Field(default=None, max_length=64)
+    field: str | None = Field(default=None, max_length=128)
+    old: Any = Field(default=None, sa_type=JSONDocument, nullable=True)
+    new: Any = Field(default=None, sa_type=JSONDocument, nullable=True)
+    detail: str = Field(default="")

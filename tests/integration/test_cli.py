@@ -603,10 +603,21 @@ def test_status_reports_the_deployment_and_never_a_secret(parked: Parked) -> Non
     assert report["dead_letters_open"] == 1
     assert {run["kind"] for run in report["last_runs"]} >= {"poll"}
     assert set(report["rate_budget"]) == {"crm", "zenvia"}
+    (error,) = report["last_errors"]
+    assert (error["dead_letter"], error["record_id"], error["status"]) == (
+        parked.letter_id,
+        parked.bad_case,
+        "open",
+    )
+    assert "VALIDATION_ERROR" in error["message"]
 
     table = run_cli("status", env=parked.env)
     assert table.returncode == 0, table.stderr
     assert re.search(r"dead letters open\s*│\s*1\b", table.stdout), table.stdout
+    assert re.search(
+        rf"error crm {parked.bad_case}\s*│.*dead letter {parked.letter_id} \(open\): .*VALIDATION",
+        table.stdout,
+    ), table.stdout
     for result in (as_json, table):
         for secret in secrets_of(parked.stack):
             assert secret not in result.stdout + result.stderr

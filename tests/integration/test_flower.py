@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,92 @@ def test_flower_shows_finished_syncs_by_id_only_and_never_a_secret(
     for secret in (stack.env[name] for name in SECRET_SETTINGS):
         assert secret not in everything.text
         assert secret not in workers.text
+
+
+# Every control endpoint Flower 2.1-2.2 routes (a made-up task id or worker name: the refusal
+# must come before Flower looks anything up), and the one the brief names that it does not.
+CONTROL_ENDPOINTS = [
+    "/api/task/apply/syncworker.poll",
+    "/api/task/async-apply/syncworker.poll",
+    "/api/task/send-task/syncworker.poll",
+    "/api/task/abort/0f1e2d3c",
+    "/api/task/revoke/0f1e2d3c",
+    "/api/task/revoke/0f1e2d3c?terminate=true",
+    "/api/task/terminate",
+    "/api/task/timeout/syncworker.sync",
+    "/api/task/rate-limit/syncworker.sync",
+    "/api/worker/shutdown/w1@localhost",
+    "/api/worker/pool/restart/w1@localhost",
+    "/api/worker/pool/grow/w1@localhost",
+    "/api/worker/pool/shrink/w1@localhost",
+    "/api/worker/pool/autoscale/w1@localhost",
+    "/api/worker/queue/add-consumer/w1@localhost",
+    "/api/worker/queue/cancel-consumer/w1@localhost",
+]
+READ_ENDPOINTS = [
+    "/api/workers",
+    "/api/tasks",
+    "/api/task/types",
+    "/api/task/info/0f1e2d3c",
+    "/healthcheck",
+    "/workers",
+    "/tasks",
+]
+
+
+@contextlib.contextmanager
+def running_flower(stack: Stack, tmp_path: Path, **settings: str) -> Iterator[str]:
+    """`syncworker flower` from a directory without any flowerconfig.py; its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = cli_env({**stack.env, "FLOWER_BASIC_AUTH": ":".join(AUTH), **settings})
+    env.pop("FLOWER_CONF", None)
+    with background(
+        "flower", "--port", str(port), env=env, log_path=tmp_path / f"flower-{port}.log"
+    ) as flower:
+        wait_until(
+            lambda: answers(f"{base}/healthcheck"),
+            timeout=60,
+            what=f"Flower to answer; its log:\n{flower.log()[-3000:]}",
+        )
+        yield base
+
+
+def test_flower_refuses_every_control_endpoint_and_still_answers_reads(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with running_flower(stack, tmp_path) as base:
+        refused = {
+            path: httpx.post(f"{base}{path}", auth=AUTH, data={"args": "[]"})
+            for path in CONTROL_ENDPOINTS
+        }
+        as_get = httpx.get(f"{base}/api/task/revoke/0f1e2d3c", auth=AUTH)
+        reads = {path: httpx.get(f"{base}{path}", auth=AUTH) for path in READ_ENDPOINTS}
+        anonymous = httpx.get(f"{base}/api/tasks")
+
+    for path, response in refused.items():
+        assert response.status_code == 403, (path, response.status_code, response.text)
+        assert "SYNCWORKER_FLOWER_ALLOW_CONTROL=true" in response.text, path
+    assert as_get.status_code == 403
+    for path, response in reads.items():
+        assert response.status_code in (200, 404), (path, response.status_code)
+    assert reads["/api/task/types"].status_code == 200
+    assert reads["/api/workers"].status_code == 200
+    assert anonymous.status_code == 401
+
+
+def test_flower_control_works_only_when_an_operator_turns_it_on(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with running_flower(stack, tmp_path, SYNCWORKER_FLOWER_ALLOW_CONTROL="true") as base:
+        revoke = httpx.post(f"{base}/api/task/revoke/0f1e2d3c", auth=AUTH)
+        shutdown = httpx.post(f"{base}/api/worker/shutdown/nobody@nowhere", auth=AUTH)
+        anonymous = httpx.post(f"{base}/api/task/revoke/0f1e2d3c")
+
+    assert revoke.status_code == 200, revoke.text
+    assert "0f1e2d3c" in revoke.text
+    assert shutdown.status_code == 404, shutdown.text  # reached Flower: no such worker
+    assert anonymous.status_code == 401
 
 
 def test_flower_never_runs_without_a_password() -> None:

@@ -31,6 +31,10 @@ from syncworker.settings import ConfigError, load_settings
         ),
         pytest.param("ZENVIA_TIMEZONE", "Mars/Olympus", "unknown time zone", id="bad-timezone"),
         pytest.param("SALESFORCE_API_VERSION", "40.0", "46.0 or newer", id="old-api"),
+        pytest.param(
+            "HISTORY_RETENTION_DAYS", "0", "greater than or equal to 1", id="no-history-kept"
+        ),
+        pytest.param("FLOWER_ALLOW_CONTROL", "maybe", "valid boolean", id="flower-switch"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_expected(
