@@ -936,6 +936,9 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
     started = time.monotonic()
     with session_scope(rt.database_url) as session:
         run_id = _start_run(session, "reconcile", None)
+    history.prune_expired(
+        rt.database_url, now=rt.clock(), retention_days=rt.settings.history_retention_days
+    )
     seen: dict[Side, set[str]] = {"crm": set(), "zenvia": set()}
     error: str | None = None
     try:

@@ -17,6 +17,7 @@ TABLES = {
     "intents",
     "observations",
     "comment_links",
+    "link_history",
     "dead_letters",
     "sync_runs",
 }

@@ -149,7 +149,15 @@ def test_no_secret_reaches_the_mapping_database(busy_stack: Stack) -> None:
     from sqlalchemy import text
 
     with session_scope(busy_stack.database_url) as session:
-        tables = ("links", "intents", "observations", "dead_letters", "sync_runs", "cursors")
+        tables = (
+            "links",
+            "intents",
+            "observations",
+            "dead_letters",
+            "sync_runs",
+            "cursors",
+            "link_history",
+        )
         dump = "\n".join(
             str(row) for table in tables for row in session.execute(text(f"SELECT * FROM {table}"))
         )
