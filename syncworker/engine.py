@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from syncworker.mapping import Mapping, Policy
-from syncworker.markers import find_marker, idempotency_key, with_marker
+from syncworker.markers import idempotency_key
 from syncworker.model import (
     SIDES,
     BaseStatus,
@@ -87,10 +87,12 @@ class UpdateFields:
 
 @dataclass(frozen=True)
 class AddComment:
-    """Add a comment whose body already carries the marker of `idempotency_key`.
+    """Add a comment with exactly this body (it carries no marker: customers read it).
 
     `record_id` None means the record the CreateRecord earlier in the same plan creates.
     `source_comment_id` None marks our own notice (a delete or cancel), which pairs with nothing.
+    `idempotency_key` names the write-ahead intent; a retry after a lost reply finds the
+    comment by its text (`is_copy_of`).
     """
 
     side: Side
@@ -138,7 +140,7 @@ class Plan:
     its comment is written (`AddComment.pair`). Only when every write succeeded, store both
     baselines, `link_state` and `comment_pairs`, and clear the operator resolutions named in
     `resolved_fields`. On any failure store nothing else: the next plan picks up from the
-    remotes' state, and markers stop a comment being written twice.
+    remotes' state, and a copy found by its text is paired instead of written twice.
     """
 
     operations: tuple[Operation, ...]
@@ -148,6 +150,7 @@ class Plan:
     conflicts: tuple[Conflict, ...] = ()
     comment_pairs: tuple[CommentPair, ...] = ()
     reason: str = ""  # why the plan writes nothing or orphans the link, for people
+    notes: tuple[str, ...] = ()  # values adapted to what a side can hold, for the sync log
 
     @property
     def is_empty(self) -> bool:
@@ -169,6 +172,7 @@ class Plan:
             for p in self.comment_pairs
         ]
         lines += [_describe_conflict(c) for c in self.conflicts]
+        lines += [f"note: {note}" for note in self.notes]
         if self.link_state is not LinkState.ACTIVE:
             lines.append(f"link becomes {self.link_state}")
         if self.reason:
@@ -246,8 +250,8 @@ class _Pair:
     def unchanged(self, state: LinkState, reason: str) -> Plan:
         return Plan((), self.baseline("crm"), self.baseline("zenvia"), state, reason=reason)
 
-    def has_written(self, side: Side, key: str) -> bool:
-        return any(find_marker(comment.body) == key for comment in self.comments[side])
+    def has_written(self, side: Side, body: str) -> bool:
+        return any(is_copy_of(comment.body, body) for comment in self.comments[side])
 
 
 def _plan_removal(pair: _Pair, side: Side) -> Plan:
@@ -265,11 +269,11 @@ def _plan_removal(pair: _Pair, side: Side) -> Plan:
         operations.append(UpdateFields(target, survivor.id, changes))
         baselines[target] = {**(baselines[target] or {}), **closing}
     key = idempotency_key("delete", side, pair.known_id(side) or "")
-    if not pair.has_written(target, key):
-        done = "closed this one" if closing else "stopped syncing this one"
-        notice = f"{pair.label(side)} was deleted, so syncworker {done}."
-        body = with_marker(notice, key)
-        operations.append(AddComment(target, survivor.id, body, False, None, key))
+    notice = _delete_notice(pair, side, closing=bool(closing))
+    if not any(
+        pair.has_written(target, _delete_notice(pair, side, closing=c)) for c in (True, False)
+    ):
+        operations.append(AddComment(target, survivor.id, notice, False, None, key))
     return Plan(
         tuple(operations), baselines["crm"], baselines["zenvia"], LinkState.ORPHANED, reason=reason
     )
@@ -310,7 +314,18 @@ def _plan_create(pair: _Pair, source: Side) -> Plan:
         source: mapping.project(source, record.fields),
         target: mapping.project(target, fields),
     }
-    return Plan((create, *copies), baselines["crm"], baselines["zenvia"], LinkState.ACTIVE)
+    notes = (
+        mapping.adaptation(name, source, record.fields.get(field.native(source)))
+        for name, field in mapping.fields.items()
+        if field.native(target) in fields
+    )
+    return Plan(
+        (create, *copies),
+        baselines["crm"],
+        baselines["zenvia"],
+        LinkState.ACTIVE,
+        notes=tuple(note for note in notes if note),
+    )
 
 
 def _plan_merge(pair: _Pair) -> Plan:
@@ -325,6 +340,7 @@ def _plan_merge(pair: _Pair) -> Plan:
     writes: dict[Side, NativeFields] = {"crm": {}, "zenvia": {}}
     baselines = {side: mapping.project(side, records[side].fields) for side in SIDES}
     conflicts: list[Conflict] = []
+    notes: list[str | None] = []
     parked = False
     for name, field in mapping.fields.items():
         values = {side: records[side].fields.get(field.native(side), _ABSENT) for side in SIDES}
@@ -356,6 +372,7 @@ def _plan_merge(pair: _Pair) -> Plan:
         if value != values[loser]:
             writes[loser][field.native(loser)] = value
             baselines[loser][field.native(loser)] = value
+            notes.append(mapping.adaptation(name, winner, values[winner]))
     operations: list[Operation] = [
         UpdateFields(side, records[side].id, _with_justification(mapping, side, writes[side]))
         for side in SIDES
@@ -371,6 +388,7 @@ def _plan_merge(pair: _Pair) -> Plan:
         link_state=LinkState.CONFLICT if parked else LinkState.ACTIVE,
         conflicts=tuple(conflicts),
         comment_pairs=pairs,
+        notes=tuple(note for note in notes if note),
     )
 
 
@@ -431,44 +449,92 @@ def _is_canceled(mapping: Mapping, zenvia_fields: NativeFields) -> bool:
 
 def _cancel_notice(pair: _Pair, crm_id: str) -> list[Operation]:
     key = idempotency_key("cancel", "zenvia", pair.known_id("zenvia") or "")
-    if pair.has_written("crm", key):
-        return []
     notice = f"{pair.label('zenvia')} was canceled, so syncworker closed this case."
-    return [AddComment("crm", crm_id, with_marker(notice, key), False, None, key)]
+    if pair.has_written("crm", notice):
+        return []
+    return [AddComment("crm", crm_id, notice, False, None, key)]
+
+
+def _delete_notice(pair: _Pair, side: Side, *, closing: bool) -> str:
+    done = "closed this one" if closing else "stopped syncing this one"
+    return f"{pair.label(side)} was deleted, so syncworker {done}."
 
 
 def _copy_comments(
     pair: _Pair, record_ids: dict[Side, str | None], only_from: Side | None = None
 ) -> tuple[list[Operation], tuple[CommentPair, ...]]:
-    """Copy each comment not yet linked and not written by us; a copy an interrupted run
-    already wrote (found by its marker) is paired instead of written again."""
+    """Copy each comment not yet linked and not written by us, in the order its remote lists
+    it (connectors list comments in the remote's own order).
+
+    Our copies carry no marker, so they are known by their text: first every unlinked comment
+    is paired with an unlinked copy of it on the other side (one an interrupted run wrote),
+    then what is left is copied. A human reply that quotes a copy is not the copy's text, so
+    it is copied like any other comment.
+    """
     if not pair.mapping.comments.sync:
         return [], ()
-    linked = {
+    taken = {
         "crm": {p.crm_comment_id for p in pair.comment_links},
         "zenvia": {p.zenvia_comment_id for p in pair.comment_links},
     }
-    copies: list[Operation] = []
     pairs: list[CommentPair] = []
+    for source in SIDES:
+        target = other_side(source)
+        for comment in pair.comments[source]:
+            if comment.id in taken[source]:
+                continue
+            body = copy_text(pair.mapping, source, comment)
+            copy = next(
+                (
+                    c
+                    for c in pair.comments[target]
+                    if c.id not in taken[target] and is_copy_of(c.body, body)
+                ),
+                None,
+            )
+            if copy is not None:
+                pairs.append(_comment_pair(source, comment.id, copy.id))
+                taken[source].add(comment.id)
+                taken[target].add(copy.id)
+    notices = {side: _notices(pair, side) for side in SIDES}
+    copies: list[Operation] = []
     for source in SIDES if only_from is None else (only_from,):
         target = other_side(source)
-        ours = {find_marker(c.body): c.id for c in pair.comments[target] if find_marker(c.body)}
-        for comment in sorted(pair.comments[source], key=lambda c: (_utc(c.created_at), c.id)):
-            if comment.id in linked[source] or find_marker(comment.body):
+        for comment in pair.comments[source]:
+            if comment.id in taken[source] or any(
+                is_copy_of(comment.body, n) for n in notices[source]
+            ):
                 continue
             key = idempotency_key("comment", source, comment.id)
-            if key in ours:
-                pairs.append(_comment_pair(source, comment.id, ours[key]))
-                continue
-            body = with_marker(_attributed(pair.mapping, source, comment), key)
-            copy = AddComment(target, record_ids[target], body, comment.public, comment.id, key)
-            copies.append(copy)
+            body = copy_text(pair.mapping, source, comment)
+            copies.append(
+                AddComment(target, record_ids[target], body, comment.public, comment.id, key)
+            )
     return copies, tuple(pairs)
 
 
-def _attributed(mapping: Mapping, source: Side, comment: RemoteComment) -> str:
+def _notices(pair: _Pair, side: Side) -> tuple[str, ...]:
+    """Every notice syncworker may have written on `side` of this pair: never copied."""
+    other = other_side(side)
+    written = [_delete_notice(pair, other, closing=closing) for closing in (True, False)]
+    if side == "crm":
+        written.append(f"{pair.label('zenvia')} was canceled, so syncworker closed this case.")
+    return tuple(written)
+
+
+def copy_text(mapping: Mapping, source: Side, comment: RemoteComment) -> str:
+    """The text of our copy of `comment` on the other side: its body and where it came from."""
     author = f", written by {comment.author_id}" if comment.author_id else ""
     return f"{comment.body}\n\n— copied from {mapping.system_label(source)}{author}"
+
+
+def is_copy_of(text: str, written: str) -> bool:
+    """Whether a remote comment's `text` is what we wrote as `written`. Remotes may trim
+    whitespace and cut a long text (ending it with "…"), never add to it."""
+    text, written = text.strip(), written.strip()
+    if text == written:
+        return True
+    return text.endswith("…") and len(text) > 1 and written.startswith(text[:-1].rstrip())
 
 
 def _describe_operation(op: Operation) -> str:

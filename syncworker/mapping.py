@@ -122,6 +122,12 @@ class FieldMapping(_Section):
     to_crm: dict[Value, Value] = Field(default_factory=dict)
     default_to_zenvia: Value = None
     default_to_crm: Value = None
+    # What a side cannot hold, adapted instead of refused: a longer text is cut (ending in
+    # "…"); an empty one becomes the placeholder.
+    crm_max_length: int | None = Field(default=None, ge=2)
+    zenvia_max_length: int | None = Field(default=None, ge=2)
+    empty_to_crm: StrictStr | None = None
+    empty_to_zenvia: StrictStr | None = None
 
     @model_validator(mode="after")
     def _two_way_needs_a_policy(self) -> FieldMapping:
@@ -164,6 +170,18 @@ class FieldMapping(_Section):
 
     def values(self, side: Side) -> tuple[Scalar, ...] | None:
         return self.crm_values if side == "crm" else self.zenvia_values
+
+    def fit(self, to_side: Side, value: Any) -> Any:
+        """`value` as `to_side` can hold it (see `crm_max_length`, `empty_to_crm`)."""
+        limit = self.crm_max_length if to_side == "crm" else self.zenvia_max_length
+        placeholder = self.empty_to_crm if to_side == "crm" else self.empty_to_zenvia
+        if placeholder is not None and (
+            value is None or (isinstance(value, str) and not value.strip())
+        ):
+            return placeholder
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            return value[: limit - 1] + "…"
+        return value
 
 
 class Statuses(_Section):
@@ -252,7 +270,23 @@ class Mapping(_Section):
         }
 
     def translate(self, field: str, from_side: Side, value: Any) -> Any:
-        """The value to write on the other side: mapped, else the default, else unchanged."""
+        """The value to write on the other side: mapped, else the default, else unchanged;
+        then fitted to what that side can hold."""
+        return self.fields[field].fit(other_side(from_side), self._mapped(field, from_side, value))
+
+    def adaptation(self, field: str, from_side: Side, value: Any) -> str | None:
+        """Why `translate` wrote something else than the mapped value, for the sync log."""
+        mapped = self._mapped(field, from_side, value)
+        to_side = other_side(from_side)
+        fitted = self.fields[field].fit(to_side, mapped)
+        if fitted == mapped:
+            return None
+        label = self.system_label(to_side)
+        if isinstance(mapped, str) and mapped.strip():
+            return f"{field} cut to {len(fitted)} characters for {label}"
+        return f"{field} was empty: {label} gets the placeholder {fitted!r}"
+
+    def _mapped(self, field: str, from_side: Side, value: Any) -> Any:
         mapped = self.fields[field]
         to_side = other_side(from_side)
         value_map = mapped.value_map(to_side)
@@ -308,12 +342,15 @@ class Mapping(_Section):
         return {**zenvia_changes, ZENVIA_JUSTIFICATION: justification}
 
     def create_fields(self, target: Side, source_fields: NativeFields) -> NativeFields:
-        """What to send when creating on `target` from the other side's native fields."""
+        """What to send when creating on `target` from the other side's native fields (a
+        field the source lacks still gets its placeholder, when one is set)."""
         source = other_side(target)
         written = copy.deepcopy(self.create_defaults.for_side(target))
         for name, mapped in self.fields.items():
-            if mapped.flows_from(source) and mapped.native(source) in source_fields:
-                value = source_fields[mapped.native(source)]
+            if not mapped.flows_from(source):
+                continue
+            if mapped.native(source) in source_fields or mapped.fit(target, None) is not None:
+                value = source_fields.get(mapped.native(source))
                 written[mapped.native(target)] = self.translate(name, source, value)
         return self.with_justification(written) if target == "zenvia" else written
 

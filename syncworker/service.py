@@ -747,14 +747,7 @@ def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool
         )
         remote_id, maybe_sent = intent.remote_id, intent.attempts > 0
     if remote_id is None and maybe_sent:
-        remote_id = next(
-            (
-                c.id
-                for c in rt.connectors[target].list_comments(record_id)
-                if find_marker(c.body) == operation.idempotency_key
-            ),
-            None,
-        )
+        remote_id = _find_posted(rt, pair.link.id, target, record_id, operation.body)
     posted = remote_id is None
     if remote_id is None:
         remote_id = _send_once(
@@ -779,6 +772,24 @@ def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool
                 origin=other_side(target),
             )
     return posted
+
+
+def _find_posted(rt: Runtime, link_id: int, side: Side, record_id: str, body: str) -> str | None:
+    """A comment an earlier attempt posted (its reply lost): one with exactly our text that no
+    comment link claims yet. Our comments carry no marker, so the text is what tells."""
+    with session_scope(rt.database_url) as session:
+        claimed = {
+            pair.crm_comment_id if side == "crm" else pair.zenvia_comment_id
+            for pair in repo.comment_links_for(session, link_id=link_id)
+        }
+    return next(
+        (
+            comment.id
+            for comment in rt.connectors[side].list_comments(record_id)
+            if comment.id not in claimed and engine.is_copy_of(comment.body, body)
+        ),
+        None,
+    )
 
 
 def _commit(

@@ -21,10 +21,11 @@ from syncworker.engine import (
     LinkState,
     Plan,
     UpdateFields,
+    copy_text,
     plan,
 )
 from syncworker.mapping import Mapping, from_data, load_default
-from syncworker.markers import find_marker, idempotency_key, marker, with_marker
+from syncworker.markers import idempotency_key
 from syncworker.model import RemoteComment, RemoteRecord, Side
 from tests.unit.engine_sim import World
 
@@ -312,10 +313,7 @@ def test_a_case_in_scope_creates_a_zenvia_ticket_with_its_description_and_commen
         AddComment(
             side="zenvia",
             record_id=None,
-            body=with_marker(
-                "Tried a reboot\n\n— copied from Salesforce, written by 005000000000001AAA",
-                comment_key,
-            ),
+            body="Tried a reboot\n\n— copied from Salesforce, written by 005000000000001AAA",
             public=False,
             source_comment_id="c1",
             idempotency_key=comment_key,
@@ -415,15 +413,12 @@ def test_comments_are_copied_both_ways_keeping_their_visibility() -> None:
         ("zenvia", "77", True, "c1"),
         ("crm", "500A", False, "9"),
     ]
-    assert copies[1].body == with_marker(
-        "Client called\n\n— copied from Zenvia, written by agent-2",
-        idempotency_key("comment", "zenvia", "9"),
-    )
+    assert copies[1].body == "Client called\n\n— copied from Zenvia, written by agent-2"
+    assert "[sw:" not in copies[0].body, "customers read public copies: no marker in them"
 
 
-COPIED_BY_US = RemoteComment(
-    "10", "77", with_marker("Replaced the drum", idempotency_key("comment", "crm", "c1")), True, T0
-)
+COPIED_BY_US = RemoteComment("10", "77", copy_text(DEFAULT, "crm", PUBLIC_NOTE), True, T0)
+OUR_CRM_COPY = RemoteComment("c9", "500A", copy_text(DEFAULT, "zenvia", AGENT_NOTE), False, T0)
 
 
 @pytest.mark.parametrize(
@@ -444,11 +439,18 @@ COPIED_BY_US = RemoteComment(
             id="interrupted-copy-is-paired-not-rewritten",
         ),
         pytest.param(
-            [RemoteComment("c2", "500A", f"note\n\n{marker('0' * 20)}", True, T0)],
-            [],
+            [OUR_CRM_COPY],
+            [AGENT_NOTE],
             (),
+            (CommentPair("c9", "9"),),
+            id="our-own-copy-is-never-copied-back",
+        ),
+        pytest.param(
+            [dataclasses.replace(OUR_CRM_COPY, body=OUR_CRM_COPY.body[:30] + "…")],
+            [AGENT_NOTE],
             (),
-            id="our-own-comment-is-never-copied-back",
+            (CommentPair("c9", "9"),),
+            id="a-copy-the-remote-cut-short-is-still-ours",
         ),
     ],
 )
@@ -463,6 +465,24 @@ def test_a_comment_is_never_duplicated(
     assert result.comment_pairs == expected_pairs
 
 
+def test_a_reply_quoting_our_copy_is_a_new_comment_and_is_copied() -> None:
+    quote = "\n".join(f"> {line}" for line in COPIED_BY_US.body.splitlines())
+    reply = RemoteComment("11", "77", f"{quote}\n\nDone, thanks!", True, T0, "agent-2")
+    result = comments_plan([PUBLIC_NOTE], [COPIED_BY_US, reply], (CommentPair("c1", "10"),))
+    [copy] = result.operations
+    assert isinstance(copy, AddComment)
+    assert (copy.side, copy.source_comment_id) == ("crm", "11")
+
+
+def test_comments_are_copied_in_the_order_their_remote_lists_them() -> None:
+    listed = [RemoteComment(f"77:{n}", "77", f"step {n}", True, T0, "agent-2") for n in (2, 10)]
+    result = comments_plan([], listed)
+    assert [op.source_comment_id for op in result.operations if isinstance(op, AddComment)] == [
+        "77:2",
+        "77:10",
+    ]
+
+
 def test_comment_sync_can_be_switched_off() -> None:
     data = DEFAULT.model_dump(exclude_unset=True)
     data["comments"] = {"sync": False}
@@ -475,7 +495,7 @@ DELETE_KEY = idempotency_key("delete", "crm", "500A")
 DELETE_NOTICE = AddComment(
     "zenvia",
     "77",
-    with_marker("Salesforce case 500A was deleted, so syncworker closed this one.", DELETE_KEY),
+    "Salesforce case 500A was deleted, so syncworker closed this one.",
     False,
     None,
     DELETE_KEY,
@@ -535,9 +555,7 @@ def test_a_canceled_ticket_closes_the_case_with_a_notice() -> None:
         AddComment(
             "crm",
             "500A",
-            with_marker(
-                "Zenvia ticket 77 was canceled, so syncworker closed this case.", CANCEL_KEY
-            ),
+            "Zenvia ticket 77 was canceled, so syncworker closed this case.",
             False,
             None,
             CANCEL_KEY,
@@ -553,8 +571,8 @@ def test_the_cancel_notice_is_written_once() -> None:
     world.edit("zenvia", "status", 4)
     world.sync(crash_after=1, lose_ack=True)  # the notice was posted, its answer lost
     world.sync()
-    key = idempotency_key("cancel", "zenvia", world.ids["zenvia"] or "")
-    notices = [c for c in world.comments_on("crm") if find_marker(c.body) == key]
+    notice = f"Zenvia ticket {world.ids['zenvia']} was canceled, so syncworker closed this case."
+    notices = [c for c in world.comments_on("crm") if c.body == notice]
     assert len(notices) == 1
     assert world.value("crm", "Status") == "Closed"
     assert world.sync().is_empty

@@ -8,7 +8,6 @@ from typing import Any
 from syncworker import engine
 from syncworker.history import Entry, of_dead_letter, of_sync
 from syncworker.mapping import from_data, load_default
-from syncworker.markers import idempotency_key, with_marker
 from syncworker.model import RemoteComment, RemoteRecord
 from syncworker.store.tables import DeadLetter
 
@@ -119,14 +118,8 @@ def test_a_dead_letter_keeps_the_remotes_own_message_and_status() -> None:
 
 
 def test_a_copy_an_interrupted_sync_made_is_told_when_it_is_paired() -> None:
-    copy = RemoteComment(
-        "a-9",
-        "77",
-        with_marker("Customer called again", idempotency_key("comment", "crm", "00aX")),
-        True,
-        T0,
-    )
     original = RemoteComment("00aX", "500A", "Customer called again", True, T0)
+    copy = RemoteComment("a-9", "77", engine.copy_text(MAPPING, "crm", original), True, T0)
     (entry,) = story(case(), ticket(), crm_comments=[original], zenvia_comments=[copy])
     assert entry.kind == "comment"
     assert entry.detail == (

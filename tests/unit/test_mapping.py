@@ -220,7 +220,8 @@ BAD_FILES = [
     pytest.param(
         MINIMAL.replace("conflict:", "confilct:"),
         "fields.subject.confilct: unknown key; expected one of: crm, zenvia, direction, conflict, "
-        "crm_values, zenvia_values, to_zenvia, to_crm, default_to_zenvia, default_to_crm",
+        "crm_values, zenvia_values, to_zenvia, to_crm, default_to_zenvia, default_to_crm, "
+        "crm_max_length, zenvia_max_length, empty_to_crm, empty_to_zenvia",
         id="unknown-key",
     ),
     pytest.param(
