@@ -76,7 +76,7 @@ def build_gates(settings: Settings) -> dict[Side, SharedGate]:
 def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[Side, Connector]:
     settings.require("zenvia_token")
     if settings.salesforce_access_token is None:
-        settings.require("salesforce_client_id", "salesforce_client_secret")
+        settings.require("salesforce_login_url", "salesforce_client_id", "salesforce_client_secret")
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
 
@@ -103,6 +103,7 @@ def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[
             api_version=settings.salesforce_api_version,
             external_id_field=settings.salesforce_external_id_field,
             gate=gates["crm"],
+            assignment_rules_on_create=settings.salesforce_assignment_rules_on_create,
         ),
     }
 

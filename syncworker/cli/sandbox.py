@@ -88,19 +88,38 @@ def salesforce(
     seed: Seed = 0,
     populate: Populate = 0,
     daily_quota: Annotated[int, typer.Option(help="API requests allowed per day.")] = 100_000,
+    assignment_rule: Annotated[
+        bool, typer.Option(help="An active Case assignment rule (writes without FALSE).")
+    ] = True,
+    query_scan_limit: Annotated[
+        int, typer.Option(help="Rows a query may scan before QUERY_TIMEOUT; 0 = no limit.")
+    ] = 20_000,
+    restricted_picklist: Annotated[
+        list[str] | None,
+        typer.Option(help="A Case picklist field that refuses unknown values (repeatable)."),
+    ] = None,
+    binary_id_order: Annotated[
+        bool, typer.Option(help="ORDER BY Id in binary order instead of case-insensitive.")
+    ] = False,
 ) -> None:
     """Serve Salesforce's REST API (OAuth token endpoint, sObjects, SOQL, composite).
 
     Example: `syncworker sandbox salesforce --port 8082 --client-id demo --client-secret s3cret`.
     """
-    from syncworker.sandbox.salesforce import SalesforceSandbox
+    from syncworker.sandbox.salesforce import DEFAULT_QUEUE_ID, SalesforceSandbox
 
+    if query_scan_limit < 0:
+        raise typer.BadParameter("--query-scan-limit must be 0 (no limit) or more")
     sandbox = SalesforceSandbox(
         client_id=client_id,
         client_secret=client_secret,
         static_token=token,
         seed=seed,
         daily_quota=daily_quota,
+        assignment_rule_owner=DEFAULT_QUEUE_ID if assignment_rule else None,
+        query_scan_limit=query_scan_limit or None,
+        restricted_picklists=tuple(restricted_picklist or ()),
+        fold_ids=not binary_id_order,
     )
     if populate:
         sandbox.agent.populate(populate)
