@@ -3,8 +3,10 @@ My Domain logins, QUERY_TIMEOUT, Salesforce's own Id order, 15/18-character ids,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ from syncworker.connectors.base import RemoteRecord
 from syncworker.connectors.errors import AuthError, PermanentError, TransientError
 from syncworker.connectors.salesforce import SalesforceConnector, UpsertOutcome
 from syncworker.sandbox.salesforce import DEFAULT_QUEUE_ID, OWNER_IDS, SalesforceSandbox
-from syncworker.sandbox.server import Response
+from syncworker.sandbox.server import Response, SandboxServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, START, MovableClock
 
@@ -184,17 +186,35 @@ def test_changed_since_sorts_whatever_order_the_server_answers_in(
 
 
 def test_the_connector_takes_15_or_18_character_ids_and_sends_18(
-    connector: SalesforceConnector, sandbox: SalesforceSandbox
+    server: SandboxServer, sandbox: SalesforceSandbox
 ) -> None:
+    sent: list[str] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(unquote(str(request.url)) + request.content.decode())
+
+    client = httpx.Client(timeout=5.0, event_hooks={"request": [record]})
+    connector = SalesforceConnector(
+        client, login_url=server.base_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET
+    )
     case_id = sandbox.agent.create_case(Subject="one")
     short, lower = case_id[:15], case_id.lower()
+
     assert connector.get(short).id == case_id
     connector.update(lower, {"Subject": "two"})
     connector.add_comment(short, "hello", public=True, idempotency_key=KEY)
     assert [c.record_id for c in connector.list_comments(lower)] == [case_id]
     assert connector.update_many({short: {"Priority": "High"}}) == {short: None}
-    assert sandbox.agent.case(case_id)["Priority"] == "High"
     assert connector.confirm_deleted(short) is False
+    connector.close()
+
+    assert sandbox.agent.case(case_id)["Priority"] == "High"
+    written = [text for text in sent if "oauth2" not in text]
+    assert len(written) == 7  # get (+ its comment stamps), update, comment, list, many, confirm
+    for text in written:
+        assert case_id in text
+        assert lower not in text
+        assert re.search(short + r"(?![A-Za-z0-9])", text) is None  # never the 15-character form
 
 
 @pytest.mark.parametrize("bad", ["500", "500000000000001AA!", "500000000000001999"])
