@@ -20,7 +20,6 @@ Like SOQL, a condition may not mix AND and OR at one level without parentheses.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -495,7 +494,7 @@ class CompiledQuery:
         under an ORDER BY led by an indexed field stops the scan at the rows it returns."""
         selected = [row for row in rows if self.predicate(row)]
         if self.order_by:
-            selected.sort(key=functools.cmp_to_key(self._compare))
+            self._sort(selected)
         start = self.offset or 0
         end = None if self.limit is None else start + self.limit
         scanned = len(selected)
@@ -506,19 +505,21 @@ class CompiledQuery:
     def project(self, row: Row) -> dict[str, Any]:
         return {name: row.get(name) for name in self.fields}
 
-    def _compare(self, left: Row, right: Row) -> int:
-        for name, kind, descending, nulls_last in self.order_by:
-            a, b = left.get(name), right.get(name)
-            if a is None or b is None:
-                if a is None and b is None:
-                    continue
-                # a null sorts before a value unless NULLS LAST
-                return (1 if nulls_last else -1) * (1 if a is None else -1)
-            ka, kb = _sort_key(kind, a, self.fold_ids), _sort_key(kind, b, self.fold_ids)
-            if ka != kb:
-                result = -1 if ka < kb else 1
-                return -result if descending else result
-        return 0
+    def _sort(self, rows: list[Row]) -> None:
+        """Sort in place by ORDER BY: one stable pass per item, the last item first (as fast as
+        a key sort, unlike a comparison function). A null goes first unless NULLS LAST."""
+        for name, kind, descending, nulls_last in reversed(self.order_by):
+            null_rank = (1 if nulls_last else -1) * (-1 if descending else 1)
+            rows.sort(key=self._key(name, kind, null_rank), reverse=descending)
+
+    def _key(self, name: str, kind: FieldType, null_rank: int) -> Callable[[Row], tuple[int, Any]]:
+        fold = self.fold_ids
+
+        def key(row: Row) -> tuple[int, Any]:
+            value = row.get(name)
+            return (null_rank, None) if value is None else (0, _sort_key(kind, value, fold))
+
+        return key
 
 
 def compile_query(
