@@ -816,6 +816,9 @@ class SalesforceSandbox(SandboxApp):
         return None if before is None else dict(before)
 
     def _committed(self, sobject: str) -> Iterator[Row]:
+        if self._pending:  # forget the writes that have committed since
+            now = self._now()
+            self._pending = {k: p for k, p in self._pending.items() if now < p.visible_at}
         for row in self._rows[sobject].values():
             seen = self._visible(sobject, row) if self._pending else row
             if seen is not None:
