@@ -10,7 +10,8 @@ Facts of a real org it copes with (docs/real-apis.md, Salesforce):
 - Client credentials work only on the org's My Domain: a login URL on login/test.salesforce.com
   is refused at construction, and the server's own refusal names the same fix.
 - QUERY_TIMEOUT: a listing is split, never retried whole: `changed_since` halves its
-  SystemModstamp range, `iter_all` walks Id keyset chunks (`WHERE Id > last ORDER BY Id LIMIT n`).
+  SystemModstamp range (one busy second: Id chunks), `iter_all` walks Id keyset chunks
+  (`WHERE Id > last ORDER BY Id LIMIT n`).
 - No listing depends on an order Salesforce may not keep (SOQL orders ids case-insensitively):
   changes are sorted here, comment stamps are folded in through a dict keyed by Case Id.
 - Ids are taken in 15 or 18 characters (any case for 18) and sent as 18 (`salesforce_ids`).
@@ -32,7 +33,8 @@ Request costs (each counts against the org's daily API quota, see `last_quota`):
 - `get` 1; `update` 1; `create` 2 (upsert + GET); `add_comment` 2 (POST + GET);
   `find_created` 1; `list_comments` 1 per 2,000 comments;
 - `changed_since` 2 + 1 per 2,000 changed cases (+ 1 when comments changed on other cases),
-  + 1 per QUERY_TIMEOUT (each splits a range in two);
+  + 1 per QUERY_TIMEOUT (each splits a range in two; one second that still times out is read
+  in Id keyset chunks);
 - `iter_all` 1 per 2,000 cases + 1 per 2,000 comments (at least 2); on QUERY_TIMEOUT 1 more per
   10,000-row keyset chunk (+ 1 per timeout, each halving the chunk);
 - `update_many` / `upsert_many` 1 per 200 records.
@@ -84,7 +86,7 @@ QUOTA_RETRY_AFTER = 300.0  # the daily quota is a rolling 24 h window: look agai
 DEFAULT_RETRY_AFTER = 60.0
 PARENT_CHUNK = 200  # ids per `WHERE Id IN (...)`, keeping the query URL well under 16 KB
 KEYSET_CHUNK = 10_000  # rows per keyset query after a QUERY_TIMEOUT: five 2,000-row batches
-MIN_KEYSET_CHUNK = 200  # below this a QUERY_TIMEOUT is not about size: give up (transient)
+MIN_KEYSET_CHUNK = 50  # a timeout this small is not about size: give up (transient)
 NO_AUTO_ASSIGN = {"Sforce-Auto-Assign": "FALSE"}
 _MAX_PAGES = 100_000
 _OPEN_GATE = OpenGate()
@@ -320,32 +322,35 @@ class SalesforceConnector:
             yield record
 
     def _scan(self, sobject: str, columns: str, include_deleted: bool) -> Iterator[dict[str, Any]]:
-        """Every row of `sobject`: one query, or, when that meets QUERY_TIMEOUT, keyset chunks
-        `WHERE Id > last ORDER BY Id LIMIT n` (n halves on each further timeout). The keyset
-        takes the server's own order: `last` is the last row it returned, never compared here."""
-        whole = self.query(f"SELECT {columns} FROM {sobject}", include_deleted=include_deleted)
+        """Every row of `sobject`: one query, or, when that meets QUERY_TIMEOUT, Id keyset
+        chunks (`_keyset`)."""
+        select = f"SELECT {columns} FROM {sobject}"
+        whole = self.query(select, include_deleted=include_deleted)
         try:
             first = next(whole, None)
         except TransientError as error:
             if error.code != "QUERY_TIMEOUT":
                 raise
             log.info("salesforce: %s listing timed out; reading it in Id chunks", sobject)
-            yield from self._keyset(sobject, columns, include_deleted)
+            yield from self._keyset(select, None, include_deleted)
             return
-        if first is not None:
-            yield first
-            yield from whole
+        yield from _prepend(first, whole)
 
     def _keyset(
-        self, sobject: str, columns: str, include_deleted: bool
+        self, select: str, where: str | None, include_deleted: bool
     ) -> Iterator[dict[str, Any]]:
+        """`select` (its columns include Id) `WHERE where AND Id > last ORDER BY Id LIMIT n`,
+        chunk after chunk; n starts at 10,000 and halves on each QUERY_TIMEOUT. The keyset
+        follows the server's own order: `last` is the last row it returned, never compared here."""
         chunk = KEYSET_CHUNK
         after: str | None = None
         while True:
-            where = "" if after is None else f" WHERE Id > {_soql_string(after)}"
+            conditions = [where] if where else []
+            if after is not None:
+                conditions.append(f"Id > {_soql_string(after)}")
+            clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
             rows = self.query(
-                f"SELECT {columns} FROM {sobject}{where} ORDER BY Id LIMIT {chunk}",
-                include_deleted=include_deleted,
+                f"{select}{clause} ORDER BY Id LIMIT {chunk}", include_deleted=include_deleted
             )
             try:
                 first = next(rows, None)
@@ -357,7 +362,7 @@ class SalesforceConnector:
             count = 0
             for row in _prepend(first, rows):
                 count += 1
-                after = _row_id(row, sobject)
+                after = _row_id(row, select)
                 yield row
             if count < chunk:
                 return
@@ -372,14 +377,15 @@ class SalesforceConnector:
         `since`, so older than the Case's own stamp or than that newer comment); the parents
         not themselves changed (SystemModstamp < since: they sort first) are read in one
         `Id IN (...)` query; then one `queryAll` reads every changed Case, live or deleted.
-        A query meeting QUERY_TIMEOUT is split into two SystemModstamp ranges (`_ranged`).
+        A query meeting QUERY_TIMEOUT is split into SystemModstamp ranges, down to one second,
+        then Id chunks (`_ranged`).
         """
         since = _aware(since, "since")
         literal = _soql_datetime(since)
         columns = ", ".join(self._fields)
         newest: dict[str, datetime] = {}
         changed_comments = self._ranged(
-            "SELECT ParentId, SystemModstamp FROM CaseComment WHERE {range}", since
+            "SELECT Id, ParentId, SystemModstamp FROM CaseComment", since
         )
         _note_newest(newest, (c for c in changed_comments if isinstance(c.get("ParentId"), str)))
         parents = sorted(newest)
@@ -388,17 +394,15 @@ class SalesforceConnector:
             ids = ", ".join(_soql_string(i) for i in parents[start : start + PARENT_CHUNK])
             soql = f"SELECT {columns} FROM Case WHERE Id IN ({ids}) AND SystemModstamp < {literal}"
             earlier.extend(self._listed(row) for row in self.query(soql))
-        later = [
-            self._listed(row)
-            for row in self._ranged(f"SELECT {columns} FROM Case WHERE {{range}}", since)
-        ]
+        later = [self._listed(row) for row in self._ranged(f"SELECT {columns} FROM Case", since)]
         yield from (item for item in earlier + later if isinstance(item, Unreadable))
         records = [item for item in earlier + later if isinstance(item, RemoteRecord)]
         yield from sorted(_fold_comment_versions(records, newest), key=_order)
 
-    def _ranged(self, template: str, since: datetime) -> list[dict[str, Any]]:
-        """queryAll `template` with `{range}` = SystemModstamp ≥ since; a range that meets
-        QUERY_TIMEOUT is read as two halves (down to one second, Salesforce's precision)."""
+    def _ranged(self, select: str, since: datetime) -> list[dict[str, Any]]:
+        """queryAll `select` (its columns include Id) over SystemModstamp ≥ since. A range that
+        meets QUERY_TIMEOUT is read as two halves; one second (Salesforce's precision) that
+        still does is read in Id keyset chunks."""
         found: list[dict[str, Any]] = []
         pending: list[tuple[datetime, datetime | None]] = [(since, None)]
         while pending:
@@ -407,16 +411,18 @@ class SalesforceConnector:
             if high is not None:
                 condition += f" AND SystemModstamp < {_soql_datetime(high)}"
             try:
-                found.extend(
-                    list(self.query(template.format(range=condition), include_deleted=True))
-                )
+                found.extend(list(self.query(f"{select} WHERE {condition}", include_deleted=True)))
             except TransientError as error:
+                if error.code != "QUERY_TIMEOUT":
+                    raise
                 top = high if high is not None else max(self._clock(), low + timedelta(seconds=2))
                 middle = (low + (top - low) / 2).replace(microsecond=0)
-                if error.code != "QUERY_TIMEOUT" or middle <= low:
-                    raise
-                log.info("salesforce: changes since %s timed out; splitting at %s", low, middle)
-                pending[:0] = [(low, middle), (middle, high)]
+                if middle > low:
+                    log.info("salesforce: changes since %s timed out; splitting at %s", low, middle)
+                    pending[:0] = [(low, middle), (middle, high)]
+                    continue
+                log.info("salesforce: changes at %s timed out; reading them in Id chunks", low)
+                found.extend(list(self._keyset(select, condition, True)))
         return found
 
     def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
@@ -924,10 +930,10 @@ def _prepend(
         yield from rest
 
 
-def _row_id(row: Mapping[str, Any], sobject: str) -> str:
+def _row_id(row: Mapping[str, Any], query: str) -> str:
     value = row.get("Id")
     if not isinstance(value, str) or not value:
-        raise _malformed(f"a {sobject} row has no Id ({value!r})", sobject)
+        raise _malformed(f"a row of `{query}` has no Id ({value!r})", "Id")
     return value
 
 

@@ -150,8 +150,22 @@ def test_changed_since_a_busy_range_splits_it_and_misses_nothing(
     assert connector.requests.by_endpoint["GET queryAll"] < 20
 
 
+@pytest.mark.parametrize("sandbox_options", [{"query_scan_limit": 100}])
+def test_one_second_too_busy_for_one_query_is_read_in_id_chunks(
+    make_connector: Callable[..., SalesforceConnector],
+    sandbox: SalesforceSandbox,
+    clock: MovableClock,
+) -> None:
+    ids = [sandbox.agent.create_case(Subject=str(n)) for n in range(150)]  # one second
+    connector = make_connector(clock=clock)
+
+    changed = list(connector.changed_since(START))
+
+    assert sorted(r.id for r in changed) == sorted(ids)
+
+
 @pytest.mark.parametrize("sandbox_options", [{"query_scan_limit": 5}])
-def test_a_timeout_inside_one_second_cannot_be_split_and_stays_transient(
+def test_a_timeout_even_for_the_smallest_chunk_stays_transient(
     make_connector: Callable[..., SalesforceConnector],
     sandbox: SalesforceSandbox,
     clock: MovableClock,
