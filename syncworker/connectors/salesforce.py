@@ -315,10 +315,8 @@ class SalesforceConnector:
         _note_newest(newest, self._scan("CaseComment", "Id, ParentId, SystemModstamp", True))
         for row in self._scan("Case", ", ".join(self._fields), False):
             record = self._listed(row)
-            if isinstance(record, RemoteRecord) and newest.get(record.id, record.version) > (
-                record.version
-            ):
-                record = replace(record, version=newest[record.id])
+            if isinstance(record, RemoteRecord) and record.id in newest:
+                [record] = _fold_comment_versions([record], newest)
             yield record
 
     def _scan(self, sobject: str, columns: str, include_deleted: bool) -> Iterator[dict[str, Any]]:
