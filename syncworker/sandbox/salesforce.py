@@ -98,7 +98,6 @@ DELETED_WINDOW = timedelta(days=15)
 # Rows one query may scan before QUERY_TIMEOUT: a fifth of the reconcile benchmark's 100k-case
 # org (so a whole-table listing of a large org must be split), 16 times the chaos org's 1,200.
 QUERY_SCAN_LIMIT = 20_000
-LOGIN_HOSTS = frozenset({"login.salesforce.com", "test.salesforce.com"})
 MY_DOMAIN_SUFFIX = ".my.salesforce.com"
 
 
