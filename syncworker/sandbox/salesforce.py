@@ -768,7 +768,7 @@ class SalesforceSandbox(SandboxApp):
         """The row for `record_id` (15 or 18 chars), or 404 as Salesforce says it."""
         full = normalize_id(record_id)
         row = self._rows[sobject].get(full) if full else None
-        if row is not None and self._uncommitted(sobject, row):
+        if row is not None and self._actor is None and self._uncommitted(sobject, row):
             if for_write:
                 raise _error(
                     400,

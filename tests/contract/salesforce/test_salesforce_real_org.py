@@ -284,6 +284,7 @@ def test_a_late_committing_write_appears_later_with_its_earlier_stamp(
     stamp = sandbox.agent.case(theirs)["SystemModstamp"]
     clock.advance(seconds=1)
     sandbox.agent.edit(mine, Subject="edited in a long transaction")
+    sandbox.agent.edit(theirs, Priority="High")  # the same transaction goes on
 
     assert _ids(raw, "SELECT Id FROM Case") == [mine]
     assert raw.get(f"/sobjects/Case/{theirs}").status_code == 404
@@ -297,7 +298,8 @@ def test_a_late_committing_write_appears_later_with_its_earlier_stamp(
         "/query", params={"q": "SELECT Id, Subject, SystemModstamp FROM Case ORDER BY Id"}
     ).json()["records"]
     by_id = {row["Id"]: row for row in rows}
-    assert by_id[theirs]["SystemModstamp"] == stamp  # committed now, stamped then
+    assert by_id[theirs]["SystemModstamp"] > stamp  # its last write's stamp, not the commit's
+    assert by_id[theirs]["SystemModstamp"] == "2026-03-10T15:00:06.000+0000"
     assert by_id[mine]["Subject"] == "edited in a long transaction"
 
 
