@@ -22,9 +22,9 @@ Known facts played by default (docs/real-apis.md lists each, with its switch):
 Uncertain points, each a switch defaulting to the harshest plausible answer:
 - `fold_ids` (True): ORDER BY Id and Id comparisons are case-insensitive, unlike Python's order.
 - `restricted_picklists` (none): an unknown picklist value is stored silently.
-- `visibility_delay` (off; chaos scenarios turn it on, even mid-run): a share of the agents' writes stays
-  invisible to the API user for a while, then appears with its earlier stamp (a long
-  transaction); the API user's write to such a row meets UNABLE_TO_LOCK_ROW meanwhile.
+- `visibility_delay` (off; chaos scenarios turn it on, even mid-run): a share of the agents'
+  writes stays invisible to the API user for a while, then appears with its earlier stamp (a
+  long transaction); the API user's write to such a row meets UNABLE_TO_LOCK_ROW meanwhile.
 
 Where Salesforce's behaviour is not documented the sandbox makes a choice, said here:
 - Any DML update bumps `SystemModstamp`/`LastModifiedDate`, even when no value changes; a new
