@@ -17,12 +17,13 @@ import redis
 
 from syncworker.connectors.base import Connector
 from syncworker.connectors.salesforce import SalesforceConnector
+from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.locks import Locks
 from syncworker.mapping import Mapping, load, load_default
 from syncworker.model import Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
-from syncworker.settings import Settings, get_settings
+from syncworker.settings import ConfigError, Settings, get_settings
 from syncworker.store.db import reset_engines
 
 Enqueue = Callable[[Side, str], None]
@@ -77,6 +78,8 @@ def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[
     settings.require("zenvia_token")
     if settings.salesforce_access_token is None:
         settings.require("salesforce_client_id", "salesforce_client_secret")
+        if settings.salesforce_login_url is None:
+            raise ConfigError(f"missing SYNCWORKER_SALESFORCE_LOGIN_URL: {MY_DOMAIN_HINT}")
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
 
@@ -103,6 +106,7 @@ def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[
             api_version=settings.salesforce_api_version,
             external_id_field=settings.salesforce_external_id_field,
             gate=gates["crm"],
+            assignment_rules_on_create=settings.salesforce_assignment_rules_on_create,
         ),
     }
 

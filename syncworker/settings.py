@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from syncworker.connectors.salesforce_login import check_client_credentials_url
+
 PREFIX = "SYNCWORKER_"
 SECRET_FIELDS = ("zenvia_token", "salesforce_client_secret", "salesforce_access_token")
 
@@ -48,7 +50,9 @@ class Settings(BaseSettings):
     zenvia_business_hours: str = "07:00-19:00"
     zenvia_timezone: str = "America/Sao_Paulo"
 
-    salesforce_login_url: str = "https://login.salesforce.com"
+    # The org's My Domain (https://NAME.my.salesforce.com): no default can work, since
+    # Salesforce refuses client credentials on login.salesforce.com and test.salesforce.com.
+    salesforce_login_url: str | None = None
     salesforce_instance_url: str | None = None
     salesforce_client_id: str | None = None
     salesforce_client_secret: SecretStr | None = None
@@ -56,6 +60,9 @@ class Settings(BaseSettings):
     salesforce_api_version: str = "62.0"
     salesforce_external_id_field: str = "Zenvia_Ticket_Id__c"
     salesforce_daily_quota_reserve: float = Field(default=0.1, ge=0, lt=1)
+    # Let the org's Case assignment rules pick the owner of the Cases we create (never on
+    # updates: every other write says Sforce-Auto-Assign: FALSE).
+    salesforce_assignment_rules_on_create: bool = False
 
     poll_interval_seconds: float = Field(default=30.0, gt=0)
     poll_overlap_seconds: float = Field(default=120.0, ge=0)
@@ -154,6 +161,19 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "VERIFY_TLS=false is allowed only when every remote is on loopback"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _salesforce_token_url(self) -> Settings:
+        """Client credentials need the org's My Domain; fail now, naming the fix."""
+        uses_client_credentials = (
+            self.salesforce_client_id is not None and self.salesforce_access_token is None
+        )
+        if uses_client_credentials and self.salesforce_login_url is not None:
+            try:
+                check_client_credentials_url(self.salesforce_login_url)
+            except ValueError as exc:
+                raise ValueError(f"{PREFIX}SALESFORCE_LOGIN_URL: {exc}") from None
         return self
 
     @property

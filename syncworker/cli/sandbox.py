@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import time as clock_time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from syncworker.cli.ops import OperatorError
 from syncworker.sandbox.server import RateLimit, SandboxApp, SandboxServer
+
+if TYPE_CHECKING:
+    from syncworker.sandbox.salesforce import VisibilityDelay
 
 app = typer.Typer(
     help="Serve local simulators of the remote APIs (for demos, tests, trials).\n\n"
@@ -88,20 +91,59 @@ def salesforce(
     seed: Seed = 0,
     populate: Populate = 0,
     daily_quota: Annotated[int, typer.Option(help="API requests allowed per day.")] = 100_000,
+    assignment_rule: Annotated[
+        bool, typer.Option(help="An active Case assignment rule (writes without FALSE).")
+    ] = True,
+    query_scan_limit: Annotated[
+        int, typer.Option(help="Rows a query may scan before QUERY_TIMEOUT; 0 = no limit.")
+    ] = 20_000,
+    restricted_picklist: Annotated[
+        list[str] | None,
+        typer.Option(help="A Case picklist field that refuses unknown values (repeatable)."),
+    ] = None,
+    binary_id_order: Annotated[
+        bool, typer.Option(help="ORDER BY Id in binary order instead of case-insensitive.")
+    ] = False,
+    visibility_delay: Annotated[
+        str | None,
+        typer.Option(
+            help="SHARE:SECONDS, e.g. 0.05:90: that share of the agents' writes commits late."
+        ),
+    ] = None,
 ) -> None:
     """Serve Salesforce's REST API (OAuth token endpoint, sObjects, SOQL, composite).
 
     Example: `syncworker sandbox salesforce --port 8082 --client-id demo --client-secret s3cret`.
     """
-    from syncworker.sandbox.salesforce import SalesforceSandbox
+    from syncworker.sandbox.salesforce import DEFAULT_QUEUE_ID, SalesforceSandbox
 
+    if query_scan_limit < 0:
+        raise typer.BadParameter("--query-scan-limit must be 0 (no limit) or more")
+    late = _visibility_delay(visibility_delay) if visibility_delay else None
     sandbox = SalesforceSandbox(
         client_id=client_id,
         client_secret=client_secret,
         static_token=token,
         seed=seed,
         daily_quota=daily_quota,
+        assignment_rule_owner=DEFAULT_QUEUE_ID if assignment_rule else None,
+        query_scan_limit=query_scan_limit or None,
+        restricted_picklists=tuple(restricted_picklist or ()),
+        fold_ids=not binary_id_order,
+        visibility_delay=late,
     )
     if populate:
         sandbox.agent.populate(populate)
     _run(_serve(sandbox, host, port, allow_remote), "/services/data/")
+
+
+def _visibility_delay(given: str) -> VisibilityDelay:
+    from syncworker.sandbox.salesforce import VisibilityDelay
+
+    share, _, seconds = given.partition(":")
+    try:
+        return VisibilityDelay(float(share), float(seconds))
+    except ValueError:
+        raise typer.BadParameter(
+            f"--visibility-delay expects SHARE:SECONDS, SHARE in 0..1 (e.g. 0.05:90), not {given!r}"
+        ) from None

@@ -4,6 +4,18 @@ Records are SOQL rows minus `attributes`: native field values exactly as Salesfo
 (datetimes stay `2013-05-20T20:49:32.000+0000` strings; the mapping gives them meaning).
 A record's version is its parsed `SystemModstamp` (system-set, unlike LastModifiedDate).
 
+Facts of a real org it copes with (docs/real-apis.md, Salesforce):
+- Every write says `Sforce-Auto-Assign: FALSE`, so an active Case assignment rule never takes
+  a Case from its owner (`assignment_rules_on_create` lets the rules run on creates only).
+- Client credentials work only on the org's My Domain: a login URL on login/test.salesforce.com
+  is refused at construction, and the server's own refusal names the same fix.
+- QUERY_TIMEOUT: a listing is split, never retried whole: `changed_since` halves its
+  SystemModstamp range (one busy second: Id chunks), `iter_all` walks Id keyset chunks
+  (`WHERE Id > last ORDER BY Id LIMIT n`).
+- No listing depends on an order Salesforce may not keep (SOQL orders ids case-insensitively):
+  changes are sorted here, comment stamps are folded in through a dict keyed by Case Id.
+- Ids are taken in 15 or 18 characters (any case for 18) and sent as 18 (`salesforce_ids`).
+
 Creates are idempotent by construction: `create` upserts on the External ID + Unique field
 (`Zenvia_Ticket_Id__c` by default) with the idempotency key as its value, so a retry after a
 lost response updates the record the first attempt made instead of creating another.
@@ -20,8 +32,11 @@ connection (GETs and the PATCHes, which set values and so may be sent twice).
 Request costs (each counts against the org's daily API quota, see `last_quota`):
 - `get` 1; `update` 1; `create` 2 (upsert + GET); `add_comment` 2 (POST + GET);
   `find_created` 1; `list_comments` 1 per 2,000 comments;
-- `changed_since` 2 + 1 per 2,000 changed cases (+ 1 when comments changed on other cases);
-- `iter_all` 1 per 2,000 cases + 1 per 2,000 comments (at least 1);
+- `changed_since` 2 + 1 per 2,000 changed cases (+ 1 when comments changed on other cases),
+  + 1 per QUERY_TIMEOUT (each splits a range in two; one second that still times out is read
+  in Id keyset chunks);
+- `iter_all` 1 per 2,000 cases + 1 per 2,000 comments (at least 2); on QUERY_TIMEOUT 1 more per
+  10,000-row keyset chunk (+ 1 per timeout, each halving the chunk);
 - `update_many` / `upsert_many` 1 per 200 records.
 """
 
@@ -50,6 +65,8 @@ from syncworker.connectors.errors import (
     RemoteError,
     TransientError,
 )
+from syncworker.connectors.salesforce_ids import to_id18
+from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT, check_client_credentials_url
 from syncworker.markers import with_marker
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
@@ -68,6 +85,9 @@ COMMENT_MAX_BYTES = 4000
 QUOTA_RETRY_AFTER = 300.0  # the daily quota is a rolling 24 h window: look again in 5 minutes
 DEFAULT_RETRY_AFTER = 60.0
 PARENT_CHUNK = 200  # ids per `WHERE Id IN (...)`, keeping the query URL well under 16 KB
+KEYSET_CHUNK = 10_000  # rows per keyset query after a QUERY_TIMEOUT: five 2,000-row batches
+MIN_KEYSET_CHUNK = 50  # a timeout this small is not about size: give up (transient)
+NO_AUTO_ASSIGN = {"Sforce-Auto-Assign": "FALSE"}
 _MAX_PAGES = 100_000
 _OPEN_GATE = OpenGate()
 
@@ -165,9 +185,12 @@ class SalesforceConnector:
     """The `Connector` for Salesforce Cases (and their CaseComments).
 
     `client` is a pooled `httpx.Client` holding the timeouts (closed by `close()`).
-    `login_url` is where OAuth tokens come from (`https://login.salesforce.com` or the org's
-    My Domain); `instance_url`, when given, overrides the one the token answer names and is
-    required with a static `access_token`. `fields` are the Case fields read everywhere
+    `login_url` is where OAuth tokens come from: the org's My Domain (client credentials are
+    refused on login/test.salesforce.com); `instance_url`, when given, overrides the one the
+    token answer names and is required with a static `access_token`.
+    `assignment_rules_on_create` lets the org's Case assignment rules pick the owner of the
+    Cases this connector creates (never on updates). `clock` gives "now" when a QUERY_TIMEOUT
+    splits an open-ended range. `fields` are the Case fields read everywhere
     (`Id`, `SystemModstamp`, `IsDeleted` are always added, and the external id field too).
     """
 
@@ -179,7 +202,7 @@ class SalesforceConnector:
         self,
         client: httpx.Client,
         *,
-        login_url: str,
+        login_url: str | None = None,
         instance_url: str | None = None,
         client_id: str | None = None,
         client_secret: SecretStr | str | None = None,
@@ -188,6 +211,8 @@ class SalesforceConnector:
         external_id_field: str = "Zenvia_Ticket_Id__c",
         fields: Sequence[str] = DEFAULT_CASE_FIELDS,
         gate: RequestGate = _OPEN_GATE,
+        assignment_rules_on_create: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not _VERSION.fullmatch(api_version) or float(api_version) < 46:
             raise ValueError(
@@ -204,8 +229,12 @@ class SalesforceConnector:
             )
         if token is not None and not instance_url:
             raise ValueError("a static access_token needs instance_url")
+        if token is None:
+            if not login_url:
+                raise ValueError(f"client credentials need login_url: {MY_DOMAIN_HINT}")
+            check_client_credentials_url(login_url)
         self._client = client
-        self._login_url = login_url.rstrip("/")
+        self._login_url = (login_url or "").rstrip("/")
         self._configured_instance = instance_url.rstrip("/") if instance_url else None
         self._instance = self._configured_instance
         self._client_id = client_id
@@ -219,6 +248,8 @@ class SalesforceConnector:
             dict.fromkeys(("Id", *fields, external_id_field, "SystemModstamp", "IsDeleted"))
         )
         self._gate = gate
+        self._create_headers = {} if assignment_rules_on_create else NO_AUTO_ASSIGN
+        self._clock = clock
         self.requests = RequestCounter()
         self.last_quota: tuple[int, int] | None = None
 
@@ -232,9 +263,10 @@ class SalesforceConnector:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, record_id: str) -> RemoteRecord:
+        record_id = _id18(record_id)
         response = self._call(
             "GET",
-            f"sobjects/Case/{_segment(record_id)}",
+            f"sobjects/Case/{record_id}",
             "GET sobjects/Case/{id}",
             params={"fields": ",".join(self._fields)},
         )
@@ -243,8 +275,11 @@ class SalesforceConnector:
         )[0]
 
     def confirm_deleted(self, record_id: str) -> bool:
-        """Whether queryAll shows the Case in the recycle bin or merged away (IsDeleted)."""
-        soql = f"SELECT Id, IsDeleted FROM Case WHERE Id = {_soql_string(record_id)}"
+        """Whether queryAll shows the Case deleted: in the recycle bin, or merged into another
+        Case (a merge deletes the losing record). No row (never existed, purged, or not
+        visible to us) proves nothing: False. One request per record; the `deleted/` feed
+        would answer many at once but only for 15 days back, and not by id."""
+        soql = f"SELECT Id, IsDeleted FROM Case WHERE Id = {_soql_string(_id18(record_id))}"
         return any(row.get("IsDeleted") is True for row in self.query(soql, include_deleted=True))
 
     def changed_at(self, fields: NativeFields) -> datetime | None:
@@ -270,69 +305,86 @@ class SalesforceConnector:
         return _fold_comment_versions(records, newest)
 
     def iter_all(self) -> Iterator[Listed]:
-        """Every Case not in the recycle bin, by Id, 2,000 per request, its version folding in
-        its newest comment's.
+        """Every Case not in the recycle bin, streamed 2,000 per request, its version folding
+        in its newest comment's.
 
-        The comments come from one CaseComment listing in ParentId order, merged with the Cases
-        as both stream (requests: listing pages only; memory: a page of each). The merge needs
-        both in one order, so a listing that goes back raises MalformedResponseError.
+        The comments' newest stamps are read first (one streamed queryAll, kept as a dict by
+        Case Id: no order assumed), then the Cases stream. Either listing that meets
+        QUERY_TIMEOUT walks Id keyset chunks instead (see `_scan`).
         """
-        cases = self.query(f"SELECT {', '.join(self._fields)} FROM Case ORDER BY Id")
-        newest = self._newest_comments()
-        # sorts before every Id, so the comments are first listed when the first Case arrives
-        pending: tuple[str, datetime] | None = ("", datetime.min.replace(tzinfo=UTC))
-        previous = ""
-        for row in cases:
+        newest: dict[str, datetime] = {}
+        _note_newest(newest, self._scan("CaseComment", "Id, ParentId, SystemModstamp", True))
+        for row in self._scan("Case", ", ".join(self._fields), False):
             record = self._listed(row)
-            if record.id <= previous:
-                raise _malformed(f"Cases by Id went backwards at {record.id}", "Case")
-            previous = record.id
-            if isinstance(record, Unreadable):
-                yield record
-                continue
-            while pending is not None and pending[0] < record.id:
-                pending = next(newest, None)
-            if pending is not None and pending[0] == record.id and pending[1] > record.version:
-                record = replace(record, version=pending[1])
+            if isinstance(record, RemoteRecord) and record.id in newest:
+                [record] = _fold_comment_versions([record], newest)
             yield record
 
-    def _newest_comments(self) -> Iterator[tuple[str, datetime]]:
-        """(ParentId, newest SystemModstamp) of every case with comments (deleted ones count:
-        a deletion bumps the stamp), ascending by ParentId, from one streamed queryAll."""
-        soql = "SELECT ParentId, SystemModstamp FROM CaseComment ORDER BY ParentId"
-        current: tuple[str, datetime] | None = None
-        for row in self.query(soql, include_deleted=True):
-            parent = _parent_id(row)
-            stamp = _parse_datetime(row.get("SystemModstamp"), "SystemModstamp", parent)
-            if current is not None and parent == current[0]:
-                current = (parent, max(stamp, current[1]))
+    def _scan(self, sobject: str, columns: str, include_deleted: bool) -> Iterator[dict[str, Any]]:
+        """Every row of `sobject`: one query, or, when that meets QUERY_TIMEOUT, Id keyset
+        chunks (`_keyset`)."""
+        select = f"SELECT {columns} FROM {sobject}"
+        whole = self.query(select, include_deleted=include_deleted)
+        try:
+            first = next(whole, None)
+        except TransientError as error:
+            if error.code != "QUERY_TIMEOUT":
+                raise
+            log.info("salesforce: %s listing timed out; reading it in Id chunks", sobject)
+            yield from self._keyset(select, None, include_deleted)
+            return
+        yield from _prepend(first, whole)
+
+    def _keyset(
+        self, select: str, where: str | None, include_deleted: bool
+    ) -> Iterator[dict[str, Any]]:
+        """`select` (its columns include Id) `WHERE where AND Id > last ORDER BY Id LIMIT n`,
+        chunk after chunk; n starts at 10,000 and halves on each QUERY_TIMEOUT. The keyset
+        follows the server's own order: `last` is the last row it returned, never compared here."""
+        chunk = KEYSET_CHUNK
+        after: str | None = None
+        while True:
+            conditions = [where] if where else []
+            if after is not None:
+                conditions.append(f"Id > {_soql_string(after)}")
+            clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            rows = self.query(
+                f"{select}{clause} ORDER BY Id LIMIT {chunk}", include_deleted=include_deleted
+            )
+            try:
+                first = next(rows, None)
+            except TransientError as error:
+                if error.code != "QUERY_TIMEOUT" or chunk <= MIN_KEYSET_CHUNK:
+                    raise
+                chunk //= 2
                 continue
-            if current is not None:
-                if parent < current[0]:
-                    raise _malformed(
-                        f"CaseComments by ParentId went backwards at {parent}", "CaseComment"
-                    )
-                yield current
-            current = (parent, stamp)
-        if current is not None:
-            yield current
+            count = 0
+            for row in _prepend(first, rows):
+                count += 1
+                after = _row_id(row, select)
+                yield row
+            if count < chunk:
+                return
 
     def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Cases whose SystemModstamp, or one of whose comments' SystemModstamp, is ≥ `since`,
-        deleted ones included (`deleted=True`), in ascending (version, id) order.
+        deleted ones included (`deleted=True`), in ascending (version, id) order (sorted here:
+        no server order is trusted).
 
         Order of work: the comments changed since then name their parents and carry the only
         comment stamps that can move a listed Case's version (an older comment is older than
         `since`, so older than the Case's own stamp or than that newer comment); the parents
         not themselves changed (SystemModstamp < since: they sort first) are read in one
-        `Id IN (...)` query; then one `queryAll` streams every changed Case, live or deleted.
+        `Id IN (...)` query; then one `queryAll` reads every changed Case, live or deleted.
+        A query meeting QUERY_TIMEOUT is split into SystemModstamp ranges, down to one second,
+        then Id chunks (`_ranged`).
         """
-        literal = _soql_datetime(_aware(since, "since"))
+        since = _aware(since, "since")
+        literal = _soql_datetime(since)
         columns = ", ".join(self._fields)
         newest: dict[str, datetime] = {}
-        changed_comments = self.query(
-            f"SELECT ParentId, SystemModstamp FROM CaseComment WHERE SystemModstamp >= {literal}",
-            include_deleted=True,
+        changed_comments = self._ranged(
+            "SELECT Id, ParentId, SystemModstamp FROM CaseComment", since
         )
         _note_newest(newest, (c for c in changed_comments if isinstance(c.get("ParentId"), str)))
         parents = sorted(newest)
@@ -341,15 +393,36 @@ class SalesforceConnector:
             ids = ", ".join(_soql_string(i) for i in parents[start : start + PARENT_CHUNK])
             soql = f"SELECT {columns} FROM Case WHERE Id IN ({ids}) AND SystemModstamp < {literal}"
             earlier.extend(self._listed(row) for row in self.query(soql))
-        soql = (
-            f"SELECT {columns} FROM Case WHERE SystemModstamp >= {literal} "
-            "ORDER BY SystemModstamp, Id"
-        )
-        later = [self._listed(row) for row in self.query(soql, include_deleted=True)]
+        later = [self._listed(row) for row in self._ranged(f"SELECT {columns} FROM Case", since)]
         yield from (item for item in earlier + later if isinstance(item, Unreadable))
         records = [item for item in earlier + later if isinstance(item, RemoteRecord)]
-        _in_version_order(later, "changed Cases")
         yield from sorted(_fold_comment_versions(records, newest), key=_order)
+
+    def _ranged(self, select: str, since: datetime) -> list[dict[str, Any]]:
+        """queryAll `select` (its columns include Id) over SystemModstamp ≥ since. A range that
+        meets QUERY_TIMEOUT is read as two halves; one second (Salesforce's precision) that
+        still does is read in Id keyset chunks."""
+        found: list[dict[str, Any]] = []
+        pending: list[tuple[datetime, datetime | None]] = [(since, None)]
+        while pending:
+            low, high = pending.pop(0)
+            condition = f"SystemModstamp >= {_soql_datetime(low)}"
+            if high is not None:
+                condition += f" AND SystemModstamp < {_soql_datetime(high)}"
+            try:
+                found.extend(list(self.query(f"{select} WHERE {condition}", include_deleted=True)))
+            except TransientError as error:
+                if error.code != "QUERY_TIMEOUT":
+                    raise
+                top = high if high is not None else max(self._clock(), low + timedelta(seconds=2))
+                middle = (low + (top - low) / 2).replace(microsecond=0)
+                if middle > low:
+                    log.info("salesforce: changes since %s timed out; splitting at %s", low, middle)
+                    pending[:0] = [(low, middle), (middle, high)]
+                    continue
+                log.info("salesforce: changes at %s timed out; reading them in Id chunks", low)
+                found.extend(list(self._keyset(select, condition, True)))
+        return found
 
     def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
         """The Case an earlier `create` with this key made (deleted or not), by the external id
@@ -392,7 +465,7 @@ class SalesforceConnector:
     def list_comments(self, record_id: str) -> list[RemoteComment]:
         soql = (
             f"SELECT {', '.join(COMMENT_FIELDS)} FROM CaseComment "
-            f"WHERE ParentId = {_soql_string(record_id)} ORDER BY CreatedDate, Id"
+            f"WHERE ParentId = {_soql_string(_id18(record_id))} ORDER BY CreatedDate, Id"
         )
         return [self._comment(row) for row in self.query(soql)]
 
@@ -414,6 +487,7 @@ class SalesforceConnector:
             f"sobjects/Case/{self._external}/{_segment(idempotency_key)}",
             f"PATCH sobjects/Case/{self._external}/{{key}}",
             json=body,
+            headers=self._create_headers,
             idempotent=True,
         )
         answer = _parse(_SaveResult, _json(response), "upsert")
@@ -444,9 +518,10 @@ class SalesforceConnector:
             return
         self._call(
             "PATCH",
-            f"sobjects/Case/{_segment(record_id)}",
+            f"sobjects/Case/{_id18(record_id)}",
             "PATCH sobjects/Case/{id}",
             json=self._body(changes, keep_external=True),
+            headers=NO_AUTO_ASSIGN,
             idempotent=True,
         )
         if landed is not None:
@@ -463,7 +538,11 @@ class SalesforceConnector:
         results.update({record_id: None for record_id, body in changes.items() if not body})
         for chunk in _chunks(pending, COLLECTION_LIMIT):
             records = [
-                {"attributes": {"type": "Case"}, **self._body(body, keep_external=True), "Id": rid}
+                {
+                    "attributes": {"type": "Case"},
+                    **self._body(body, keep_external=True),
+                    "Id": _id18(rid),
+                }
                 for rid, body in chunk
             ]
             answers = self._collection(
@@ -513,7 +592,8 @@ class SalesforceConnector:
             "POST",
             "sobjects/CaseComment",
             "POST sobjects/CaseComment",
-            json={"ParentId": record_id, "CommentBody": text, "IsPublished": public},
+            json={"ParentId": _id18(record_id), "CommentBody": text, "IsPublished": public},
+            headers=NO_AUTO_ASSIGN,
         )
         return _parse(_CreateAnswer, _json(response), "POST sobjects/CaseComment").id
 
@@ -572,6 +652,9 @@ class SalesforceConnector:
             if status == 429:
                 wait = http.retry_after_seconds(response.headers.get("Retry-After"))
                 raise RateLimitedError(text, retry_after=wait, **common)
+            if code == "invalid_grant" and "domain" in text:
+                text = f"{text}: {self._login_url} cannot issue client-credentials tokens; "
+                text += MY_DOMAIN_HINT
             if status == 408 or status >= 500:
                 raise TransientError(text, **common)
             raise AuthError(text, **common)
@@ -714,7 +797,12 @@ class SalesforceConnector:
         self, path: str, endpoint: str, records: list[dict[str, Any]], expected: int
     ) -> list[_SaveResult]:
         response = self._call(
-            "PATCH", path, endpoint, json={"allOrNone": False, "records": records}, idempotent=True
+            "PATCH",
+            path,
+            endpoint,
+            json={"allOrNone": False, "records": records},
+            headers=NO_AUTO_ASSIGN,
+            idempotent=True,
         )
         payload = _json(response)
         if not isinstance(payload, list) or len(payload) != expected:
@@ -833,15 +921,27 @@ def _order(record: RemoteRecord) -> tuple[datetime, str]:
     return record.version, record.id
 
 
-def _in_version_order(listed: Iterable[Listed], what: str) -> None:
-    """Refuse a listing that claims (version) order and goes back (unreadable rows aside)."""
-    previous: datetime | None = None
-    for record in listed:
-        if isinstance(record, Unreadable):
-            continue
-        if previous is not None and record.version < previous:
-            raise _malformed(f"{what} went backwards at {record.id}", what)
-        previous = record.version
+def _prepend(
+    first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _row_id(row: Mapping[str, Any], query: str) -> str:
+    value = row.get("Id")
+    if not isinstance(value, str) or not value:
+        raise _malformed(f"a row of `{query}` has no Id ({value!r})", "Id")
+    return value
+
+
+def _id18(value: str) -> str:
+    """An id as Salesforce returns it (18 characters); a malformed one is a permanent error."""
+    try:
+        return to_id18(value)
+    except ValueError as exc:
+        raise PermanentError(str(exc), remote=REMOTE, code="MALFORMED_ID") from exc
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -3,17 +3,32 @@
 Serve it with `SandboxServer(SalesforceSandbox(client_id=…, client_secret=…)).start()`; tests act
 "as a human agent" through `sandbox.agent`, which runs the very same route handlers in-process.
 
-Modelled: OAuth client-credentials tokens (expirable), API versions v46.0+, sObject CRUD with
-soft delete, upsert by external id (201/200/300/404, `updateOnly`), a SOQL subset (see
-`soql.py`) through `query`/`queryAll` with server-side cursors and `nextRecordsUrl`, the
-`updated/` and `deleted/` replication feeds, sObject Collections (create, update, upsert,
-`allOrNone`), field validation (unknown, read-only, too long, restricted picklists, ids,
-owners), `SystemModstamp` bumped on every change, the daily API quota in `Sforce-Limit-Info`.
+Modelled: OAuth client-credentials tokens (expirable; refused on login/test.salesforce.com,
+accepted on a My Domain host; client id/secret in the form or as HTTP Basic), API versions
+v46.0 to v68.0 with the versions list, `describe` and `limits`, sObject CRUD with soft delete,
+upsert by external id (201/200/300/404, `updateOnly`), a SOQL subset (see `soql.py`) through
+`query`/`queryAll` with server-side cursors and `nextRecordsUrl` (Case, CaseComment, User,
+Group), the `updated/` and `deleted/` replication feeds, sObject Collections (create, update,
+upsert, `allOrNone`), field validation (unknown, read-only, too long, picklists, ids, owners),
+`SystemModstamp` bumped on every change, the daily API quota in `Sforce-Limit-Info`.
+
+Known facts played by default (docs/real-apis.md lists each, with its switch):
+- Stamps have whole-second precision: changes within one second share one stamp.
+- An active Case assignment rule: every REST create or update without
+  `Sforce-Auto-Assign: FALSE` gives the Case to `assignment_rule_owner` (a queue).
+- A query scanning more than `query_scan_limit` rows fails with QUERY_TIMEOUT.
+- 15- and 18-character ids (the latter in any letter case) name one record; 18 are returned.
+
+Uncertain points, each a switch defaulting to the harshest plausible answer:
+- `fold_ids` (True): ORDER BY Id and Id comparisons are case-insensitive, unlike Python's order.
+- `restricted_picklists` (none): an unknown picklist value is stored silently.
+- `visibility_delay` (off; chaos scenarios turn it on, even mid-run): a share of the agents'
+  writes stays invisible to the API user for a while, then appears with its earlier stamp (a
+  long transaction); the API user's write to such a row meets UNABLE_TO_LOCK_ROW meanwhile.
 
 Where Salesforce's behaviour is not documented the sandbox makes a choice, said here:
 - Any DML update bumps `SystemModstamp`/`LastModifiedDate`, even when no value changes; a new
   CaseComment does NOT touch its parent Case (poll CaseComment separately).
-- Stamps are strictly increasing per change (+1 ms when the clock has not moved).
 - Deleting a Case soft-deletes its comments; soft-deleted rows are invisible to GET, `query`
   and upsert matching (a unique external id may be reused), visible to `queryAll`/`deleted/`.
 - Empty strings are stored as null, as Salesforce does for text fields.
@@ -32,12 +47,13 @@ import json
 import random
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.sandbox.server import (
     Clock,
     Handler,
@@ -45,6 +61,7 @@ from syncworker.sandbox.server import (
     Request,
     Response,
     SandboxApp,
+    _is_loopback,
     utc_now,
 )
 from syncworker.sandbox.soql import (
@@ -58,9 +75,11 @@ from syncworker.sandbox.soql import (
 __all__ = [
     "API_USER_ID",
     "DEFAULT_PICKLISTS",
+    "DEFAULT_QUEUE_ID",
     "OWNER_IDS",
     "SalesforceAgentDesk",
     "SalesforceSandbox",
+    "VisibilityDelay",
     "normalize_id",
     "to_id18",
 ]
@@ -68,7 +87,7 @@ __all__ = [
 TOKEN_PATH = "/services/oauth2/token"  # noqa: S105 (a path, not a secret)
 DATA = "/services/data/{version}"
 MIN_API_VERSION = 46
-MAX_API_VERSION = 64
+MAX_API_VERSION = 68
 COLLECTION_LIMIT = 200
 DEFAULT_BATCH = 2000
 MIN_BATCH = 200
@@ -76,41 +95,38 @@ MAX_OPEN_CURSORS = 10
 CURSOR_IDLE = timedelta(minutes=15)
 UPDATED_WINDOW = timedelta(days=30)
 DELETED_WINDOW = timedelta(days=15)
+# Rows one query may scan before QUERY_TIMEOUT: a fifth of the reconcile benchmark's 100k-case
+# org (so a whole-table listing of a large org must be split), 16 times the chaos org's 1,200.
+QUERY_SCAN_LIMIT = 20_000
+MY_DOMAIN_SUFFIX = ".my.salesforce.com"
 
 
 # -- ids ----------------------------------------------------------------------------------
 
-_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # ASCII order
-_ID_SHAPE = re.compile(r"[a-zA-Z0-9]{15}(?:[A-Z0-5]{3})?")
-
-
-def to_id18(id15: str) -> str:
-    """Append Salesforce's case-safe checksum: one character per 5, from their upper-case bits."""
-    suffix = ""
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, char in enumerate(id15[start : start + 5]) if "A" <= char <= "Z")
-        suffix += _SUFFIX[bits]
-    return id15 + suffix
 
 
 def normalize_id(value: str) -> str | None:
     """The 18-character form of a 15- or 18-character id, or None when it is not an id."""
-    if not isinstance(value, str) or not _ID_SHAPE.fullmatch(value):
+    try:
+        return to_id18(value)
+    except ValueError:
         return None
-    full = to_id18(value[:15])
-    return full if len(value) == 15 or full == value else None
 
 
 API_USER_ID = to_id18("005000000000001")  # the integration user the connected app runs as
 OWNER_IDS = tuple(to_id18(f"005{n:012d}") for n in range(1, 6))
 DEFAULT_AGENT_ID = OWNER_IDS[1]
+DEFAULT_QUEUE_ID = to_id18("00G000000000001")  # the Case assignment rule's catch-all queue
 ORG_ID = to_id18("00D000000000001")
+OWNER_PREFIXES = ("005", "00G")  # a Case belongs to a user or a queue
 
 DEFAULT_PICKLISTS: dict[str, tuple[str, ...]] = {
     "Status": ("New", "Working", "Escalated", "On Hold", "Closed"),
     "Priority": ("High", "Medium", "Low"),
     "Origin": ("Phone", "Email", "Web"),
+    "Type": ("Mechanical", "Electrical", "Electronic", "Structural", "Other"),
+    "Reason": ("Installation", "Equipment Complexity", "Performance", "Breakdown", "Other"),
 }
 _PICKLIST_DEFAULTS = {"Status": "New", "Priority": "Medium"}
 
@@ -138,6 +154,26 @@ class _IdMaker:
 
 
 @dataclass(frozen=True)
+class VisibilityDelay:
+    """`share` (0..1) of the agents' writes stay invisible to other sessions for `seconds`."""
+
+    share: float
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.share <= 1 or self.seconds < 0:
+            raise ValueError("VisibilityDelay: share is 0..1 and seconds at least 0")
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A write not yet committed: other sessions see `before` (None: no row) until `visible_at`."""
+
+    visible_at: datetime
+    before: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     type: FieldType
     createable: bool = True
@@ -148,28 +184,32 @@ class FieldSpec:
     prefixes: tuple[str, ...] = ()  # key prefixes a reference may point to
 
 
-def _case_schema(external_id_field: str) -> dict[str, FieldSpec]:
+def _case_schema(external_id_field: str, restricted: Collection[str]) -> dict[str, FieldSpec]:
+    def picklist(name: str) -> FieldSpec:
+        return FieldSpec("picklist", restricted=name in restricted, max_length=255)
+
     return {
         "Id": FieldSpec("id", createable=False, updateable=False),
         "CaseNumber": FieldSpec("string", createable=False, updateable=False),
         "Subject": FieldSpec("string", max_length=255),
         "Description": FieldSpec("textarea", max_length=32000),
-        "Status": FieldSpec("picklist", restricted=True, max_length=255),
-        "Priority": FieldSpec("picklist", restricted=True, max_length=255),
-        "Origin": FieldSpec("picklist", restricted=True, max_length=255),
-        "Type": FieldSpec("picklist", max_length=255),
-        "Reason": FieldSpec("picklist", max_length=255),
-        "OwnerId": FieldSpec("reference", prefixes=("005",)),
+        "Status": picklist("Status"),
+        "Priority": picklist("Priority"),
+        "Origin": picklist("Origin"),
+        "Type": picklist("Type"),
+        "Reason": picklist("Reason"),
+        "OwnerId": FieldSpec("reference", prefixes=OWNER_PREFIXES),
         "ContactId": FieldSpec("reference", prefixes=("003",)),
         "AccountId": FieldSpec("reference", prefixes=("001",)),
         "IsClosed": FieldSpec("boolean", createable=False, updateable=False),
         "ClosedDate": FieldSpec("datetime", createable=False, updateable=False),
         "IsEscalated": FieldSpec("boolean"),
         "IsDeleted": FieldSpec("boolean", createable=False, updateable=False),
+        "MasterRecordId": FieldSpec("reference", False, False, prefixes=("500",)),
         "CreatedDate": FieldSpec("datetime", createable=False, updateable=False),
-        "CreatedById": FieldSpec("reference", createable=False, updateable=False),
+        "CreatedById": FieldSpec("reference", False, False, prefixes=("005",)),
         "LastModifiedDate": FieldSpec("datetime", createable=False, updateable=False),
-        "LastModifiedById": FieldSpec("reference", createable=False, updateable=False),
+        "LastModifiedById": FieldSpec("reference", False, False, prefixes=("005",)),
         "SystemModstamp": FieldSpec("datetime", createable=False, updateable=False),
         external_id_field: FieldSpec("string", max_length=255),
     }
@@ -189,11 +229,36 @@ COMMENT_SCHEMA: dict[str, FieldSpec] = {
 }
 
 KEY_PREFIXES = {"Case": "500", "CaseComment": "00a"}
+PREFIX_OBJECTS = {"005": "User", "00G": "Group", "003": "Contact", "001": "Account", "500": "Case"}
+# Read-only objects SOQL can list (a pre-flight check looks up owners and queues).
+DIRECTORY_SCHEMA: dict[str, dict[str, FieldType]] = {
+    "User": {"Id": "id", "Name": "string", "IsActive": "boolean"},
+    "Group": {"Id": "id", "Name": "string", "Type": "picklist"},
+}
 
 
 def _error(status: int, code: str, message: str, fields: Iterable[str] | None = None) -> HttpError:
     details = None if fields is None else [{"field": name} for name in fields]
     return HttpError(status, code, message, details)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    """Client id and secret from `Authorization: Basic …` (simple-salesforce sends them so)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(given.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    client_id, colon, secret = decoded.partition(":")
+    return (client_id, secret) if colon else None
+
+
+def _release(version: int) -> str:
+    """The release that introduced API `version`: 46.0 is Summer '19, three releases a year."""
+    season = ("Winter", "Spring", "Summer")[(version - 47) % 3]
+    return f"{season} '{20 + (version - 47) // 3:02d}"
 
 
 @dataclass
@@ -232,7 +297,17 @@ class SalesforceSandbox(SandboxApp):
         picklists: Mapping[str, Sequence[str]] | None = None,
         closed_statuses: Sequence[str] = ("Closed",),
         owner_ids: Sequence[str] = OWNER_IDS,
+        queue_ids: Sequence[str] = (DEFAULT_QUEUE_ID,),
+        assignment_rule_owner: str | None = DEFAULT_QUEUE_ID,
+        query_scan_limit: int | None = QUERY_SCAN_LIMIT,
+        restricted_picklists: Collection[str] = (),
+        fold_ids: bool = True,
+        visibility_delay: VisibilityDelay | None = None,
     ) -> None:
+        """Switches (docs/real-apis.md): `assignment_rule_owner` None = no active assignment
+        rule; `query_scan_limit` None = no QUERY_TIMEOUT; `restricted_picklists` names the
+        picklist fields that refuse unknown values; `fold_ids` False = binary Id order;
+        `visibility_delay` = some agents' writes commit late."""
         super().__init__(seed=seed, clock=clock)
         if not client_id or not client_secret:
             raise ValueError("the Salesforce sandbox needs a client id and secret")
@@ -250,19 +325,32 @@ class SalesforceSandbox(SandboxApp):
         }
         self.closed_statuses = frozenset(closed_statuses)
         self.owner_ids = frozenset(owner_ids)
+        self.queue_ids = frozenset(queue_ids)
+        if assignment_rule_owner is not None and assignment_rule_owner not in (
+            self.owner_ids | self.queue_ids
+        ):
+            raise ValueError(f"assignment_rule_owner {assignment_rule_owner!r} is no owner")
+        self.assignment_rule_owner = assignment_rule_owner
+        self.query_scan_limit = query_scan_limit
+        self.fold_ids = fold_ids
+        self.visibility_delay = visibility_delay
         self.schema: dict[str, dict[str, FieldSpec]] = {
-            "Case": _case_schema(external_id_field),
+            "Case": _case_schema(external_id_field, frozenset(restricted_picklists)),
             "CaseComment": COMMENT_SCHEMA,
         }
-        self._soql_schema = {
-            sobject: {name: spec.type for name, spec in fields.items()}
-            for sobject, fields in self.schema.items()
+        self._soql_schema: dict[str, dict[str, FieldType]] = {
+            **{
+                sobject: {name: spec.type for name, spec in fields.items()}
+                for sobject, fields in self.schema.items()
+            },
+            **DIRECTORY_SCHEMA,
         }
         self._lookup = {
             sobject: {name.lower(): name for name in fields}
             for sobject, fields in self.schema.items()
         }
         self._actor: str | None = None
+        self._assigning = False
         self._undo: dict[tuple[str, str], Row | None] | None = None
         self._init_state()
         self._register()
@@ -279,7 +367,8 @@ class SalesforceSandbox(SandboxApp):
         self._rows: dict[str, dict[str, Row]] = {"Case": {}, "CaseComment": {}}
         self._deleted_at: dict[str, datetime] = {}
         self._case_number = 1000
-        self._last_stamp: datetime | None = None
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._late = random.Random(self.seed + 1)  # which writes commit late
         self._cursors: collections.OrderedDict[str, _Cursor] = collections.OrderedDict()
         self._started = self._minute(self._now())
 
@@ -287,6 +376,10 @@ class SalesforceSandbox(SandboxApp):
 
     def _register(self) -> None:
         self.route("POST", TOKEN_PATH, self._token)
+        for path in ("/services/data", "/services/data/"):
+            self.route("GET", path, self._versions)
+        self.route("GET", f"{DATA}/limits", self._limits)
+        self.route("GET", f"{DATA}/limits/", self._limits)
         for query in ("query", "queryAll"):
             all_rows = query == "queryAll"
             for suffix in ("", "/"):
@@ -294,22 +387,46 @@ class SalesforceSandbox(SandboxApp):
             self.route("GET", f"{DATA}/{query}/{{locator}}", self._next_batch)
         for sobject in ("Case", "CaseComment"):
             base = f"{DATA}/sobjects/{sobject}"
+            for suffix in ("", "/"):
+                self.route("GET", f"{base}/describe{suffix}", self._describe(sobject))
             if sobject == "Case":
                 for suffix in ("", "/"):
                     self.route("GET", f"{base}/updated{suffix}", self._updated)
                     self.route("GET", f"{base}/deleted{suffix}", self._deleted)
-            self.route("POST", base, self._sobject_create(sobject))
-            self.route("POST", f"{base}/", self._sobject_create(sobject))
+            create = self._assigns(self._sobject_create(sobject))
+            self.route("POST", base, create)
+            self.route("POST", f"{base}/", create)
             self.route("GET", f"{base}/{{record_id}}", self._sobject_get(sobject))
-            self.route("PATCH", f"{base}/{{record_id}}", self._sobject_update(sobject))
+            self.route(
+                "PATCH", f"{base}/{{record_id}}", self._assigns(self._sobject_update(sobject))
+            )
             self.route("DELETE", f"{base}/{{record_id}}", self._sobject_delete(sobject))
             self.route("GET", f"{base}/{{field}}/{{value}}", self._get_by_external(sobject))
-            self.route("PATCH", f"{base}/{{field}}/{{value}}", self._upsert_one(sobject))
-        self.route("POST", f"{DATA}/composite/sobjects", self._collection_create)
-        self.route("PATCH", f"{DATA}/composite/sobjects", self._collection_update)
+            self.route(
+                "PATCH", f"{base}/{{field}}/{{value}}", self._assigns(self._upsert_one(sobject))
+            )
+        collections_path = f"{DATA}/composite/sobjects"
+        self.route("POST", collections_path, self._assigns(self._collection_create))
+        self.route("PATCH", collections_path, self._assigns(self._collection_update))
         self.route(
-            "PATCH", f"{DATA}/composite/sobjects/{{sobject}}/{{field}}", self._collection_upsert
+            "PATCH",
+            f"{collections_path}/{{sobject}}/{{field}}",
+            self._assigns(self._collection_upsert),
         )
+
+    def _assigns(self, handler: Handler) -> Handler:
+        """Run the active assignment rule on the Cases this write touches, unless the request
+        says `Sforce-Auto-Assign: FALSE` (any other value, or none, runs it)."""
+
+        def write(request: Request) -> Response:
+            header = request.headers.get("sforce-auto-assign", "TRUE").strip().lower()
+            self._assigning = self.assignment_rule_owner is not None and header != "false"
+            try:
+                return handler(request)
+            finally:
+                self._assigning = False
+
+        return write
 
     # -- one-shot faults (tests) ------------------------------------------------------------
 
@@ -343,8 +460,8 @@ class SalesforceSandbox(SandboxApp):
     # -- SandboxApp hooks -------------------------------------------------------------------
 
     def authenticate(self, request: Request) -> None:
-        if request.path == TOKEN_PATH:
-            return
+        if request.path in (TOKEN_PATH, "/services/data", "/services/data/"):
+            return  # the token endpoint and the versions list need no session
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         token = given.strip().encode()
         with self.lock:
@@ -366,7 +483,7 @@ class SalesforceSandbox(SandboxApp):
             self.api_usage += 1
 
     def screen(self, request: Request) -> None:
-        """Refuse API versions outside v46.0 to v64.0 as Salesforce does: a plain 404."""
+        """Refuse API versions outside v46.0 to v68.0 as Salesforce does: a plain 404."""
         version = request.params.get("version")
         if version is None:
             return
@@ -402,6 +519,25 @@ class SalesforceSandbox(SandboxApp):
             super().reset()
             self._init_state()
             self.api_usage = 0
+
+    def merge_cases(self, master_id: str, duplicate_id: str, *, actor: str) -> None:
+        """Merge `duplicate_id` into `master_id` as the UI's Merge Cases does: the duplicate's
+        comments move to the master, the duplicate is deleted with MasterRecordId set."""
+        with self.lock:
+            self._actor = actor
+            try:
+                master = self._live("Case", master_id, for_write=True)
+                duplicate = self._live("Case", duplicate_id, for_write=True)
+                for comment in list(self._rows["CaseComment"].values()):
+                    if comment["ParentId"] == duplicate["Id"] and not comment["IsDeleted"]:
+                        moved = {**comment, "ParentId": master["Id"]}
+                        stamp = self._stamp()
+                        moved.update(SystemModstamp=stamp, LastModifiedDate=stamp)
+                        self._put("CaseComment", moved)
+                self._update("Case", master, {})
+                self._soft_delete("Case", {**duplicate, "MasterRecordId": master["Id"]})
+            finally:
+                self._actor = None
 
     # -- inspection (tests) -----------------------------------------------------------------
 
@@ -439,6 +575,7 @@ class SalesforceSandbox(SandboxApp):
         *,
         actor: str | None = None,
         query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Run the route handler for `method path` in-process (no hooks, auth, quota or faults)
         and return the response body; validation failures raise `HttpError`."""
@@ -451,7 +588,7 @@ class SalesforceSandbox(SandboxApp):
                 method=method,
                 path=path,
                 query={k: [v] for k, v in (query or {}).items()},
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", **(headers or {})},
                 body=b"" if body is None else json.dumps(body).encode(),
                 params=params,
             )
@@ -476,13 +613,22 @@ class SalesforceSandbox(SandboxApp):
 
         if one("grant_type") != "client_credentials":
             return refused("unsupported_grant_type", "grant type not supported")
-        client_ok = hmac.compare_digest(one("client_id").encode(), self._client_id)
-        secret_ok = hmac.compare_digest(one("client_secret").encode(), self._client_secret)
+        host = request.headers.get("host", "127.0.0.1")
+        hostname = host.rsplit(":", 1)[0].strip("[]").lower()
+        my_domain = hostname.endswith(MY_DOMAIN_SUFFIX)
+        if not (my_domain or _is_loopback(hostname)):
+            return refused("invalid_grant", "request not supported on this domain")
+        client_id, client_secret = _basic_credentials(request) or (
+            one("client_id"),
+            one("client_secret"),
+        )
+        client_ok = hmac.compare_digest(client_id.encode(), self._client_id)
+        secret_ok = hmac.compare_digest(client_secret.encode(), self._client_secret)
         if not (client_ok and secret_ok):
             return refused("invalid_client", "invalid client credentials")
         token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(72)}"
         self._tokens.add(token.encode())
-        instance_url = f"http://{request.headers.get('host', '127.0.0.1')}"
+        instance_url = f"{'https' if my_domain else 'http'}://{host}"
         identity = f"{instance_url}/id/{ORG_ID}/{API_USER_ID}"
         issued_at = str(int(self._now().timestamp() * 1000))
         digest = hmac.new(self._client_secret, (identity + issued_at).encode(), hashlib.sha256)
@@ -499,6 +645,87 @@ class SalesforceSandbox(SandboxApp):
             },
         )
 
+    # -- metadata: versions, limits, describe --------------------------------------------------
+
+    def _versions(self, request: Request) -> Response:
+        return Response(
+            200,
+            [
+                {"label": _release(n), "url": f"/services/data/v{n}.0", "version": f"{n}.0"}
+                for n in range(MIN_API_VERSION, MAX_API_VERSION + 1)
+            ],
+        )
+
+    def _limits(self, request: Request) -> Response:
+        remaining = max(0, self.daily_quota - self.api_usage)
+        return Response(
+            200,
+            {
+                "DailyApiRequests": {"Max": self.daily_quota, "Remaining": remaining},
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DataStorageMB": {"Max": 5120, "Remaining": 5120},
+            },
+        )
+
+    def _describe(self, sobject: str) -> Handler:
+        def describe(request: Request) -> Response:
+            version = request.params["version"]
+            base = f"/services/data/{version}/sobjects/{sobject}"
+            return Response(
+                200,
+                {
+                    "name": sobject,
+                    "label": sobject,
+                    "keyPrefix": KEY_PREFIXES[sobject],
+                    "custom": False,
+                    "createable": True,
+                    "updateable": True,
+                    "deletable": True,
+                    "queryable": True,
+                    "fields": [
+                        self._describe_field(name, spec)
+                        for name, spec in self.schema[sobject].items()
+                    ],
+                    "urls": {"describe": f"{base}/describe", "sobject": base},
+                },
+            )
+
+        return describe
+
+    def _describe_field(self, name: str, spec: FieldSpec) -> dict[str, Any]:
+        external = name == self.external_id_field
+        values = self.picklists.get(name, ()) if spec.type == "picklist" else ()
+        default = _PICKLIST_DEFAULTS.get(name)
+        length = (
+            spec.max_length or spec.max_bytes or (18 if spec.type in ("id", "reference") else 0)
+        )
+        return {
+            "name": name,
+            "label": name.removesuffix("__c").replace("_", " "),
+            "type": spec.type,
+            "length": length if spec.type not in ("boolean", "datetime") else 0,
+            "byteLength": length * 3,
+            "createable": spec.createable,
+            "updateable": spec.updateable,
+            "nillable": spec.type != "boolean" and name not in ("Id", "OwnerId", "ParentId"),
+            "custom": name.endswith("__c"),
+            "externalId": external,
+            "unique": external and self.external_id_unique,
+            "idLookup": name == "Id" or external,
+            "restrictedPicklist": spec.restricted,
+            "picklistValues": [
+                {
+                    "active": True,
+                    "defaultValue": value == default,
+                    "label": value,
+                    "validFor": None,
+                    "value": value,
+                }
+                for value in values
+            ],
+            "referenceTo": [PREFIX_OBJECTS[p] for p in spec.prefixes if p in PREFIX_OBJECTS],
+        }
+
     # -- time and rendering -----------------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -513,12 +740,8 @@ class SalesforceSandbox(SandboxApp):
         return moment.replace(second=0, microsecond=0)
 
     def _stamp(self) -> datetime:
-        """The next SystemModstamp: now at millisecond precision, strictly increasing."""
-        moment = self._now()
-        if self._last_stamp is not None and moment <= self._last_stamp:
-            moment = self._last_stamp + timedelta(milliseconds=1)
-        self._last_stamp = moment
-        return moment
+        """The next SystemModstamp: now, to the whole second (changes in one second share it)."""
+        return self._now().replace(microsecond=0)
 
     @staticmethod
     def _url(version: str, sobject: str, record_id: str) -> str:
@@ -545,6 +768,14 @@ class SalesforceSandbox(SandboxApp):
         """The row for `record_id` (15 or 18 chars), or 404 as Salesforce says it."""
         full = normalize_id(record_id)
         row = self._rows[sobject].get(full) if full else None
+        if row is not None and self._actor is None and self._uncommitted(sobject, row):
+            if for_write:
+                raise _error(
+                    400,
+                    "UNABLE_TO_LOCK_ROW",
+                    "unable to obtain exclusive access to this record or 1 records: " + row["Id"],
+                )
+            row = self._visible(sobject, row)
         if row is None:
             raise _error(404, "NOT_FOUND", "The requested resource does not exist")
         if row["IsDeleted"]:
@@ -554,12 +785,43 @@ class SalesforceSandbox(SandboxApp):
         return row
 
     def _put(self, sobject: str, row: Row) -> None:
-        """Store `row`, remembering the previous version while an all-or-none call runs."""
+        """Store `row`, remembering the previous version while an all-or-none call runs, and,
+        for a late-committing agent write, what other sessions see until it commits."""
         key = (sobject, row["Id"])
+        previous = self._rows[sobject].get(row["Id"])
         if self._undo is not None and key not in self._undo:
-            previous = self._rows[sobject].get(row["Id"])
             self._undo[key] = None if previous is None else dict(previous)
+        delay = self.visibility_delay
+        if (
+            delay is not None
+            and self._actor is not None
+            and not (previous is not None and self._uncommitted(sobject, previous))
+            and self._late.random() < delay.share
+        ):
+            self._pending[key] = _Pending(self._now() + timedelta(seconds=delay.seconds), previous)
         self._rows[sobject][row["Id"]] = row
+
+    def _uncommitted(self, sobject: str, row: Row) -> bool:
+        """Whether `row` is a write other sessions cannot see yet."""
+        pending = self._pending.get((sobject, row["Id"]))
+        return pending is not None and self._now() < pending.visible_at
+
+    def _visible(self, sobject: str, row: Row) -> Row | None:
+        """`row` as another session sees it: the last committed version (None: none yet).
+        The acting agent sees its own writes."""
+        if self._actor is not None or not self._uncommitted(sobject, row):
+            return row
+        before = self._pending[(sobject, row["Id"])].before
+        return None if before is None else dict(before)
+
+    def _committed(self, sobject: str) -> Iterator[Row]:
+        if self._pending:  # forget the writes that have committed since
+            now = self._now()
+            self._pending = {k: p for k, p in self._pending.items() if now < p.visible_at}
+        for row in self._rows[sobject].values():
+            seen = self._visible(sobject, row) if self._pending else row
+            if seen is not None:
+                yield seen
 
     def _begin(self) -> None:
         self._undo = {}
@@ -678,7 +940,7 @@ class SalesforceSandbox(SandboxApp):
             raise _error(
                 400, "MALFORMED_ID", f"{name}: id value of incorrect type: {value}", [name]
             )
-        if name == "OwnerId" and full not in self.owner_ids:
+        if name == "OwnerId" and full not in self.owner_ids | self.queue_ids:
             raise _error(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name])
         if name == "ParentId":
             parent = self._rows["Case"].get(full)
@@ -734,6 +996,7 @@ class SalesforceSandbox(SandboxApp):
                 OwnerId=self._user if self._user in self.owner_ids else min(self.owner_ids),
                 IsEscalated=False,
             )
+            values = self._assign(values)
             for name, default in _PICKLIST_DEFAULTS.items():
                 if default in self.picklists.get(name, ()):
                     row[name] = default
@@ -758,6 +1021,8 @@ class SalesforceSandbox(SandboxApp):
         self, sobject: str, row: Row, body: Mapping[str, Any], skip: Iterable[str] = ()
     ) -> Row:
         values = self._clean(sobject, body, creating=False, skip=skip)
+        if sobject == "Case":
+            values = self._assign(values)
         self._check_unique(sobject, values, row["Id"])
         stamp = self._stamp()
         updated = {**row, **values}
@@ -765,6 +1030,12 @@ class SalesforceSandbox(SandboxApp):
         self._derive(sobject, updated, row, stamp)
         self._put(sobject, updated)
         return updated
+
+    def _assign(self, values: Row) -> Row:
+        """The active assignment rule, when this request runs it, overrides any OwnerId."""
+        if not self._assigning:
+            return values
+        return {**values, "OwnerId": self.assignment_rule_owner}
 
     def _derive(self, sobject: str, row: Row, before: Row | None, stamp: datetime) -> None:
         if sobject != "Case":
@@ -929,19 +1200,26 @@ class SalesforceSandbox(SandboxApp):
             if not text:
                 raise _error(400, "MALFORMED_QUERY", "A query string has to be specified")
             try:
-                compiled = compile_query(parse(text), self._soql_schema, normalize_id=normalize_id)
+                compiled = compile_query(
+                    parse(text),
+                    self._soql_schema,
+                    normalize_id=normalize_id,
+                    fold_ids=self.fold_ids,
+                )
             except SoqlError as exc:
                 raise _error(400, exc.code, exc.message) from exc
-            rows = [
+            rows, scanned = compiled.execute(
                 row
-                for row in self._rows[compiled.sobject].values()
-                if include_deleted or not row["IsDeleted"]
-            ]
+                for row in self._table(compiled.sobject)
+                if include_deleted or not row.get("IsDeleted")
+            )
+            if self.query_scan_limit is not None and scanned > self.query_scan_limit:
+                raise _error(400, "QUERY_TIMEOUT", "Your query request was running for too long.")
             version = request.params["version"]
             batch = self._batch_size(request.headers.get("sforce-query-options", ""))
             cursor = _Cursor(
                 compiled.sobject,
-                compiled.run(rows),
+                rows,
                 compiled.fields,
                 version,
                 batch,
@@ -951,6 +1229,16 @@ class SalesforceSandbox(SandboxApp):
             return Response(200, self._page(cursor, self._ids.next("01g"), 0, version))
 
         return query
+
+    def _table(self, sobject: str) -> Iterable[Row]:
+        """The rows a query of `sobject` sees: committed records, or the users and queues."""
+        if sobject == "User":
+            ids = sorted(self.owner_ids | {API_USER_ID})
+            return [{"Id": i, "Name": f"User {i[10:15]}", "IsActive": True} for i in ids]
+        if sobject == "Group":
+            ids = sorted(self.queue_ids)
+            return [{"Id": i, "Name": f"Queue {i[10:15]}", "Type": "Queue"} for i in ids]
+        return self._committed(sobject)
 
     @staticmethod
     def _batch_size(options: str) -> int:
@@ -1019,7 +1307,7 @@ class SalesforceSandbox(SandboxApp):
         start, end = self._window(request, UPDATED_WINDOW)
         ids = [
             row["Id"]
-            for row in sorted(self._rows["Case"].values(), key=lambda r: r["Id"])
+            for row in sorted(self._committed("Case"), key=lambda r: r["Id"])
             if not row["IsDeleted"] and start <= row["SystemModstamp"] < end
         ]
         return Response(200, {"ids": ids, "latestDateCovered": format_datetime(end)})
@@ -1028,7 +1316,7 @@ class SalesforceSandbox(SandboxApp):
         start, end = self._window(request, DELETED_WINDOW)
         deleted = [
             {"id": row["Id"], "deletedDate": format_datetime(self._deleted_at[row["Id"]])}
-            for row in sorted(self._rows["Case"].values(), key=lambda r: r["Id"])
+            for row in sorted(self._committed("Case"), key=lambda r: r["Id"])
             if row["IsDeleted"] and start <= self._deleted_at[row["Id"]] < end
         ]
         return Response(
@@ -1190,8 +1478,13 @@ class SalesforceAgentDesk:
         self.user_id = user_id
 
     def _call(self, method: str, path: str, body: object = None) -> Any:
+        # The UI's "Assign using active assignment rules" box is unticked by default.
         return self.sandbox.call(
-            method, f"/services/data/v{MAX_API_VERSION}.0/{path}", body, actor=self.user_id
+            method,
+            f"/services/data/v{MAX_API_VERSION}.0/{path}",
+            body,
+            actor=self.user_id,
+            headers={"sforce-auto-assign": "FALSE"},
         )
 
     def create_case(self, **fields: Any) -> str:
@@ -1212,6 +1505,10 @@ class SalesforceAgentDesk:
 
     def edit_comment(self, comment_id: str, body: str) -> None:
         self._call("PATCH", f"sobjects/CaseComment/{comment_id}", {"CommentBody": body})
+
+    def merge(self, master_id: str, duplicate_id: str) -> None:
+        """Merge the duplicate Case into the master (Salesforce's Merge Cases)."""
+        self.sandbox.merge_cases(master_id, duplicate_id, actor=self.user_id)
 
     def delete(self, record_id: str) -> None:
         """Delete a Case (and its comments) or a CaseComment, by the id's key prefix."""

@@ -10,14 +10,16 @@
 `compile_query` checks the tree against a schema (object and field names are case-insensitive,
 literals must fit the field's type, long text areas cannot be filtered or sorted) and returns a
 `CompiledQuery` that filters, sorts and projects in-memory rows the way Salesforce would:
-string equality is case-insensitive, `!=` matches nulls, nulls sort first ascending.
+string equality is case-insensitive, `!=` matches nulls, nulls sort first ascending. Ids sort
+and compare case-insensitively unless `fold_ids=False` (Salesforce describes SOQL sorting as
+case-insensitive; whether that holds for Id is not confirmed, so the sandbox can play both).
+`CompiledQuery.execute` also says how many rows the query scanned, for QUERY_TIMEOUT.
 
 Like SOQL, a condition may not mix AND and OR at one level without parentheses.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -467,6 +469,9 @@ def parse(text: str) -> Query:
 
 Predicate = Callable[[Row], bool]
 
+# Fields with a standard index that can drive `ORDER BY … LIMIT n` without scanning every match.
+INDEXED_SORTS = frozenset({"Id", "CreatedDate", "SystemModstamp"})
+
 
 @dataclass(frozen=True)
 class CompiledQuery:
@@ -478,32 +483,43 @@ class CompiledQuery:
     order_by: tuple[tuple[str, FieldType, bool, bool], ...]  # name, type, desc, nulls_last
     limit: int | None
     offset: int | None
+    fold_ids: bool = True
 
     def run(self, rows: Iterable[Row]) -> list[Row]:
         """The matching rows, sorted, offset and limited (not yet projected)."""
+        return self.execute(rows)[0]
+
+    def execute(self, rows: Iterable[Row]) -> tuple[list[Row], int]:
+        """`run`'s rows and how many rows the query scanned: every match, except that a LIMIT
+        under an ORDER BY led by an indexed field stops the scan at the rows it returns."""
         selected = [row for row in rows if self.predicate(row)]
         if self.order_by:
-            selected.sort(key=functools.cmp_to_key(self._compare))
+            self._sort(selected)
         start = self.offset or 0
         end = None if self.limit is None else start + self.limit
-        return selected[start:end]
+        scanned = len(selected)
+        if end is not None and self.order_by and self.order_by[0][0] in INDEXED_SORTS:
+            scanned = min(scanned, end)
+        return selected[start:end], scanned
 
     def project(self, row: Row) -> dict[str, Any]:
         return {name: row.get(name) for name in self.fields}
 
-    def _compare(self, left: Row, right: Row) -> int:
-        for name, kind, descending, nulls_last in self.order_by:
-            a, b = left.get(name), right.get(name)
-            if a is None or b is None:
-                if a is None and b is None:
-                    continue
-                # a null sorts before a value unless NULLS LAST
-                return (1 if nulls_last else -1) * (1 if a is None else -1)
-            ka, kb = _sort_key(kind, a), _sort_key(kind, b)
-            if ka != kb:
-                result = -1 if ka < kb else 1
-                return -result if descending else result
-        return 0
+    def _sort(self, rows: list[Row]) -> None:
+        """Sort in place by ORDER BY: one stable pass per item, the last item first (as fast as
+        a key sort, unlike a comparison function). A null goes first unless NULLS LAST."""
+        for name, kind, descending, nulls_last in reversed(self.order_by):
+            null_rank = (1 if nulls_last else -1) * (-1 if descending else 1)
+            rows.sort(key=self._key(name, kind, null_rank), reverse=descending)
+
+    def _key(self, name: str, kind: FieldType, null_rank: int) -> Callable[[Row], tuple[int, Any]]:
+        fold = self.fold_ids
+
+        def key(row: Row) -> tuple[int, Any]:
+            value = row.get(name)
+            return (null_rank, None) if value is None else (0, _sort_key(kind, value, fold))
+
+        return key
 
 
 def compile_query(
@@ -511,11 +527,12 @@ def compile_query(
     schema: Mapping[str, Mapping[str, FieldType]],
     *,
     normalize_id: Callable[[str], str | None] = lambda value: value,
+    fold_ids: bool = True,
 ) -> CompiledQuery:
     """Check `query` against `schema` ({object: {field: type}}) and build its evaluator.
 
     `normalize_id` turns an id literal into the stored form (15 → 18 characters) or returns
-    None when it is not a valid id.
+    None when it is not a valid id; `fold_ids` orders and compares ids case-insensitively.
     """
     objects = {name.lower(): name for name in schema}
     sobject = objects.get(query.sobject.name.lower())
@@ -530,7 +547,7 @@ def compile_query(
                 "Please reference your WSDL or the describe call for the appropriate names.",
             ),
         )
-    compiler = _Compiler(query.text, sobject, schema[sobject], normalize_id)
+    compiler = _Compiler(query.text, sobject, schema[sobject], normalize_id, fold_ids)
     names: list[str] = []
     for ref in query.fields:
         name, _ = compiler.resolve(ref)
@@ -552,7 +569,9 @@ def compile_query(
             "NUMBER_OUTSIDE_VALID_RANGE",
             f"Maximum SOQL offset allowed is 2000: {query.offset}",
         )
-    return CompiledQuery(sobject, tuple(names), predicate, tuple(order), query.limit, query.offset)
+    return CompiledQuery(
+        sobject, tuple(names), predicate, tuple(order), query.limit, query.offset, fold_ids
+    )
 
 
 class _Compiler:
@@ -562,8 +581,10 @@ class _Compiler:
         sobject: str,
         fields: Mapping[str, FieldType],
         normalize_id: Callable[[str], str | None],
+        fold_ids: bool,
     ) -> None:
         self.text = text
+        self.fold_ids = fold_ids
         self.sobject = sobject
         self.fields = fields
         self.lookup = {name.lower(): name for name in fields}
@@ -671,14 +692,14 @@ class _Compiler:
                 "INVALID_QUERY_FILTER_OPERATOR",
                 _located(self.text, node.field.pos, f"invalid operator on picklist field {name}"),
             )
-        key = None if expected is None else _sort_key(kind, expected)
+        key = None if expected is None else _sort_key(kind, expected, self.fold_ids)
 
         def predicate(row: Row) -> bool:
             actual = row.get(name)
             if expected is None or actual is None:
                 same = actual is None and expected is None
                 return same if op == "=" else (not same if op == "!=" else False)
-            current = _sort_key(kind, actual)
+            current = _sort_key(kind, actual, self.fold_ids)
             if op == "=":
                 return bool(current == key)
             if op == "!=":
@@ -701,12 +722,13 @@ class _Compiler:
                 _located(self.text, node.field.pos, f"invalid operator on boolean field {name}"),
             )
         wanted = [self.literal(name, kind, value) for value in node.values]
-        keys = {None if value is None else _sort_key(kind, value) for value in wanted}
+        fold = self.fold_ids
+        keys = {None if value is None else _sort_key(kind, value, fold) for value in wanted}
         negated = node.negated
 
         def predicate(row: Row) -> bool:
             actual = row.get(name)
-            found = (None if actual is None else _sort_key(kind, actual)) in keys
+            found = (None if actual is None else _sort_key(kind, actual, fold)) in keys
             return found != negated
 
         return predicate
@@ -744,11 +766,11 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
 
 
-def _sort_key(kind: FieldType, value: Any) -> Any:
-    """Text compares case-insensitively in SOQL; ids, booleans and datetimes as they are."""
-    if kind in ("string", "picklist", "textarea") and isinstance(value, str):
-        return value.casefold()
-    return value
+def _sort_key(kind: FieldType, value: Any, fold_ids: bool) -> Any:
+    """Text compares case-insensitively in SOQL, ids too when `fold_ids` (18-character ids stay
+    distinct: their suffix records the case); booleans and datetimes as they are."""
+    text = kind in ("string", "picklist", "textarea") or (fold_ids and kind in ("id", "reference"))
+    return value.casefold() if text and isinstance(value, str) else value
 
 
 def _position(text: str, pos: int) -> tuple[int, int, str]:

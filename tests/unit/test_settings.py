@@ -84,3 +84,65 @@ def test_missing_credentials_are_listed_together() -> None:
         ConfigError, match="SYNCWORKER_ZENVIA_TOKEN, SYNCWORKER_SALESFORCE_CLIENT_ID"
     ):
         settings.require("zenvia_token", "salesforce_client_id")
+
+
+@pytest.mark.parametrize("host", ["login.salesforce.com", "test.salesforce.com"])
+def test_client_credentials_on_a_shared_login_host_fail_at_start_up_naming_my_domain(
+    host: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "SYNCWORKER_SALESFORCE_LOGIN_URL": f"https://{host}",
+                "SYNCWORKER_SALESFORCE_CLIENT_ID": "cid",
+                "SYNCWORKER_SALESFORCE_CLIENT_SECRET": "secret",
+            }
+        )
+    message = str(caught.value)
+    assert "SYNCWORKER_SALESFORCE_LOGIN_URL" in message
+    assert "https://NAME.my.salesforce.com" in message
+
+
+def test_the_salesforce_login_url_has_no_default_that_cannot_work() -> None:
+    settings = load_settings({"SYNCWORKER_SALESFORCE_CLIENT_ID": "cid"})
+    assert settings.salesforce_login_url is None
+    with pytest.raises(ConfigError, match="SYNCWORKER_SALESFORCE_LOGIN_URL"):
+        settings.require("salesforce_login_url")
+
+
+def test_a_my_domain_login_url_is_accepted_and_assignment_rules_stay_off_by_default() -> None:
+    settings = load_settings(
+        {
+            "SYNCWORKER_SALESFORCE_LOGIN_URL": "https://acme.my.salesforce.com/",
+            "SYNCWORKER_SALESFORCE_CLIENT_ID": "cid",
+        }
+    )
+    assert settings.salesforce_login_url == "https://acme.my.salesforce.com"
+    assert settings.salesforce_assignment_rules_on_create is False
+    on = load_settings({"SYNCWORKER_SALESFORCE_ASSIGNMENT_RULES_ON_CREATE": "true"})
+    assert on.salesforce_assignment_rules_on_create is True
+
+
+def test_a_static_token_needs_no_my_domain_login_url() -> None:
+    settings = load_settings(
+        {
+            "SYNCWORKER_SALESFORCE_LOGIN_URL": "https://login.salesforce.com",
+            "SYNCWORKER_SALESFORCE_CLIENT_ID": "cid",
+            "SYNCWORKER_SALESFORCE_ACCESS_TOKEN": "token",
+        }
+    )
+    assert settings.salesforce_access_token is not None
+
+
+def test_building_the_connectors_without_a_login_url_names_my_domain() -> None:
+    from syncworker.runtime import build_connectors, build_gates
+
+    settings = load_settings(
+        {
+            "SYNCWORKER_ZENVIA_TOKEN": "t",
+            "SYNCWORKER_SALESFORCE_CLIENT_ID": "cid",
+            "SYNCWORKER_SALESFORCE_CLIENT_SECRET": "secret",
+        }
+    )
+    with pytest.raises(ConfigError, match=r"SALESFORCE_LOGIN_URL: .*NAME\.my\.salesforce\.com"):
+        build_connectors(settings, build_gates(settings))

@@ -323,3 +323,34 @@ def test_datetime_literals_in_every_salesforce_form() -> None:
 def test_datetimes_are_rendered_in_salesforces_wire_format() -> None:
     moment = datetime(2013, 5, 20, 17, 49, 32, 123_999, tzinfo=timezone(timedelta(hours=-3)))
     assert format_datetime(moment) == "2013-05-20T20:49:32.123+0000"
+
+
+MIXED = [{"Id": i} for i in ("500aaa", "500Abb", "500acc", "500Bdd")]
+
+
+def _order(*, fold_ids: bool, soql: str = "SELECT Id FROM Case ORDER BY Id") -> list[str]:
+    compiled = compile_query(parse(soql), SCHEMA, fold_ids=fold_ids)
+    return [row["Id"] for row in compiled.run(MIXED)]
+
+
+def test_ids_sort_and_compare_case_insensitively_unless_told_otherwise() -> None:
+    assert _order(fold_ids=True) == ["500aaa", "500Abb", "500acc", "500Bdd"]
+    assert _order(fold_ids=False) == ["500Abb", "500Bdd", "500aaa", "500acc"]
+    after = "SELECT Id FROM Case WHERE Id > '500abb' ORDER BY Id"
+    assert _order(fold_ids=True, soql=after) == ["500acc", "500Bdd"]
+
+
+@pytest.mark.parametrize(
+    ("tail", "scanned"),
+    [
+        ("", 4),
+        ("WHERE IsDeleted = FALSE", 3),
+        ("ORDER BY Id LIMIT 2", 2),  # the Id index stops the scan at the rows returned
+        ("ORDER BY SystemModstamp LIMIT 1 OFFSET 1", 2),
+        ("ORDER BY Subject LIMIT 1", 4),  # no index on Subject: every match is sorted
+        ("LIMIT 1", 4),
+    ],
+)
+def test_execute_says_how_many_rows_a_query_scanned(tail: str, scanned: int) -> None:
+    compiled = compile_query(parse(f"SELECT Id FROM Case {tail}"), SCHEMA)
+    assert compiled.execute(ROWS)[1] == scanned

@@ -163,8 +163,8 @@ def test_the_gate_is_asked_before_every_request_and_its_refusal_propagates(
 def test_a_429_with_retry_after_is_rate_limited(
     connector: SalesforceConnector, server: SandboxServer
 ) -> None:
-    server.faults.rate_limit = RateLimit(requests=2, window_seconds=60)
-    list(connector.iter_all())  # token + query
+    server.faults.rate_limit = RateLimit(requests=3, window_seconds=60)
+    list(connector.iter_all())  # token + comment listing + case listing
     with pytest.raises(RateLimitedError) as caught:
         list(connector.iter_all())
     assert caught.value.status == 429
@@ -354,7 +354,7 @@ def test_tokens_and_secrets_never_reach_logs_reprs_or_errors(
         except RemoteError as exc:
             errors.append(exc)
     try:
-        connector.update(case_id, {"Status": "Bogus"})
+        connector.update(case_id, {"Subject": "x" * 256})
     except RemoteError as exc:
         errors.append(exc)
     assert len(errors) == 3

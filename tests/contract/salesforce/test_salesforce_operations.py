@@ -20,7 +20,7 @@ from syncworker.markers import find_marker, marker
 from syncworker.sandbox.salesforce import API_USER_ID, OWNER_IDS, SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 
-from .conftest import EXT, START, STATIC_TOKEN
+from .conftest import EXT, START, STATIC_TOKEN, MovableClock
 
 pytestmark = pytest.mark.contract
 
@@ -61,7 +61,10 @@ def test_get_of_a_missing_or_deleted_case_is_not_found(
 
 
 def test_create_upserts_on_the_external_id_and_a_repeat_updates_the_same_case(
-    connector: SalesforceConnector, sandbox: SalesforceSandbox, server: SandboxServer
+    connector: SalesforceConnector,
+    sandbox: SalesforceSandbox,
+    server: SandboxServer,
+    clock: MovableClock,
 ) -> None:
     first = connector.create(
         {"Subject": "Boleto não gerado", "Priority": "High", "Origin": "Web"},
@@ -71,6 +74,7 @@ def test_create_upserts_on_the_external_id_and_a_repeat_updates_the_same_case(
     assert first.fields[EXT] == KEY
     assert first.fields["Description"] == "Customer cannot print the invoice"
     assert first.fields["CreatedById"] == API_USER_ID
+    clock.advance(seconds=1)
     again = connector.create({"Subject": "Boleto não gerado"}, idempotency_key=KEY)
     assert again.id == first.id
     assert again.version > first.version
@@ -123,13 +127,13 @@ def test_update_sends_one_patch_with_exactly_the_changes(
 @pytest.mark.parametrize(
     ("changes", "code", "detail"),
     [
-        ({"Status": "Bogus"}, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "field Status"),
+        ({"ContactId": "003-not-an-id"}, "MALFORMED_ID", "field ContactId"),
         ({"Subject": "x" * 300}, "STRING_TOO_LONG", "field Subject"),
         ({"IsClosed": True}, "INVALID_FIELD_FOR_INSERT_UPDATE", "field IsClosed"),
         ({"OwnerId": "005000000000042AAA"}, "INVALID_CROSS_REFERENCE_KEY", "field OwnerId"),
         ({"Nope__c": 1}, "INVALID_FIELD", None),
     ],
-    ids=["picklist", "too-long", "read-only", "owner", "unknown-field"],
+    ids=["bad-id", "too-long", "read-only", "owner", "unknown-field"],
 )
 def test_refused_updates_are_permanent_with_salesforces_code_message_and_fields(
     connector: SalesforceConnector,
@@ -214,7 +218,7 @@ def test_update_many_reports_each_record_and_chunks_by_200(
     deleted = ids[5]
     sandbox.agent.delete(deleted)
     changes: dict[str, dict[str, object]] = {case_id: {"Priority": "High"} for case_id in ids}
-    changes[ids[7]] = {"Status": "Bogus"}
+    changes[ids[7]] = {"Subject": "x" * 256}
     changes[ids[9]] = {}
     results = connector.update_many(changes)
     assert server.counters.by_endpoint["PATCH /services/data/{version}/composite/sobjects"] == 2
@@ -222,8 +226,8 @@ def test_update_many_reports_each_record_and_chunks_by_200(
     assert set(failures) == {deleted, ids[7]}
     assert isinstance(failures[deleted], NotFoundError)
     assert isinstance(failures[ids[7]], PermanentError)
-    assert failures[ids[7]].code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-    assert failures[ids[7]].details == ["field Status"]
+    assert failures[ids[7]].code == "STRING_TOO_LONG"
+    assert failures[ids[7]].details == ["field Subject"]
     priorities = {c["Id"]: c["Priority"] for c in sandbox.cases(include_deleted=False)}
     assert priorities[ids[0]] == "High"
     assert priorities[ids[229]] == "High"
@@ -237,7 +241,7 @@ def test_upsert_many_creates_updates_and_reports_failures_per_key(
     items: list[tuple[str, dict[str, object]]] = [
         ("key-existing", {"Subject": "new"}),
         ("key-fresh", {"Subject": "fresh", "Origin": "Email"}),
-        ("key-bad", {"Origin": "Pigeon"}),
+        ("key-bad", {"Subject": "x" * 256}),
     ]
     results = connector.upsert_many(items)
     assert results["key-existing"] == UpsertOutcome(existing.id, created=False)
@@ -246,7 +250,7 @@ def test_upsert_many_creates_updates_and_reports_failures_per_key(
     assert fresh.created is True
     bad = results["key-bad"]
     assert isinstance(bad, PermanentError)
-    assert bad.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert bad.code == "STRING_TOO_LONG"
     subjects = {c[EXT]: c["Subject"] for c in sandbox.cases()}
     assert subjects == {"key-existing": "new", "key-fresh": "fresh"}
     with pytest.raises(ValueError, match="once"):
