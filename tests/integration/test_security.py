@@ -257,6 +257,7 @@ def test_tls_verification_is_on_by_default_in_every_client_runtime_builds(
             "SYNCWORKER_ZENVIA_TOKEN": ZENVIA_TOKEN,
             "SYNCWORKER_SALESFORCE_CLIENT_ID": "cid",
             "SYNCWORKER_SALESFORCE_CLIENT_SECRET": SF_CLIENT_SECRET,
+            "SYNCWORKER_SALESFORCE_LOGIN_URL": "https://acme.my.salesforce.com",
         }
     )
     assert settings.verify_tls is True

@@ -460,7 +460,13 @@ def test_a_huge_zenvia_action_is_read_whole() -> None:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[ZenviaConnector, SalesforceConnector, str, str]]:
     zen = ZenviaSandbox(token=ZENVIA_TOKEN, seed=3)
-    sf = SalesforceSandbox(client_id="cid", client_secret=SF_SECRET, seed=3)
+    # an org whose Status and Priority picklists are restricted (by default they are not)
+    sf = SalesforceSandbox(
+        client_id="cid",
+        client_secret=SF_SECRET,
+        seed=3,
+        restricted_picklists=("Status", "Priority"),
+    )
     with SandboxServer(zen) as zen_server, SandboxServer(sf) as sf_server:
         ticket = str(zen.agent.create_ticket("Unknown values", urgency=1)["id"])
         case = sf.agent.create_case(Subject="Unknown values", Status="New", Origin="Web")
