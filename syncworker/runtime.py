@@ -92,6 +92,8 @@ def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[
             gate=gates["zenvia"],
             # The DATE filter's time zone is undocumented: query in UTC and the account's zone.
             filter_timezones=(UTC, ZoneInfo(settings.zenvia_timezone)),
+            clients_required=settings.zenvia_clients_required,
+            signature_secret=settings.zenvia_signature_secret,
         ),
         "crm": SalesforceConnector(
             client(),

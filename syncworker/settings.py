@@ -21,7 +21,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "SYNCWORKER_"
-SECRET_FIELDS = ("zenvia_token", "salesforce_client_secret", "salesforce_access_token")
+SECRET_FIELDS = (
+    "zenvia_token",
+    "zenvia_signature_secret",
+    "salesforce_client_secret",
+    "salesforce_access_token",
+)
 
 
 class ConfigError(Exception):
@@ -47,6 +52,10 @@ class Settings(BaseSettings):
     zenvia_rate_window_seconds: float = Field(default=61.0, gt=0)
     zenvia_business_hours: str = "07:00-19:00"
     zenvia_timezone: str = "America/Sao_Paulo"
+    # A signature-mode token's secret: every request is then signed (`X-API-Signature`).
+    zenvia_signature_secret: SecretStr | None = None
+    # Refuse, before sending, a ticket create without clients (the harsh reading of the API).
+    zenvia_clients_required: bool = True
 
     salesforce_login_url: str = "https://login.salesforce.com"
     salesforce_instance_url: str | None = None
