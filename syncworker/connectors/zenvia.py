@@ -18,9 +18,9 @@ Request costs, since the account allows 10 requests/min in business hours:
 - `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
 - `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
   `justification` costs an extra GET for the current status);
-- `update` with a status change: the status PATCH goes first when it reopens (a CLOSED ticket
-  refuses other edits) and last when it closes; type, service, category, urgency go in that
-  order (each must belong to the one before);
+- `update`: type, service, category, urgency go in that order (each must belong to the one
+  before); a status change goes last when it closes, first otherwise (it may reopen a CLOSED
+  ticket, which refuses other edits);
 - `changed_since` ≥ 2 per calendar date in [since, now]: `updatedAt` = that date, and
   `createdAt` = that date for never-edited tickets whose `updatedAt` is null (1 per 100
   tickets each), re-listed at most twice more when `x-total` moves during paging;
@@ -103,6 +103,7 @@ class ZenviaConnector:
     answered from the full listing instead of one query per date. `clients_required` refuses
     a create without clients before sending it. With `signature_secret` (a signature-mode
     token's secret) every request is signed: the connector sets the client's `auth`.
+    `closed_statuses` are the status ids of base type CLOSED (also learned from reads).
     """
 
     side: Side = "zenvia"
@@ -121,6 +122,7 @@ class ZenviaConnector:
         max_filter_days: int = 31,
         clients_required: bool = True,
         signature_secret: str | SecretStr | None = None,
+        closed_statuses: Iterable[int] = (),
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -141,8 +143,9 @@ class ZenviaConnector:
             if not isinstance(signature_secret, SecretStr):
                 signature_secret = SecretStr(signature_secret)
             client.auth = SignatureAuth(signature_secret, clock)
-        # status id → base type, learned from every ticket read: tells a reopen from a close
-        self._status_types: dict[int, str] = {}
+        # status id → base type, as configured and as learned from every ticket read: tells a
+        # reopening status change (sent first) from a closing one (sent last)
+        self._status_types: dict[int, str] = dict.fromkeys(closed_statuses, "CLOSED")
         self.requests = RequestCounter()
 
     def __repr__(self) -> str:
@@ -282,8 +285,9 @@ class ZenviaConnector:
         landed: Callable[[NativeFields], None] | None = None,
     ) -> None:
         """One PATCH per changed attribute, in dependency order (type, service, category,
-        urgency, then the rest); `status` (+ `justification`) as one PATCH, first when it
-        reopens the ticket (a CLOSED ticket refuses other edits), last otherwise.
+        urgency, then the rest); `status` (+ `justification`) as one PATCH, last when its
+        target is a CLOSED status, first otherwise (a CLOSED ticket refuses other edits until
+        a status change reopens it).
 
         Not atomic: if a later PATCH fails the earlier ones stay applied; `landed` hears each
         one that did. Unknown or read-only names, values of the wrong type and a null
@@ -307,7 +311,7 @@ class ZenviaConnector:
             if changes.get("justification") is not None:
                 body["justification"] = {"id": changes["justification"]}
             change = ("status", body, ("status", "justification"))
-            reopens = self._status_types.get(status) not in (None, "CLOSED")
+            reopens = self._status_types.get(status) != "CLOSED"
             patches.insert(0 if reopens else len(patches), change)
         for attr, body, names in patches:
             self._call(
