@@ -98,6 +98,7 @@ def build_connectors(
             clients_required=settings.zenvia_clients_required,
             signature_secret=settings.zenvia_signature_secret,
             closed_statuses=zenvia_closed,
+            listing_lag_seconds=settings.zenvia_listing_lag_seconds,
         ),
         "crm": SalesforceConnector(
             client(),

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     zenvia_signature_secret: SecretStr | None = None
     # Refuse, before sending, a ticket create without clients (the harsh reading of the API).
     zenvia_clients_required: bool = True
+    # How long a new ticket may be missing from date listings (undocumented; the sandbox lags
+    # 2 s): a lost create is not looked for sooner. Keep poll_overlap_seconds well above it.
+    zenvia_listing_lag_seconds: float = Field(default=5.0, ge=0)
 
     salesforce_login_url: str = "https://login.salesforce.com"
     salesforce_instance_url: str | None = None

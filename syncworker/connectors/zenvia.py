@@ -104,6 +104,7 @@ class ZenviaConnector:
     a create without clients before sending it. With `signature_secret` (a signature-mode
     token's secret) every request is signed: the connector sets the client's `auth`.
     `closed_statuses` are the status ids of base type CLOSED (also learned from reads).
+    `listing_lag_seconds` is how long a new ticket may be missing from date listings.
     """
 
     side: Side = "zenvia"
@@ -123,6 +124,7 @@ class ZenviaConnector:
         clients_required: bool = True,
         signature_secret: str | SecretStr | None = None,
         closed_statuses: Iterable[int] = (),
+        listing_lag_seconds: float = 5.0,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -138,6 +140,9 @@ class ZenviaConnector:
         self._zones = tuple(filter_timezones) or (UTC,)
         self._max_filter_days = max_filter_days
         self._clients_required = clients_required
+        if listing_lag_seconds < 0:
+            raise ValueError("listing_lag_seconds cannot be negative")
+        self._listing_lag = timedelta(seconds=listing_lag_seconds)
         self._signed = signature_secret is not None
         if signature_secret is not None:
             if not isinstance(signature_secret, SecretStr):
@@ -228,8 +233,19 @@ class ZenviaConnector:
         `createdAt` date filter, one listing per distinct date, the attempts' own dates first;
         each date's new candidates have their first actions page searched for the marker
         before the next date is listed, so the search stops at the first hit.
+
+        Date listings lag behind writes: within `listing_lag` of the newest attempt a miss
+        proves nothing, so it raises RateLimitedError (wait, nothing is lost) instead.
         """
         moments = [_aware(moment, "attempt") for moment in (around, *attempts)]
+        settled = max(moments) + self._listing_lag - _aware(self._clock(), "clock()")
+        if settled > timedelta(0):
+            raise RateLimitedError(
+                "a ticket created by the last attempt may not be listed yet",
+                retry_after=settled.total_seconds(),
+                remote=REMOTE,
+                path="GET /tickets",
+            )
         wanted = marker(idempotency_key)
         seen: set[str] = set()
         checked = 0

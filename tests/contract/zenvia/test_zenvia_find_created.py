@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncworker.connectors.errors import TransientError
+from syncworker.connectors.errors import RateLimitedError, TransientError
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.markers import find_marker
 from syncworker.sandbox.server import SandboxServer
@@ -61,11 +61,12 @@ def test_a_create_whose_response_was_lost_is_found_and_not_created_twice(
 def test_find_created_returns_none_when_nothing_was_created_and_checks_every_candidate(
     connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
 ) -> None:
+    around = clock()
     sandbox.agent.populate(4)
     connector.create(FIELDS, idempotency_key=OTHER_KEY)
     clock.advance(seconds=5)  # past the listing lag
 
-    assert connector.find_created(KEY, around=clock()) is None
+    assert connector.find_created(KEY, around=around) is None
     assert connector.requests.by_endpoint["GET /tickets"] == 3
     assert connector.requests.by_endpoint["GET /tickets/{id}/actions"] == 5
 
@@ -78,7 +79,7 @@ def test_find_created_looks_one_day_either_side_of_around(
     clock.set(datetime(2026, 3, 11, 0, 0, 30, tzinfo=UTC))
     sandbox.agent.create_ticket("depois da meia-noite")
 
-    found = connector.find_created(KEY, around=clock())
+    found = connector.find_created(KEY, around=datetime(2026, 3, 11, 0, 0, 20, tzinfo=UTC))
 
     assert found is not None
     assert found.id == created.id
@@ -93,10 +94,32 @@ def test_find_created_ignores_a_marker_for_another_key_and_tickets_out_of_range(
     connector.create({**FIELDS, "subject": "antigo"}, idempotency_key=KEY)  # outside ±1 day
     clock.set(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
     connector.create({**FIELDS, "subject": "outro"}, idempotency_key=OTHER_KEY)
+    around = clock()
     clock.advance(seconds=5)
 
-    assert connector.find_created(KEY, around=clock()) is None
-    assert connector.find_created(OTHER_KEY, around=clock()) is not None
+    assert connector.find_created(KEY, around=around) is None
+    assert connector.find_created(OTHER_KEY, around=around) is not None
+
+
+def test_find_created_waits_out_the_listing_lag_instead_of_answering_none(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, server: SandboxServer, clock: Any
+) -> None:
+    """Just after a lost reply the new ticket may not be listed yet: "none" would be a lie
+    that leads to a duplicate, so the connector asks to be called again later."""
+    attempt = clock()
+    sandbox.drop_next_response_after_handling("POST /v2/tickets")
+    with pytest.raises(TransientError):
+        connector.create(FIELDS, idempotency_key=KEY)
+    clock.advance(seconds=1)
+    server.reset_counters()
+
+    with pytest.raises(RateLimitedError, match="may not be listed yet") as caught:
+        connector.find_created(KEY, around=attempt)
+
+    assert caught.value.retry_after == 4.0
+    assert server.counters.total == 0
+    clock.advance(seconds=4)
+    assert connector.find_created(KEY, around=attempt) is not None
 
 
 def test_a_create_retried_days_later_is_found_around_the_late_attempt(

@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from syncworker.cli.sandbox import app
 from syncworker.connectors.zenvia_signature import signature, signed_text
 from syncworker.sandbox.server import HttpError, SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
@@ -402,3 +404,16 @@ def test_a_signature_mode_token_refuses_unsigned_stale_and_wrong_signatures(
     assert signed("s3cret", clock() - timedelta(minutes=4)).status_code == 401
     assert signed("s3cret", clock() + timedelta(minutes=1)).status_code == 401
     assert signed("other", clock()).json()["message"] == "Invalid X-API-Signature"
+
+
+# -- the CLI -------------------------------------------------------------------------------
+
+
+def test_the_cli_refuses_an_unknown_listing_order_and_a_negative_lag() -> None:
+    runner = CliRunner()
+    order = runner.invoke(app, ["zenvia", "--token", "t", "--listing-order", "newest"])
+    lag = runner.invoke(app, ["zenvia", "--token", "t", "--listing-lag", "-1"])
+
+    assert order.exit_code == lag.exit_code == 2
+    assert "--listing-order must be shuffle, id or updated_desc" in order.output
+    assert "listing_lag_seconds cannot be negative" in lag.output
