@@ -84,6 +84,15 @@ class ZenviaCatalogue:
     )
 
     def __post_init__(self) -> None:
+        # Plain `Named` entries belong everywhere (a catalogue written before dependencies).
+        categories = tuple(
+            c if isinstance(c, Category) else Category(c.id, c.name) for c in self.categories
+        )
+        urgencies = tuple(
+            u if isinstance(u, Urgency) else Urgency(u.id, u.name) for u in self.urgencies
+        )
+        object.__setattr__(self, "categories", categories)
+        object.__setattr__(self, "urgencies", urgencies)
         for status in self.statuses:
             if status.type not in BASE_STATUS_TYPES:
                 raise ValueError(f"status {status.id} has unknown base type {status.type!r}")

@@ -3,6 +3,7 @@ switch turns exactly that point off (docs/real-apis.md, `## Zenvia`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -15,6 +16,7 @@ from syncworker.cli.sandbox import app
 from syncworker.connectors.zenvia_signature import signature, signed_text
 from syncworker.sandbox.server import HttpError, SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
+from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE, Named
 
 pytestmark = pytest.mark.contract
 
@@ -184,6 +186,19 @@ def test_the_dependent_lookups_switch_turns_the_rule_off(
     response = raw.patch(f"/tickets/{ticket}/attributes/urgency", json={"urgency": {"id": 4}})
 
     assert response.status_code == 200
+
+
+def test_a_catalogue_of_plain_lookups_puts_no_dependency_on_them() -> None:
+    plain = replace(
+        DEFAULT_CATALOGUE,
+        urgencies=(Named(1, "Baixa"), Named(9, "Crítica")),
+        categories=(Named(1, "Dúvida"),),
+    )
+    sandbox = ZenviaSandbox(token="t", catalogue=plain)
+
+    ticket = sandbox.agent.create_ticket("Livre", category=1, urgency=9)
+
+    assert (ticket["category"]["id"], ticket["urgency"]["id"]) == (1, 9)
 
 
 # -- CLOSED is final -----------------------------------------------------------------------
