@@ -10,6 +10,9 @@ numeric action-id order whatever order the API lists them in; the comment id is
 
 Anything the API would refuse is refused here first (PermanentError, no request): every
 failed request counts toward the account's failed-request lockout (429 for 60-300 s).
+PATCHes go in dependency order (type, service, category, urgency: each must belong to the
+one before); a status change goes last when it closes, first otherwise (it may reopen a
+CLOSED ticket, which refuses other edits).
 
 Every failure is classified here (see connectors/errors.py); the only retry is the one
 immediate retry of an idempotent GET whose pooled connection was dropped (connectors/http.py).
@@ -18,17 +21,16 @@ Request costs, since the account allows 10 requests/min in business hours:
 - `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
 - `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
   `justification` costs an extra GET for the current status);
-- `update`: type, service, category, urgency go in that order (each must belong to the one
-  before); a status change goes last when it closes, first otherwise (it may reopen a CLOSED
-  ticket, which refuses other edits);
 - `changed_since` ≥ 2 per calendar date in [since, now]: `updatedAt` = that date, and
   `createdAt` = that date for never-edited tickets whose `updatedAt` is null (1 per 100
   tickets each), re-listed at most twice more when `x-total` moves during paging;
 - `find_created` lists `createdAt` for each distinct date within a day of any attempt (D
   dates: 3 for one attempt, up to 3 per attempt on distinct days), the attempts' own dates
-  first, and after each date checks its new candidates' first actions page (1 request each,
-  API-created and closest to an attempt first), stopping at the first hit. Worst case
-  D + (tickets created on those dates); found: usually 1 listing + 1 actions request.
+  first, and after each date checks its new candidates' actions (1 request each, more only
+  past 100 actions; API-created and closest to an attempt first), stopping at the first hit.
+  Worst case D + (tickets created on those dates); found: usually 1 listing + 1 actions
+  request. Within `listing_lag_seconds` of the newest attempt it sends nothing and raises
+  RateLimitedError (a lagging listing would wrongly say "not created").
 """
 
 from __future__ import annotations
@@ -477,24 +479,22 @@ class ZenviaConnector:
             log.debug("zenvia listing %s moved while paging; listing again", dict(params))
 
     def _first_actions_carry(self, record_id: str, wanted: str) -> bool:
+        """Whether an action carries `wanted` (only the create's first action carries its key;
+        action ids are not known to start at 1). Actions come in no documented order, so pages
+        are read until it shows: one page unless the ticket has over 100 actions."""
+        path = f"/tickets/{_segment(record_id)}/actions"
         try:
-            response = self._call(
-                "GET",
-                f"/tickets/{_segment(record_id)}/actions",
-                "GET /tickets/{id}/actions",
-                params={"page": 1, "size": self._page_size},
-            )
+            for items, _total in self._pages(path, "GET /tickets/{id}/actions", {}):
+                if any(
+                    isinstance(item, dict)
+                    and isinstance(item.get("description"), str)
+                    and wanted in item["description"]
+                    for item in items
+                ):
+                    return True
         except NotFoundError:
             return False
-        items = _json(response, "actions")
-        if not isinstance(items, list):
-            raise _malformed("actions page is not a JSON array", "GET /tickets/{id}/actions")
-        return any(
-            isinstance(item, dict)
-            and isinstance(item.get("description"), str)
-            and wanted in item["description"]
-            for item in items
-        )
+        return False
 
     def _dates_around(self, moments: Sequence[datetime]) -> list[date]:
         """Each distinct date within a day of a moment (in every zone), their own dates first,

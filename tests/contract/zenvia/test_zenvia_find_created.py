@@ -178,3 +178,22 @@ def test_the_marker_that_recognises_our_ticket_is_never_shown_to_the_customer(
 def test_find_created_refuses_a_naive_attempt_time(connector: ZenviaConnector, clock: Any) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         connector.find_created(KEY, around=clock(), attempts=[datetime(2026, 3, 10, 12, 0)])
+
+
+def test_find_created_reads_further_pages_when_the_first_action_is_not_on_the_first(
+    make_connector: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    sandbox.listing_order = "updated_desc"  # newest action first: ours is on the last page
+    connector = make_connector(page_size=5)
+    around = clock()
+    created = connector.create(FIELDS, idempotency_key=KEY, description="primeira")
+    for n in range(7):
+        clock.advance(seconds=1)
+        sandbox.agent.add_action(created.id, f"resposta {n}")
+    clock.advance(seconds=5)
+
+    found = connector.find_created(KEY, around=around)
+
+    assert found is not None
+    assert found.id == created.id
+    assert connector.requests.by_endpoint["GET /tickets/{id}/actions"] == 2

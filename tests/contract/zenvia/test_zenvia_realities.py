@@ -73,6 +73,18 @@ def test_a_refused_token_counts_and_locks_out_that_token_only(
     assert raw.get("/tickets").status_code == 200
 
 
+def test_server_errors_count_toward_the_lockout_too(
+    raw: httpx.Client, server: SandboxServer, sandbox: ZenviaSandbox
+) -> None:
+    """The harsh reading: any answer >= 400 except 429 is a failed request, a 5xx included."""
+    server.faults.error_rate = 1.0
+    for _ in range(3):
+        assert raw.get("/tickets").status_code == 500
+    server.faults.error_rate = 0.0
+
+    assert raw.get("/tickets").status_code == 429
+
+
 def test_the_lockout_switch_turns_it_off(raw: httpx.Client, sandbox: ZenviaSandbox) -> None:
     sandbox.lockout = False
     _fail(raw, 5)
