@@ -187,6 +187,7 @@ class _Ticket:
     tags: list[Named] = field(default_factory=list)
     # (when, updatedAt from then on): what a lagging date listing still sees
     history: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    shuffle_key: bytes = b""  # its place in the stable shuffle, computed once
 
     def render(self) -> dict[str, Any]:
         def when(moment: datetime | None) -> str | None:
@@ -529,7 +530,7 @@ class ZenviaSandbox(SandboxApp):
             return sorted(tickets, key=lambda t: t.updated_at or t.created_at, reverse=True)
         if tickets is self._in_order:
             return self._shuffled
-        return sorted(tickets, key=lambda t: self._shuffle_key(t.id))
+        return sorted(tickets, key=lambda t: t.shuffle_key)
 
     def _shuffle_key(self, *ids: object) -> bytes:
         """A stable pseudo-random position: the same order on every page and every call."""
@@ -898,6 +899,7 @@ class ZenviaSandbox(SandboxApp):
             urgency=urgency if isinstance(urgency, Urgency) else None,
             service=lookups["service"],
             history=[(now, updated_at)],
+            shuffle_key=self._shuffle_key(self._next_id),
         )
         self._check_dependencies(ticket, problems)
         ticket.status_changes.append(_StatusChange(status, reason, created_by, now))
@@ -912,7 +914,7 @@ class ZenviaSandbox(SandboxApp):
         self._next_id += 1
         self._tickets[ticket.id] = ticket
         self._in_order.append(ticket)
-        bisect.insort(self._shuffled, ticket, key=lambda t: self._shuffle_key(t.id))
+        bisect.insort(self._shuffled, ticket, key=lambda t: t.shuffle_key)
         return Response(201, ticket.render(), {"Location": f"/v2/tickets/{ticket.id}"})
 
     def _team_value(self, value: object, problems: _Problems) -> Named | None:
