@@ -7,7 +7,7 @@ Built lazily on first use and rebuilt after a fork (`reset_runtime` on Celery's
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.locks import Locks
 from syncworker.mapping import Mapping, load, load_default
-from syncworker.model import Side
+from syncworker.model import BaseStatus, Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
 from syncworker.settings import ConfigError, Settings, get_settings
 from syncworker.store.db import reset_engines
@@ -74,7 +74,10 @@ def build_gates(settings: Settings) -> dict[Side, SharedGate]:
     }
 
 
-def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[Side, Connector]:
+def build_connectors(
+    settings: Settings, gates: dict[Side, SharedGate], *, zenvia_closed: Iterable[int] = ()
+) -> dict[Side, Connector]:
+    """`zenvia_closed`: the Zenvia status ids of base type CLOSED (a closing PATCH goes last)."""
     settings.require("zenvia_token")
     if settings.salesforce_access_token is None:
         settings.require("salesforce_client_id", "salesforce_client_secret")
@@ -95,6 +98,10 @@ def build_connectors(settings: Settings, gates: dict[Side, SharedGate]) -> dict[
             gate=gates["zenvia"],
             # The DATE filter's time zone is undocumented: query in UTC and the account's zone.
             filter_timezones=(UTC, ZoneInfo(settings.zenvia_timezone)),
+            clients_required=settings.zenvia_clients_required,
+            signature_secret=settings.zenvia_signature_secret,
+            closed_statuses=zenvia_closed,
+            listing_lag_seconds=settings.zenvia_listing_lag_seconds,
         ),
         "crm": SalesforceConnector(
             client(),
@@ -118,13 +125,20 @@ def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
     return Runtime(
         settings=settings,
         mapping=mapping,
-        connectors=build_connectors(settings, gates),
+        connectors=build_connectors(settings, gates, zenvia_closed=_closed_zenvia(mapping)),
         gates=gates,
         locks=Locks(client, ttl_seconds=settings.lock_ttl_seconds),
         redis=client,
         enqueue_sync=enqueue_sync,
         clock=lambda: datetime.now(UTC),
     )
+
+
+def _closed_zenvia(mapping: Mapping) -> list[int]:
+    if mapping.statuses is None:
+        return []
+    zenvia = mapping.statuses.for_side("zenvia")
+    return [v for v, base in zenvia.items() if base is BaseStatus.CLOSED and isinstance(v, int)]
 
 
 _runtime: Runtime | None = None

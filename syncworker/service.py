@@ -685,8 +685,9 @@ def _create(rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.Creat
             source_id=operation.source_id,
         )
         remote_id, maybe_sent, started = intent.remote_id, intent.attempts > 0, intent.created_at
+        attempts = repo.attempt_times(intent)
     if remote_id is None and maybe_sent:
-        found = connector.find_created(key, around=started)
+        found = connector.find_created(key, around=started, attempts=attempts)
         if found is not None:
             _adopt(rt, link.id, target, found.id)
             raise _Adopted(f"{target} record {found.id} of link {link.id}")

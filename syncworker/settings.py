@@ -23,7 +23,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from syncworker.connectors.salesforce_login import check_client_credentials_url
 
 PREFIX = "SYNCWORKER_"
-SECRET_FIELDS = ("zenvia_token", "salesforce_client_secret", "salesforce_access_token")
+SECRET_FIELDS = (
+    "zenvia_token",
+    "zenvia_signature_secret",
+    "salesforce_client_secret",
+    "salesforce_access_token",
+)
 
 
 class ConfigError(Exception):
@@ -49,6 +54,13 @@ class Settings(BaseSettings):
     zenvia_rate_window_seconds: float = Field(default=61.0, gt=0)
     zenvia_business_hours: str = "07:00-19:00"
     zenvia_timezone: str = "America/Sao_Paulo"
+    # A signature-mode token's secret: every request is then signed (`X-API-Signature`).
+    zenvia_signature_secret: SecretStr | None = None
+    # Refuse, before sending, a ticket create without clients (the harsh reading of the API).
+    zenvia_clients_required: bool = True
+    # How long a new ticket may be missing from date listings (undocumented; the sandbox lags
+    # 2 s): a lost create is not looked for sooner. Keep poll_overlap_seconds well above it.
+    zenvia_listing_lag_seconds: float = Field(default=5.0, ge=0)
 
     # The org's My Domain (https://NAME.my.salesforce.com): no default can work, since
     # Salesforce refuses client credentials on login.salesforce.com and test.salesforce.com.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import time as clock_time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -59,14 +59,64 @@ def zenvia(
     business_hours_only: Annotated[
         bool, typer.Option(help="Apply the limit only 07:00-19:00 America/Sao_Paulo.")
     ] = False,
+    action_moves_updated_at: Annotated[
+        bool, typer.Option(help="A new action or tag moves the ticket's updatedAt.")
+    ] = False,
+    null_updated_at: Annotated[
+        bool, typer.Option(help="A never-edited ticket has updatedAt null (else = createdAt).")
+    ] = True,
+    lockout: Annotated[
+        bool, typer.Option(help="Lock a token out (429) after 3 failed requests in 60 s.")
+    ] = True,
+    dependent_lookups: Annotated[
+        bool, typer.Option(help="Category must fit service/type, urgency the category.")
+    ] = True,
+    closed_is_final: Annotated[
+        bool, typer.Option(help="A CLOSED ticket refuses edits except a reopening status.")
+    ] = True,
+    listing_order: Annotated[
+        str, typer.Option(help="Listing order: shuffle, id or updated_desc.")
+    ] = "shuffle",
+    listing_lag: Annotated[
+        float, typer.Option(help="Seconds before a change shows in date-filtered listings.")
+    ] = 2.0,
+    clients_required: Annotated[
+        bool, typer.Option(help="Refuse a ticket created without clients.")
+    ] = True,
+    signature_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SYNCWORKER_ZENVIA_SIGNATURE_SECRET",
+            help="Make the token signature-mode: every request needs X-API-Signature.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve Zenvia's v2 tickets API under `/v2`.
+    """Serve Zenvia's v2 tickets API under `/v2`, harsh by default (docs/real-apis.md).
 
     Example: `syncworker sandbox zenvia --port 8081 --token dev-token --rate-limit 10`.
     """
-    from syncworker.sandbox.zenvia import ZenviaSandbox
+    from syncworker.sandbox.zenvia import ListingOrder, ZenviaSandbox
 
-    sandbox = ZenviaSandbox(token=token, seed=seed)
+    if listing_order not in ("shuffle", "id", "updated_desc"):
+        raise typer.BadParameter(
+            f"--listing-order must be shuffle, id or updated_desc, not {listing_order!r}"
+        )
+    try:
+        sandbox = ZenviaSandbox(
+            token=token,
+            seed=seed,
+            action_moves_updated_at=action_moves_updated_at,
+            null_updated_at=null_updated_at,
+            lockout=lockout,
+            dependent_lookups=dependent_lookups,
+            closed_is_final=closed_is_final,
+            listing_order=cast(ListingOrder, listing_order),
+            listing_lag_seconds=listing_lag,
+            clients_required=clients_required,
+            signature_secret=signature_secret,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     if populate:
         sandbox.agent.populate(populate)
     server = _serve(sandbox, host, port, allow_remote)

@@ -8,7 +8,7 @@ mapping layer, not the connector, decides what they mean. Every connector takes 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -122,8 +122,11 @@ class Connector(Protocol):
         """
         ...
 
-    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
-        """Look up a record an earlier `create` with this key may have made."""
+    def find_created(
+        self, idempotency_key: str, *, around: datetime, attempts: Sequence[datetime] = ()
+    ) -> RemoteRecord | None:
+        """Look up a record an earlier `create` with this key may have made; `around` is when
+        the intent began, `attempts` when each send that may have reached the remote began."""
         ...
 
     def update(

@@ -424,9 +424,11 @@ class SalesforceConnector:
                 found.extend(list(self._keyset(select, condition, True)))
         return found
 
-    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
+    def find_created(
+        self, idempotency_key: str, *, around: datetime, attempts: Sequence[datetime] = ()
+    ) -> RemoteRecord | None:
         """The Case an earlier `create` with this key made (deleted or not), by the external id
-        field; `around` is not needed since the key is indexed."""
+        field; `around` and `attempts` are not needed since the key is indexed."""
         soql = (
             f"SELECT {', '.join(self._fields)} FROM Case "
             f"WHERE {self._external} = {_soql_string(idempotency_key)} ORDER BY IsDeleted, Id"

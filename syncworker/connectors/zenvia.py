@@ -2,9 +2,17 @@
 
 Tickets are flattened to native fields (ids, not names: the mapping gives them meaning):
 `subject, type, status (id), statusType (base type), justification, urgency, category, service
-(ids or None), ownerId, clients (list), origin, createdAt, updatedAt` (ISO strings as sent).
-A record's version is its parsed `updatedAt`. Comments are actions: the comment id is
+(ids or None), ownerId, ownerTeam (team id or None; read-only), clients (list), origin,
+createdAt, updatedAt` (ISO strings as sent). A record's version is its parsed `updatedAt`, or
+`createdAt` while `updatedAt` is null (a never-edited ticket). Comments are actions, in
+numeric action-id order whatever order the API lists them in; the comment id is
 `"<ticket id>:<action id>"` because action ids are only known to be unique per ticket.
+
+Anything the API would refuse is refused here first (PermanentError, no request): every
+failed request counts toward the account's failed-request lockout (429 for 60-300 s).
+PATCHes go in dependency order (type, service, category, urgency: each must belong to the
+one before); a status change goes last when it closes, first otherwise (it may reopen a
+CLOSED ticket, which refuses other edits).
 
 Every failure is classified here (see connectors/errors.py); the only retry is the one
 immediate retry of an idempotent GET whose pooled connection was dropped (connectors/http.py).
@@ -13,18 +21,22 @@ Request costs, since the account allows 10 requests/min in business hours:
 - `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
 - `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
   `justification` costs an extra GET for the current status);
-- `changed_since` ≥ 1 per calendar date in [since, now] (1 per 100 tickets updated that day),
-  re-listed at most twice more when `x-total` moves during paging;
-- `find_created` ≥ 3 listings (createdAt = around's date and the day before/after) plus 1
-  actions request per candidate ticket, most likely first (our API origin, then created closest
-  to `around`), stopping at the first hit: ~4 requests when the ticket exists, 3 + (tickets
-  created in those 3 days) when it does not.
+- `changed_since` ≥ 2 per calendar date in [since, now]: `updatedAt` = that date, and
+  `createdAt` = that date for never-edited tickets whose `updatedAt` is null (1 per 100
+  tickets each), re-listed at most twice more when `x-total` moves during paging;
+- `find_created` lists `createdAt` for each distinct date within a day of any attempt (D
+  dates: 3 for one attempt, up to 3 per attempt on distinct days), the attempts' own dates
+  first, and after each date checks its new candidates' actions (1 request each, more only
+  past 100 actions; API-created and closest to an attempt first), stopping at the first hit.
+  Worst case D + (tickets created on those dates); found: usually 1 listing + 1 actions
+  request. Within `listing_lag_seconds` of the newest attempt it sends nothing and raises
+  RateLimitedError (a lagging listing would wrongly say "not created").
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +55,7 @@ from syncworker.connectors.errors import (
     RemoteError,
     TransientError,
 )
+from syncworker.connectors.zenvia_signature import SignatureAuth
 from syncworker.markers import marker, with_marker
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
@@ -58,18 +71,20 @@ _MAX_PAGES = 10_000
 _MAX_RELISTS = 2
 _OPEN_GATE = OpenGate()
 
-# native field → (PATCH attribute, body key, kind); `status`/`justification` go together.
+# native field → (PATCH attribute, body key, kind), in PATCH order: each of type, service,
+# category, urgency must belong to those before it; `status`/`justification` go together.
 _ATTRIBUTE_OF: dict[str, tuple[str, str, str]] = {
-    "subject": ("subject", "subject", "text"),
     "type": ("type", "type", "ticket_type"),
+    "service": ("service", "service", "ref"),
     "category": ("category", "category", "ref"),
     "urgency": ("urgency", "urgency", "ref"),
-    "service": ("service", "service", "ref"),
-    "ownerId": ("owner", "ownerId", "owner"),
+    "subject": ("subject", "subject", "text"),
     "clients": ("clients", "clients", "clients"),
+    "ownerId": ("owner", "ownerId", "owner"),
     "status": ("status", "status", "ref"),
     "justification": ("status", "justification", "ref"),
 }
+_PATCH_ORDER = {name: position for position, name in enumerate(_ATTRIBUTE_OF)}
 WRITABLE_FIELDS = frozenset(_ATTRIBUTE_OF)
 _TICKET_TYPES = ("INTERNAL", "PUBLIC")
 
@@ -87,7 +102,11 @@ class ZenviaConnector:
     `filter_timezones` are the zones whose calendar dates are queried (the API's own zone for
     its DATE filters is undocumented: pass `(UTC, ZoneInfo("America/Sao_Paulo"))` to cover
     both for at most one extra date per poll). Spans longer than `max_filter_days` are
-    answered from the full listing instead of one query per date.
+    answered from the full listing instead of one query per date. `clients_required` refuses
+    a create without clients before sending it. With `signature_secret` (a signature-mode
+    token's secret) every request is signed: the connector sets the client's `auth`.
+    `closed_statuses` are the status ids of base type CLOSED (also learned from reads).
+    `listing_lag_seconds` is how long a new ticket may be missing from date listings.
     """
 
     side: Side = "zenvia"
@@ -105,6 +124,10 @@ class ZenviaConnector:
         clock: Callable[[], datetime] = utc_now,
         filter_timezones: Iterable[tzinfo] = (UTC,),
         max_filter_days: int = 31,
+        clients_required: bool = True,
+        signature_secret: str | SecretStr | None = None,
+        closed_statuses: Iterable[int] = (),
+        listing_lag_seconds: float = 5.0,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -119,6 +142,18 @@ class ZenviaConnector:
         self._clock = clock
         self._zones = tuple(filter_timezones) or (UTC,)
         self._max_filter_days = max_filter_days
+        self._clients_required = clients_required
+        if listing_lag_seconds < 0:
+            raise ValueError("listing_lag_seconds cannot be negative")
+        self._listing_lag = timedelta(seconds=listing_lag_seconds)
+        self._signed = signature_secret is not None
+        if signature_secret is not None:
+            if not isinstance(signature_secret, SecretStr):
+                signature_secret = SecretStr(signature_secret)
+            client.auth = SignatureAuth(signature_secret, clock)
+        # status id → base type, as configured and as learned from every ticket read: tells a
+        # reopening status change (sent first) from a closing one (sent last)
+        self._status_types: dict[int, str] = dict.fromkeys(closed_statuses, "CLOSED")
         self.requests = RequestCounter()
 
     def __repr__(self) -> str:
@@ -149,7 +184,9 @@ class ZenviaConnector:
 
         The `updatedAt` filter takes a DATE: every calendar date from `since` to now is listed
         (whether the API reads it as "on" or "since" that date, the union is the same), the
-        full timestamp is compared here, and duplicates are merged keeping the newest.
+        full timestamp is compared here, and duplicates are merged keeping the newest. A
+        never-edited ticket's `updatedAt` may be null (no date matches it), so each date's
+        `createdAt` listing is read too.
         """
         since = _aware(since, "since")
         now = _aware(self._clock(), "clock()")
@@ -159,7 +196,11 @@ class ZenviaConnector:
         listings = (
             [self.iter_all()]
             if len(days) > self._max_filter_days
-            else [self._stable_listing({"updatedAt": day.isoformat()}) for day in days]
+            else [
+                self._stable_listing({stamp: day.isoformat()})
+                for day in days
+                for stamp in ("updatedAt", "createdAt")
+            ]
         )
         for listing in listings:
             for item in listing:
@@ -181,40 +222,52 @@ class ZenviaConnector:
             f"/tickets/{ticket}/actions", "GET /tickets/{id}/actions", {}
         ):
             comments.extend(self._comment(raw, record_id) for raw in items)
-        return comments
+        # The listing order is undocumented; action ids are numbers in creation order.
+        return sorted(comments, key=_action_order)
 
-    def find_created(self, idempotency_key: str, *, around: datetime) -> RemoteRecord | None:
-        """The ticket whose actions carry this key's marker, created within a day of `around`.
+    def find_created(
+        self, idempotency_key: str, *, around: datetime, attempts: Sequence[datetime] = ()
+    ) -> RemoteRecord | None:
+        """The ticket whose first action carries this key's marker, created within a day of
+        `around` or of any of `attempts` (each send's time: a retry days later may be the one
+        that created it).
 
         Subject-independent (a human may have renamed it): candidates come from the
-        `createdAt` date filter, and each candidate's first actions page is searched for the
-        marker (normally the first action; any action on page 1 counts, whatever the order).
+        `createdAt` date filter, one listing per distinct date, the attempts' own dates first;
+        each date's new candidates have their first actions page searched for the marker
+        before the next date is listed, so the search stops at the first hit.
+
+        Date listings lag behind writes: within `listing_lag` of the newest attempt a miss
+        proves nothing, so it raises RateLimitedError (wait, nothing is lost) instead.
         """
-        around = _aware(around, "around")
-        days: set[date] = set()
-        for zone in self._zones:
-            local = around.astimezone(zone).date()
-            days.update(local + timedelta(days=delta) for delta in (-1, 0, 1))
-        candidates: dict[str, RemoteRecord] = {}
-        for day in sorted(days):
-            for items, _total in self._pages(
-                "/tickets", "GET /tickets", {"createdAt": day.isoformat()}
-            ):
-                for raw in items:
-                    record = self._record(raw)
-                    candidates[record.id] = record
+        moments = [_aware(moment, "attempt") for moment in (around, *attempts)]
+        settled = max(moments) + self._listing_lag - _aware(self._clock(), "clock()")
+        if settled > timedelta(0):
+            raise RateLimitedError(
+                "a ticket created by the last attempt may not be listed yet",
+                retry_after=settled.total_seconds(),
+                remote=REMOTE,
+                path="GET /tickets",
+            )
         wanted = marker(idempotency_key)
-
-        def likelihood(record: RemoteRecord) -> tuple[bool, float, str]:
-            created = _parse_time(record.fields["createdAt"], "createdAt", record.id)
-            distance = abs((created - around).total_seconds())
-            return record.fields.get("origin") != API_ORIGIN, distance, record.id
-
-        for checked, record in enumerate(sorted(candidates.values(), key=likelihood), 1):
-            if self._first_actions_carry(record.id, wanted):
-                log.debug("zenvia find_created: found after %d candidates", checked)
-                return record
-        log.debug("zenvia find_created: none of %d candidates", len(candidates))
+        seen: set[str] = set()
+        checked = 0
+        for day in self._dates_around(moments):
+            fresh = [
+                record
+                for items, _total in self._pages(
+                    "/tickets", "GET /tickets", {"createdAt": day.isoformat()}
+                )
+                for record in (self._record(raw) for raw in items)
+                if record.id not in seen
+            ]
+            seen.update(record.id for record in fresh)
+            for record in sorted(fresh, key=lambda r: _likelihood(r, moments)):
+                checked += 1
+                if self._first_actions_carry(record.id, wanted):
+                    log.debug("zenvia find_created: found after %d candidates", checked)
+                    return record
+        log.debug("zenvia find_created: none of %d candidates", checked)
         return None
 
     # -- writing ----------------------------------------------------------------------------
@@ -224,11 +277,20 @@ class ZenviaConnector:
     ) -> RemoteRecord:
         """POST /tickets; the first action carries `description` plus the key's marker.
 
-        A TransientError here means the outcome is unknown: resolve it with `find_created`.
+        That action is INTERNAL, so the customer never sees the marker: an exact key beats a
+        look-alike match (same subject, client and text) that could adopt someone else's
+        ticket. `ownerId` None is left out (unassigned); clients are required when the
+        account requires them. A TransientError means the outcome is unknown: resolve it with
+        `find_created`.
         """
+        if self._clients_required and not fields.get("clients"):
+            raise _refuse(
+                "a Zenvia ticket needs at least one client: map the case's contact to a "
+                "Zenvia client id in the `clients` field"
+            )
         body = _ticket_body(fields)
         body["firstAction"] = {
-            "type": body.get("type", "PUBLIC"),
+            "type": "INTERNAL",
             "description": with_marker(description, idempotency_key),
         }
         response = self._call("POST", "/tickets", "POST /tickets", json=body)
@@ -241,20 +303,23 @@ class ZenviaConnector:
         *,
         landed: Callable[[NativeFields], None] | None = None,
     ) -> None:
-        """One PATCH per changed attribute; `status` (+ `justification`) last, as one PATCH.
+        """One PATCH per changed attribute, in dependency order (type, service, category,
+        urgency, then the rest); `status` (+ `justification`) as one PATCH, last when its
+        target is a CLOSED status, first otherwise (a CLOSED ticket refuses other edits until
+        a status change reopens it).
 
         Not atomic: if a later PATCH fails the earlier ones stay applied; `landed` hears each
-        one that did. Unknown or read-only names, and values of the wrong type, raise
-        PermanentError before any request.
+        one that did. Unknown or read-only names, values of the wrong type and a null
+        `ownerId` (the API has no way to unassign) raise PermanentError before any request.
         """
         ticket = _segment(record_id)
-        _check_fields(changes)
+        _check_fields(changes, record_id, clients_required=self._clients_required)
         patches: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
-        for name, value in changes.items():
+        for name in sorted(changes, key=_PATCH_ORDER.__getitem__):
             if name in ("status", "justification"):
                 continue
             attr, key, kind = _ATTRIBUTE_OF[name]
-            patches.append((attr, {key: _encode(kind, value)}, (name,)))
+            patches.append((attr, {key: _encode(kind, changes[name])}, (name,)))
         if "status" in changes or "justification" in changes:
             status = changes.get("status")
             if status is None:
@@ -264,7 +329,9 @@ class ZenviaConnector:
             body: dict[str, Any] = {"status": {"id": status}}
             if changes.get("justification") is not None:
                 body["justification"] = {"id": changes["justification"]}
-            patches.append(("status", body, ("status", "justification")))
+            change = ("status", body, ("status", "justification"))
+            reopens = self._status_types.get(status) != "CLOSED"
+            patches.insert(0 if reopens else len(patches), change)
         for attr, body, names in patches:
             self._call(
                 "PATCH",
@@ -358,6 +425,11 @@ class ZenviaConnector:
             )
             return RateLimitedError(message, retry_after=wait, **common)
         if status in (401, 403):
+            if status == 401 and not self._signed:
+                message += (
+                    " (a signature-mode token refuses unsigned requests: set "
+                    "SYNCWORKER_ZENVIA_SIGNATURE_SECRET or its _FILE to sign them)"
+                )
             return AuthError(message, **common)
         if status == 404:
             return NotFoundError(message, **common)
@@ -408,24 +480,32 @@ class ZenviaConnector:
             log.debug("zenvia listing %s moved while paging; listing again", dict(params))
 
     def _first_actions_carry(self, record_id: str, wanted: str) -> bool:
+        """Whether an action carries `wanted` (only the create's first action carries its key;
+        action ids are not known to start at 1). Actions come in no documented order, so pages
+        are read until it shows: one page unless the ticket has over 100 actions."""
+        path = f"/tickets/{_segment(record_id)}/actions"
         try:
-            response = self._call(
-                "GET",
-                f"/tickets/{_segment(record_id)}/actions",
-                "GET /tickets/{id}/actions",
-                params={"page": 1, "size": self._page_size},
-            )
+            for items, _total in self._pages(path, "GET /tickets/{id}/actions", {}):
+                if any(
+                    isinstance(item, dict)
+                    and isinstance(item.get("description"), str)
+                    and wanted in item["description"]
+                    for item in items
+                ):
+                    return True
         except NotFoundError:
             return False
-        items = _json(response, "actions")
-        if not isinstance(items, list):
-            raise _malformed("actions page is not a JSON array", "GET /tickets/{id}/actions")
-        return any(
-            isinstance(item, dict)
-            and isinstance(item.get("description"), str)
-            and wanted in item["description"]
-            for item in items
-        )
+        return False
+
+    def _dates_around(self, moments: Sequence[datetime]) -> list[date]:
+        """Each distinct date within a day of a moment (in every zone), their own dates first,
+        the newest moment's first among equals."""
+        ordered: dict[date, None] = {}
+        for delta in (0, -1, 1):
+            for moment in sorted(moments, reverse=True):
+                for zone in self._zones:
+                    ordered[moment.astimezone(zone).date() + timedelta(days=delta)] = None
+        return list(ordered)
 
     def _dates(self, start: datetime, end: datetime) -> list[date]:
         days: set[date] = set()
@@ -450,14 +530,15 @@ class ZenviaConnector:
         ticket_id = _identifier(ticket.get("id"), "id", None)
         status = _object(ticket.get("status"), "status", ticket_id)
         status_id = status.get("id")
-        if not _is_int(status_id):
+        if not isinstance(status_id, int) or isinstance(status_id, bool):
             raise _field_error("status.id", "an integer", ticket_id)
         status_type = status.get("type")
         if not isinstance(status_type, str):
             raise _field_error("status.type", "a string", ticket_id)
         updated = ticket.get("updatedAt")
-        version = _parse_time(updated, "updatedAt", ticket_id)
-        _parse_time(ticket.get("createdAt"), "createdAt", ticket_id)
+        created = _parse_time(ticket.get("createdAt"), "createdAt", ticket_id)
+        version = created if updated is None else _parse_time(updated, "updatedAt", ticket_id)
+        self._status_types[status_id] = status_type
         clients = ticket.get("clients")
         if clients is None:
             clients = []
@@ -473,6 +554,7 @@ class ZenviaConnector:
             "category": _ref_id(ticket, "category", ticket_id),
             "service": _ref_id(ticket, "service", ticket_id),
             "ownerId": _optional_str(ticket, "ownerId", ticket_id),
+            "ownerTeam": _ref_id(ticket, "ownerTeam", ticket_id),
             "clients": list(clients),
             "origin": _optional_str(ticket, "origin", ticket_id),
             "createdAt": ticket.get("createdAt"),
@@ -519,6 +601,27 @@ def _segment(record_id: str) -> str:
     if not isinstance(record_id, str) or not record_id:
         raise ValueError(f"a Zenvia ticket id is a non-empty string, got {record_id!r}")
     return quote(record_id, safe="")
+
+
+def _action_order(comment: RemoteComment) -> tuple[int, str, datetime]:
+    """Numeric action id first ("…:2" before "…:10"), then time; a non-numeric id sorts last."""
+    action = comment.id.rsplit(":", 1)[-1]
+    return (
+        (int(action), "", comment.created_at)
+        if action.isdigit()
+        else (
+            1 << 62,
+            action,
+            comment.created_at,
+        )
+    )
+
+
+def _likelihood(record: RemoteRecord, moments: Sequence[datetime]) -> tuple[bool, float, str]:
+    """Our own API-created tickets first, then the one created closest to an attempt."""
+    created = _parse_time(record.fields["createdAt"], "createdAt", record.id)
+    distance = min(abs((created - moment).total_seconds()) for moment in moments)
+    return record.fields.get("origin") != API_ORIGIN, distance, record.id
 
 
 def _keep_newest(found: dict[str, RemoteRecord], record: RemoteRecord) -> None:
@@ -610,22 +713,34 @@ def _refuse(message: str, record_id: str | None = None) -> PermanentError:
     return PermanentError(message, remote=REMOTE, path=where)
 
 
-def _check_fields(fields: NativeFields) -> None:
+def _check_fields(
+    fields: NativeFields, record_id: str | None = None, *, clients_required: bool = False
+) -> None:
+    """Refuse here what the API would refuse: a failed request counts toward its lockout."""
     unknown = sorted(set(fields) - WRITABLE_FIELDS)
     if unknown:
         raise _refuse(
             f"cannot write Zenvia field(s) {', '.join(unknown)}; "
-            f"writable: {', '.join(sorted(WRITABLE_FIELDS))}"
+            f"writable: {', '.join(sorted(WRITABLE_FIELDS))}",
+            record_id,
         )
     for name, value in fields.items():
         kind = _ATTRIBUTE_OF[name][2]
         if not _valid(kind, value):
-            raise _refuse(f"invalid value for Zenvia field {name}: {value!r}")
+            raise _refuse(f"invalid value for Zenvia field {name}: {value!r}", record_id)
+    if record_id is not None and "ownerId" in fields and fields["ownerId"] is None:
+        raise _refuse(
+            "cannot unassign: Zenvia refuses ownerId null (map the owner to an agent, or leave "
+            "the owner field out of this change)",
+            record_id,
+        )
+    if record_id is not None and clients_required and fields.get("clients") == []:
+        raise _refuse("cannot remove every client: Zenvia requires at least one", record_id)
 
 
 def _valid(kind: str, value: object) -> bool:
     if kind == "text":
-        return isinstance(value, str)
+        return isinstance(value, str) and bool(value.strip())
     if kind == "ticket_type":
         return value in _TICKET_TYPES
     if kind == "ref":

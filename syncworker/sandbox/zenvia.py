@@ -3,14 +3,35 @@
 Serve it with `SandboxServer(ZenviaSandbox(token=...)).start()`; tests act "as a human agent"
 through `sandbox.agent`, which runs the very same route handlers as HTTP requests do.
 
-Where the public documentation is silent the sandbox makes a choice and says so here:
-- Date filters (`createdAt`, `updatedAt` on GET /tickets) match the ticket's calendar DATE in
-  `filter_timezone` (default UTC) exactly: "on that date" (`date_filter="on"`); pass
-  `date_filter="since"` to model the other reading ("on or after that date").
-- Listings are ordered by ticket id ascending (there is no sort parameter).
-- Action ids are numbered per ticket (1 = the `firstAction` given at creation).
-- Every change that alters a ticket, including a new action or tag, bumps `updatedAt`;
-  a PATCH that sets an attribute to the value it already has changes nothing.
+Where the public documentation is silent the sandbox plays the harshest plausible answer by
+default, behind a named constructor switch (the table in docs/real-apis.md lists each one):
+- `action_moves_updated_at=False`: a new action (comment) or tag leaves `updatedAt` alone; a
+  status carried by an action is an edit and does move it.
+- `null_updated_at=True`: a never-edited ticket has `updatedAt: null`, so it matches no
+  `updatedAt` date filter (False: `updatedAt` starts equal to `createdAt`).
+- `lockout=True`: 3 failed requests (any answer >= 400 except 429, a refused token included)
+  within `lockout_window` seconds from one token lock that token out: every request gets 429
+  "Too many failed requests" with `Retry-After` for `lockout_seconds` (60, 120, then 300 s on
+  each repeat; never forgiven while the sandbox lives). Time is the sandbox's `clock`.
+- `dependent_lookups=True`: a category must belong to the ticket's service and type, an urgency
+  to its category; setting a child that does not fit is refused, changing a parent clears a
+  child that no longer fits (so PATCH order matters: type, service, category, urgency).
+- `closed_is_final=True`: a CLOSED ticket refuses every edit (attributes, tags, actions) except
+  a status change (PATCH or action) that reopens it.
+- `listing_order="shuffle"`: listings (tickets and actions) come in a stable pseudo-random
+  order; also `"id"` (ascending) and `"updated_desc"` (newest `updatedAt` first).
+- `listing_lag_seconds=2.0`: date-filtered listings see a ticket as it was that many seconds
+  ago (a new ticket is absent, a changed one still matches its old `updatedAt`).
+- `clients_required=True`: a ticket is created only with at least one client.
+- `signature_secret=None`: given, the token is a signature-mode token and every request must
+  carry a valid `X-API-Signature` (HMAC-SHA256 as the spec's description defines it).
+- `subject_max_length=350`: v1's documented limit; v2 states none (None: no limit).
+- Date filters (`createdAt`, `updatedAt`) match the calendar DATE in `filter_timezone`:
+  "on that date" (`date_filter="on"`) or "on or after" (`"since"`).
+- `ownerId: null` is refused (the spec marks it not nullable); only the agent desk can make a
+  team-owned ticket (`ownerTeam` set, `ownerId` null), as Zenvia's UI and assignment rules do.
+- Action ids are numbered per ticket (1 = the `firstAction` given at creation); a PATCH that
+  sets an attribute to the value it already has changes nothing.
 - A justification is required (and must be one of the allowed ones) exactly when the target
   status has allowed justifications; a justification sent for any other status is refused.
 - Read-only and unknown body fields are ignored; `type` defaults to PUBLIC.
@@ -18,14 +39,20 @@ Where the public documentation is silent the sandbox makes a choice and says so 
 
 from __future__ import annotations
 
+import bisect
+import copy
+import email.utils
+import hashlib
 import hmac
 import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
 
+from syncworker.connectors.zenvia_signature import signature
 from syncworker.sandbox.server import (
     Clock,
     Handler,
@@ -38,8 +65,10 @@ from syncworker.sandbox.server import (
 from syncworker.sandbox.zenvia_catalogue import (
     DEFAULT_CATALOGUE,
     Agent,
+    Category,
     Named,
     Status,
+    Urgency,
     ZenviaCatalogue,
 )
 
@@ -48,7 +77,9 @@ __all__ = ["ZenviaAgentDesk", "ZenviaSandbox", "iso_millis"]
 API_ORIGIN = "TICKETS_API"
 AGENT_ORIGIN = "AGENT_IN_SYSTEM"
 TICKET_TYPES = ("INTERNAL", "PUBLIC")
-SUBJECT_MAX = 350
+V1_SUBJECT_MAX = 350
+SIGNATURE_MAX_AGE = timedelta(minutes=3)
+ListingOrder = Literal["id", "updated_desc", "shuffle"]
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 LOOKUP_ATTRIBUTES = ("category", "urgency", "service")
@@ -123,6 +154,7 @@ class _StatusChange:
 @dataclass
 class _OwnerChange:
     owner: Agent | None
+    team: Named | None
     updated_by: str | None
     updated_at: datetime
 
@@ -136,13 +168,14 @@ class _Ticket:
     status: Status
     justification: Named | None
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime | None
     created_by: str | None
     cc: list[str] = field(default_factory=list)
     clients: list[str] = field(default_factory=list)
     owner: Agent | None = None
-    category: Named | None = None
-    urgency: Named | None = None
+    owner_team: Named | None = None
+    category: Category | None = None
+    urgency: Urgency | None = None
     service: Named | None = None
     resolved_at: datetime | None = None
     reopened_at: datetime | None = None
@@ -152,6 +185,9 @@ class _Ticket:
     status_changes: list[_StatusChange] = field(default_factory=list)
     owner_changes: list[_OwnerChange] = field(default_factory=list)
     tags: list[Named] = field(default_factory=list)
+    # (when, updatedAt from then on): what a lagging date listing still sees
+    history: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+    shuffle_key: bytes = b""  # its place in the stable shuffle, computed once
 
     def render(self) -> dict[str, Any]:
         def when(moment: datetime | None) -> str | None:
@@ -168,7 +204,7 @@ class _Ticket:
             "origin": self.origin,
             "clients": list(self.clients),
             "ownerId": self.owner.id if self.owner else None,
-            "ownerTeam": self.owner.team.render() if self.owner else None,
+            "ownerTeam": named(self.owner_team),
             "category": named(self.category),
             "urgency": named(self.urgency),
             "service": named(self.service),
@@ -192,6 +228,23 @@ class _Ticket:
 _CLOSED_TYPES = frozenset({"RESOLVED", "CLOSED", "CANCELED"})
 
 
+class _LockedOut(HttpError):
+    """The failed-request lockout's answer: 429 with the seconds left in `Retry-After`."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(429, "TOO_MANY_REQUESTS", "Too many failed requests")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Lockout:
+    """One token's recent failures and its current lockout."""
+
+    failures: list[datetime] = field(default_factory=list)
+    until: datetime | None = None
+    strikes: int = 0
+
+
 class ZenviaSandbox(SandboxApp):
     """Zenvia v2 tickets: `/v2/tickets…` with `X-API-TOKEN` auth and Zenvia's error bodies."""
 
@@ -206,16 +259,54 @@ class ZenviaSandbox(SandboxApp):
         catalogue: ZenviaCatalogue | None = None,
         filter_timezone: tzinfo = UTC,
         date_filter: Literal["on", "since"] = "on",
+        action_moves_updated_at: bool = False,
+        null_updated_at: bool = True,
+        lockout: bool = True,
+        lockout_after: int = 3,
+        lockout_window: float = 60.0,
+        lockout_seconds: Sequence[int] = (60, 120, 300),
+        dependent_lookups: bool = True,
+        closed_is_final: bool = True,
+        listing_order: ListingOrder = "shuffle",
+        listing_lag_seconds: float = 2.0,
+        clients_required: bool = True,
+        signature_secret: str | None = None,
+        subject_max_length: int | None = V1_SUBJECT_MAX,
     ) -> None:
         super().__init__(seed=seed, clock=clock)
         if not token:
             raise ValueError("the Zenvia sandbox needs a non-empty token")
+        if lockout_after < 1 or not lockout_seconds or min(lockout_seconds) < 1:
+            raise ValueError("lockout_after and every lockout_seconds must be at least 1")
+        if listing_order not in ("id", "updated_desc", "shuffle"):
+            raise ValueError(
+                f"listing_order must be id, updated_desc or shuffle: {listing_order!r}"
+            )
+        if listing_lag_seconds < 0:
+            raise ValueError("listing_lag_seconds cannot be negative")
+        if signature_secret == "":
+            raise ValueError("signature_secret is empty; pass None for a plain token")
         self._token = token.encode()
         self.catalogue = catalogue or DEFAULT_CATALOGUE
         self.filter_timezone = filter_timezone
         self.date_filter = date_filter
+        self.action_moves_updated_at = action_moves_updated_at
+        self.null_updated_at = null_updated_at
+        self.lockout = lockout
+        self.lockout_after = lockout_after
+        self.lockout_window = timedelta(seconds=lockout_window)
+        self.lockout_seconds = tuple(lockout_seconds)
+        self.dependent_lookups = dependent_lookups
+        self.closed_is_final = closed_is_final
+        self.listing_order: ListingOrder = listing_order
+        self.listing_lag = timedelta(seconds=listing_lag_seconds)
+        self.clients_required = clients_required
+        self.signature_secret = signature_secret
+        self.subject_max_length = subject_max_length
+        self._lockouts: dict[str, _Lockout] = {}
         self._tickets: dict[str, _Ticket] = {}
         self._in_order: list[_Ticket] = []  # by id: ids are sequential and never reused
+        self._shuffled: list[_Ticket] = []  # the same tickets in the stable shuffle's order
         self._next_id = 1
         self._random = random.Random(seed)
         self._actor: str | None = None
@@ -233,7 +324,6 @@ class ZenviaSandbox(SandboxApp):
         self.route("GET", t, self._get_ticket)
         self.route("GET", f"{t}/actions", self._list_actions)
         self.route("POST", f"{t}/actions", self._add_action)
-        self.route("GET", f"{t}/actions/{{action_id}}", self._get_action)
         self.route("GET", f"{t}/status-changes", self._status_changes)
         self.route("GET", f"{t}/owner-changes", self._owner_changes)
         self.route("GET", f"{t}/tags", self._list_tags)
@@ -260,15 +350,78 @@ class ZenviaSandbox(SandboxApp):
     # -- SandboxApp hooks -------------------------------------------------------------------
 
     def authenticate(self, request: Request) -> None:
+        self._refuse_if_locked_out(request.headers.get("x-api-token", ""))
         given = request.headers.get("x-api-token", "").encode()
         if not given or not hmac.compare_digest(given, self._token):
             raise HttpError(401, "AUTHENTICATION_ERROR", "Missing or invalid X-API-TOKEN header")
+        if self.signature_secret is not None:
+            self._check_signature(request, self.signature_secret)
 
     def error_response(self, error: HttpError) -> Response:
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, _LockedOut) else {}
         return Response(
             error.status,
             {"code": error.code, "message": error.message, "details": list(error.details)},
+            headers,
         )
+
+    def decorate(self, request: Request, response: Response) -> None:
+        """Count the failed requests the lockout is about (every answer sent goes through)."""
+        if self.lockout and response.status >= 400 and response.status != 429:
+            with self.lock:
+                self._count_failure(request.headers.get("x-api-token", ""))
+
+    def _refuse_if_locked_out(self, token: str) -> None:
+        if not self.lockout:
+            return
+        with self.lock:
+            state = self._lockouts.get(token)
+            now = self._now()
+            if state is not None and state.until is not None and now < state.until:
+                left = (state.until - now).total_seconds()
+                raise _LockedOut(max(1, int(left + 0.999)))
+
+    def _count_failure(self, token: str) -> None:
+        now = self._now()
+        state = self._lockouts.setdefault(token, _Lockout())
+        if state.until is not None and now < state.until:
+            return
+        state.failures = [t for t in state.failures if now - t < self.lockout_window] + [now]
+        if len(state.failures) >= self.lockout_after:
+            seconds = self.lockout_seconds[min(state.strikes, len(self.lockout_seconds) - 1)]
+            state.until, state.failures = now + timedelta(seconds=seconds), []
+            state.strikes += 1
+
+    def _check_signature(self, request: Request, secret: str) -> None:
+        """`X-API-Signature` as the spec's description defines it (six lines, base64 HMAC)."""
+        given = request.headers.get("x-api-signature", "")
+        stamp = request.headers.get("date", "")
+        if not given or not stamp:
+            raise HttpError(
+                401,
+                "AUTHENTICATION_ERROR",
+                "This token requires a signature: send X-API-Signature and Date headers",
+            )
+        try:
+            sent = email.utils.parsedate_to_datetime(stamp)
+        except (TypeError, ValueError):
+            sent = None
+        now = self._now()
+        if sent is None or sent.tzinfo is None or not now - SIGNATURE_MAX_AGE <= sent <= now:
+            raise HttpError(
+                401, "AUTHENTICATION_ERROR", "Date header missing, in the future or too old"
+            )
+        wanted = signature(
+            secret,
+            method=request.method,
+            body=request.body,
+            content_type=request.headers.get("content-type", "") if request.body else "",
+            date=stamp,
+            host=request.headers.get("host", ""),
+            resource=_resource(request),
+        )
+        if not hmac.compare_digest(given.encode(), wanted.encode()):
+            raise HttpError(401, "AUTHENTICATION_ERROR", "Invalid X-API-Signature")
 
     def throttled_response(self, retry_after: int) -> Response:
         return Response(
@@ -282,8 +435,10 @@ class ZenviaSandbox(SandboxApp):
             super().reset()
             self._tickets.clear()
             self._in_order.clear()
+            self._shuffled.clear()
             self._next_id = 1
             self._random = random.Random(self.seed)
+            self._lockouts.clear()
 
     # -- inspection (tests) -----------------------------------------------------------------
 
@@ -367,6 +522,42 @@ class ZenviaSandbox(SandboxApp):
         """Tickets by id, not copied: a listing page slices it in O(page)."""
         return self._in_order
 
+    def _listing_order(self, tickets: list[_Ticket]) -> list[_Ticket]:
+        """`tickets` (by id) in this sandbox's `listing_order`; the full list is not copied."""
+        if self.listing_order == "id":
+            return tickets
+        if self.listing_order == "updated_desc":
+            return sorted(tickets, key=lambda t: t.updated_at or t.created_at, reverse=True)
+        if tickets is self._in_order:
+            return self._shuffled
+        return sorted(tickets, key=lambda t: t.shuffle_key)
+
+    def _shuffle_key(self, *ids: object) -> bytes:
+        """A stable pseudo-random position: the same order on every page and every call."""
+        return hashlib.sha256(":".join(map(str, (self.seed, *ids))).encode()).digest()
+
+    def _touch(self, ticket: _Ticket, now: datetime) -> None:
+        """An edit: `updatedAt` moves, and lagging date listings see it only later."""
+        ticket.updated_at = now
+        ticket.history.append((now, now))
+
+    def _as_listed(self, ticket: _Ticket, now: datetime) -> tuple[bool, datetime | None]:
+        """(indexed yet?, the `updatedAt` a date listing matches) as of `listing_lag` ago."""
+        seen_at = now - self.listing_lag
+        if ticket.created_at > seen_at:
+            return False, None
+        seen = [updated for when, updated in ticket.history if when <= seen_at]
+        return True, seen[-1] if seen else ticket.updated_at
+
+    def _refuse_if_closed(self, ticket: _Ticket, what: str) -> None:
+        if self.closed_is_final and ticket.status.type == "CLOSED":
+            raise HttpError(
+                400,
+                "VALIDATION_ERROR",
+                f"Invalid request: ticket {ticket.id} is closed; reopen it before {what}",
+                [{"code": "TICKET_CLOSED", "path": "status", "message": "ticket is closed"}],
+            )
+
     def _ticket(self, ticket_id: str) -> _Ticket:
         found = self._tickets.get(ticket_id)
         if found is None:
@@ -428,6 +619,7 @@ class ZenviaSandbox(SandboxApp):
 
     def _owner_value(self, value: object, problems: _Problems) -> Agent | None:
         if value is None:
+            problems.add("ownerId", "INVALID_VALUE", "ownerId must not be null")
             return None
         agent = self.catalogue.agent(value) if isinstance(value, str) else None
         if agent is None:
@@ -438,6 +630,8 @@ class ZenviaSandbox(SandboxApp):
         if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
             problems.add("clients", "INVALID_FORMAT", "clients must be a list of client ids")
             return []
+        if self.clients_required and not value:
+            problems.add("clients", "REQUIRED", "at least one client is required")
         for index, client in enumerate(value):
             if not self.catalogue.has_client(client):
                 problems.add(f"clients[{index}]", "NOT_FOUND", f"client {client!r} does not exist")
@@ -447,8 +641,9 @@ class ZenviaSandbox(SandboxApp):
         if not isinstance(value, str) or not value.strip():
             problems.add("subject", "REQUIRED", "subject is required")
             return ""
-        if len(value) > SUBJECT_MAX:
-            problems.add("subject", "MAX_LENGTH", f"subject exceeds {SUBJECT_MAX} characters")
+        limit = self.subject_max_length
+        if limit is not None and len(value) > limit:
+            problems.add("subject", "MAX_LENGTH", f"subject exceeds {limit} characters")
         return value
 
     def _type_value(self, value: object, problems: _Problems, path: str = "type") -> str:
@@ -531,13 +726,50 @@ class ZenviaSandbox(SandboxApp):
         return True
 
     def _set_owner(
-        self, ticket: _Ticket, owner: Agent | None, actor: str | None, now: datetime
+        self,
+        ticket: _Ticket,
+        owner: Agent | None,
+        team: Named | None,
+        actor: str | None,
+        now: datetime,
     ) -> bool:
-        if ticket.owner == owner:
+        """An agent (who brings their team) or a team alone."""
+        team = owner.team if owner is not None else team
+        if ticket.owner == owner and ticket.owner_team == team:
             return False
-        ticket.owner = owner
-        ticket.owner_changes.append(_OwnerChange(owner, actor, now))
+        ticket.owner, ticket.owner_team = owner, team
+        ticket.owner_changes.append(_OwnerChange(owner, team, actor, now))
         return True
+
+    def _check_dependencies(self, ticket: _Ticket, problems: _Problems) -> None:
+        """A category must belong to the ticket's service and type, an urgency to its category."""
+        if not self.dependent_lookups:
+            return
+        category, urgency = ticket.category, ticket.urgency
+        if category is not None and not category.fits(ticket.service, ticket.type):
+            service = ticket.service.id if ticket.service else None
+            problems.add(
+                "category.id",
+                "INVALID_VALUE",
+                f"category {category.id} does not belong to service {service} "
+                f"and type {ticket.type}",
+            )
+        if urgency is not None and not urgency.fits(category):
+            problems.add(
+                "urgency.id",
+                "INVALID_VALUE",
+                f"urgency {urgency.id} does not belong to category "
+                f"{category.id if category else None}",
+            )
+
+    def _settle_children(self, ticket: _Ticket) -> None:
+        """After a parent changed, clear a category or urgency that no longer belongs."""
+        if not self.dependent_lookups:
+            return
+        if ticket.category is not None and not ticket.category.fits(ticket.service, ticket.type):
+            ticket.category = None
+        if ticket.urgency is not None and not ticket.urgency.fits(ticket.category):
+            ticket.urgency = None
 
     def _new_action(
         self,
@@ -561,6 +793,8 @@ class ZenviaSandbox(SandboxApp):
             )
         elif body.get("justification") is not None:
             problems.add("justification", "INVALID_VALUE", "justification needs a status")
+        if not prefix and (status is None or status.type == "CLOSED"):
+            self._refuse_if_closed(ticket, "adding an action (unless the action reopens it)")
 
         def append(now: datetime) -> _Action:
             action = _Action(
@@ -574,9 +808,11 @@ class ZenviaSandbox(SandboxApp):
                 justification=reason,
             )
             ticket.actions.append(action)
-            if status is not None:
-                self._set_status(ticket, status, reason, created_by, now)
-            ticket.updated_at = now
+            changed = status is not None and self._set_status(
+                ticket, status, reason, created_by, now
+            )
+            if not prefix and (changed or self.action_moves_updated_at):
+                self._touch(ticket, now)
             return action
 
         return append
@@ -591,22 +827,31 @@ class ZenviaSandbox(SandboxApp):
         problems.raise_if_any()
         zone = self.filter_timezone
 
-        def matches(moment: datetime, wanted: date | None) -> bool:
+        def matches(moment: datetime | None, wanted: date | None) -> bool:
             if wanted is None:
                 return True
+            if moment is None:  # a null `updatedAt` is on no date
+                return False
             day = moment.astimezone(zone).date()
             return day == wanted if self.date_filter == "on" else day >= wanted
 
+        def listed(ticket: _Ticket, now: datetime) -> bool:
+            if created is None and updated is None:
+                return True
+            indexed, seen_updated = self._as_listed(ticket, now)
+            return (
+                indexed and matches(ticket.created_at, created) and matches(seen_updated, updated)
+            )
+
         selected = self._ordered()
         if created is not None or updated is not None or status_id is not None:
+            now = self._now()
             selected = [
                 t
                 for t in selected
-                if matches(t.created_at, created)
-                and matches(t.updated_at, updated)
-                and (status_id is None or t.status.id == status_id)
+                if listed(t, now) and (status_id is None or t.status.id == status_id)
             ]
-        return self._page(selected, request, _Ticket.render)
+        return self._page(self._listing_order(selected), request, _Ticket.render)
 
     def _create_ticket(self, request: Request) -> Response:
         body = self._object_body(request)
@@ -621,7 +866,8 @@ class ZenviaSandbox(SandboxApp):
         lookups = {
             kind: self._lookup(kind, body.get(kind), kind, problems) for kind in LOOKUP_ATTRIBUTES
         }
-        owner = self._owner_value(body.get("ownerId"), problems)
+        owner = self._owner_value(body["ownerId"], problems) if "ownerId" in body else None
+        team = self._team_value(body.get("ownerTeam"), problems) if self._actor else None
         clients = self._clients_value(body.get("clients", []), problems)
         cc = body.get("cc", [])
         if not isinstance(cc, list) or not all(isinstance(c, str) for c in cc):
@@ -635,6 +881,8 @@ class ZenviaSandbox(SandboxApp):
         problems.raise_if_any()
         assert status is not None
         now = self._now()
+        updated_at = None if self.null_updated_at else now
+        category, urgency = lookups["category"], lookups["urgency"]
         ticket = _Ticket(
             id=str(self._next_id),
             subject=subject,
@@ -643,42 +891,61 @@ class ZenviaSandbox(SandboxApp):
             status=status,
             justification=reason,
             created_at=now,
-            updated_at=now,
+            updated_at=updated_at,
             created_by=created_by,
             cc=list(cc),
             clients=clients,
-            owner=owner,
-            category=lookups["category"],
-            urgency=lookups["urgency"],
+            category=category if isinstance(category, Category) else None,
+            urgency=urgency if isinstance(urgency, Urgency) else None,
             service=lookups["service"],
+            history=[(now, updated_at)],
+            shuffle_key=self._shuffle_key(self._next_id),
         )
+        self._check_dependencies(ticket, problems)
         ticket.status_changes.append(_StatusChange(status, reason, created_by, now))
-        if owner is not None:
-            ticket.owner_changes.append(_OwnerChange(owner, created_by, now))
+        if owner is not None or team is not None:
+            self._set_owner(ticket, owner, team, created_by, now)
         if first is not None:
             append = self._new_action(ticket, first, problems, "firstAction.")
             problems.raise_if_any()
             assert append is not None
             append(now)
+        problems.raise_if_any()
         self._next_id += 1
         self._tickets[ticket.id] = ticket
         self._in_order.append(ticket)
+        bisect.insort(self._shuffled, ticket, key=lambda t: t.shuffle_key)
         return Response(201, ticket.render(), {"Location": f"/v2/tickets/{ticket.id}"})
+
+    def _team_value(self, value: object, problems: _Problems) -> Named | None:
+        """`ownerTeam {id}`: only the agent desk (Zenvia's UI) can hand a ticket to a team."""
+        if value is None:
+            return None
+        return self._lookup("team", value, "ownerTeam", problems)
+
+    def assign_team(self, ticket_id: str, team_id: int, *, actor: str | None = None) -> None:
+        """Hand a ticket to a team alone (no agent): what the UI or an assignment rule does."""
+        with self.lock:
+            ticket = self._ticket(ticket_id)
+            problems = _Problems()
+            team = self._lookup("team", {"id": team_id}, "ownerTeam", problems)
+            problems.raise_if_any()
+            self._refuse_if_closed(ticket, "changing its owner")
+            now = self._now()
+            if self._set_owner(ticket, None, team, actor, now):
+                self._touch(ticket, now)
 
     def _get_ticket(self, request: Request) -> Response:
         return Response(200, self._ticket(request.params["ticket_id"]).render())
 
     def _list_actions(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
-        return self._page(ticket.actions, request, _Action.render)
-
-    def _get_action(self, request: Request) -> Response:
-        ticket = self._ticket(request.params["ticket_id"])
-        wanted = request.params["action_id"]
-        for action in ticket.actions:
-            if str(action.id) == wanted:
-                return Response(200, action.render())
-        raise HttpError(404, "NOT_FOUND", f"Action {wanted} not found on ticket {ticket.id}")
+        actions = ticket.actions
+        if self.listing_order == "updated_desc":
+            actions = sorted(actions, key=lambda a: a.created_at, reverse=True)
+        elif self.listing_order == "shuffle":
+            actions = sorted(actions, key=lambda a: self._shuffle_key(ticket.id, a.id))
+        return self._page(actions, request, _Action.render)
 
     def _add_action(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
@@ -710,7 +977,7 @@ class ZenviaSandbox(SandboxApp):
         return [
             {
                 "ownerId": change.owner.id if change.owner else None,
-                "ownerTeam": change.owner.team.render() if change.owner else None,
+                "ownerTeam": change.team.render() if change.team else None,
                 **_permanency(change.updated_at, _next_time(ticket.owner_changes, i), self),
                 "updatedById": change.updated_by,
                 "updatedAt": iso_millis(change.updated_at),
@@ -720,15 +987,15 @@ class ZenviaSandbox(SandboxApp):
 
     def _status_changes(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
-        return Response(200, self._render_status_changes(ticket))
+        return self._page(self._render_status_changes(ticket), request, dict)
 
     def _owner_changes(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
-        return Response(200, self._render_owner_changes(ticket))
+        return self._page(self._render_owner_changes(ticket), request, dict)
 
     def _list_tags(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
-        return Response(200, [tag.render() for tag in ticket.tags])
+        return self._page(ticket.tags, request, Named.render)
 
     def _add_tag(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
@@ -737,22 +1004,26 @@ class ZenviaSandbox(SandboxApp):
         if body.get("tag") is None:
             problems.add("tag", "REQUIRED", "tag is required")
         tag = self._lookup("tag", body.get("tag"), "tag", problems)
-        self._actor_or(body, "updatedById", problems)
+        updated_by = self._actor_or(body, "updatedById", problems)
         problems.raise_if_any()
         assert tag is not None
+        self._refuse_if_closed(ticket, "tagging it")
         if tag in ticket.tags:
             raise HttpError(409, "DUPLICATED", f"Ticket {ticket.id} already has tag {tag.id}")
         ticket.tags.append(tag)
-        ticket.updated_at = self._now()
-        return Response(201, tag.render(), {"Location": f"/v2/tickets/{ticket.id}/tags/{tag.id}"})
+        if self.action_moves_updated_at:
+            self._touch(ticket, self._now())
+        return Response(200, {"tag": tag.render(), "updatedById": updated_by})
 
     def _remove_tag(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
         wanted = request.params["tag_id"]
+        self._refuse_if_closed(ticket, "untagging it")
         for tag in ticket.tags:
             if str(tag.id) == wanted:
                 ticket.tags.remove(tag)
-                ticket.updated_at = self._now()
+                if self.action_moves_updated_at:
+                    self._touch(ticket, self._now())
                 return Response(204)
         raise HttpError(404, "NOT_FOUND", f"Ticket {ticket.id} has no tag {wanted}")
 
@@ -770,7 +1041,7 @@ class ZenviaSandbox(SandboxApp):
             problems.raise_if_any()
             now = self._now()
             if apply(now):
-                ticket.updated_at = now
+                self._touch(ticket, now)
             return Response(200, body)
 
         return patch
@@ -785,26 +1056,50 @@ class ZenviaSandbox(SandboxApp):
     ) -> Callable[[datetime], bool]:
         """Validate one attribute's PATCH body; return a function applying it (True = changed)."""
         value = body[_ATTRIBUTES[attr]]
-        if attr == "subject":
-            subject = self._subject_value(value, problems)
-            return lambda now: _assign(ticket, "subject", subject)
-        if attr == "type":
-            type_ = self._type_value(value, problems)
-            return lambda now: _assign(ticket, "type", type_)
-        if attr in LOOKUP_ATTRIBUTES:
-            item = self._lookup(attr, value, attr, problems)
-            return lambda now: _assign(ticket, attr, item)
         if attr == "status":
             status, reason = self._status_value(value, body.get("justification"), problems)
+            if status is None or status.type == "CLOSED":
+                self._refuse_if_closed(ticket, "changing it (only a reopening status may)")
 
             def set_status(now: datetime) -> bool:
                 assert status is not None
                 return self._set_status(ticket, status, reason, actor, now)
 
             return set_status
+        self._refuse_if_closed(ticket, f"changing its {attr}")
+        if attr == "subject":
+            subject = self._subject_value(value, problems)
+            return lambda now: _assign(ticket, "subject", subject)
+        if attr in ("type", "service"):
+            parent = (
+                self._type_value(value, problems)
+                if attr == "type"
+                else self._lookup(attr, value, attr, problems)
+            )
+
+            def set_parent(now: datetime) -> bool:
+                changed = _assign(ticket, attr, parent)
+                self._settle_children(ticket)
+                return changed
+
+            return set_parent
+        if attr in ("category", "urgency"):
+            item = self._lookup(attr, value, attr, problems)
+            trial = copy.copy(ticket)
+            setattr(trial, attr, item)
+            if attr == "category":
+                trial.urgency = None  # an urgency that no longer fits is cleared, not refused
+            self._check_dependencies(trial, problems)
+
+            def set_child(now: datetime) -> bool:
+                changed = _assign(ticket, attr, item)
+                self._settle_children(ticket)
+                return changed
+
+            return set_child
         if attr == "owner":
             owner = self._owner_value(value, problems)
-            return lambda now: self._set_owner(ticket, owner, actor, now)
+            return lambda now: self._set_owner(ticket, owner, None, actor, now)
         if attr == "clients":
             clients = self._clients_value(value, problems)
             return lambda now: _assign(ticket, "clients", clients)
@@ -840,9 +1135,15 @@ def _next_time(changes: list[_StatusChange] | list[_OwnerChange], index: int) ->
 
 
 def _permanency(start: datetime, end: datetime | None, app: ZenviaSandbox) -> dict[str, int]:
-    """Minutes spent in a state; the sandbox has no working-hours calendar, so both agree."""
-    minutes = int(((end or app._now()) - start).total_seconds() // 60)
-    return {"permanencyTimeFullTime": minutes, "permanencyTimeWorkingTime": minutes}
+    """Seconds spent in a state; the sandbox has no working-hours calendar, so both agree."""
+    seconds = int(((end or app._now()) - start).total_seconds())
+    return {"permanencyTimeFullTime": seconds, "permanencyTimeWorkingTime": seconds}
+
+
+def _resource(request: Request) -> str:
+    """The path and query string a signature covers (the query re-encoded as received)."""
+    query = urlencode([(k, v) for k, values in request.query.items() for v in values])
+    return f"{request.path}?{query}" if query else request.path
 
 
 def _int_arg(request: Request, name: str, default: int | None, problems: _Problems) -> int | None:
@@ -892,10 +1193,12 @@ class ZenviaAgentDesk:
         category: int | None = None,
         service: int | None = None,
         owner_id: str | None = None,
-        clients: Iterable[str] = (),
+        owner_team: int | None = None,
+        clients: Iterable[str] = ("client-1",),
         description: str | None = None,
         public: bool = True,
     ) -> dict[str, Any]:
+        """A ticket made in the UI; `owner_team` alone (no `owner_id`) makes it team-owned."""
         body: dict[str, Any] = {"subject": subject, "type": type, "clients": list(clients)}
         for key, value in (("urgency", urgency), ("category", category), ("service", service)):
             if value is not None:
@@ -906,6 +1209,8 @@ class ZenviaAgentDesk:
             body["justification"] = {"id": justification}
         if owner_id is not None:
             body["ownerId"] = owner_id
+        if owner_team is not None:
+            body["ownerTeam"] = {"id": owner_team}
         if description is not None:
             body["firstAction"] = {
                 "type": "PUBLIC" if public else "INTERNAL",
@@ -920,6 +1225,10 @@ class ZenviaAgentDesk:
             "PATCH", f"/v2/tickets/{ticket_id}/attributes/{attr}", body
         )
         return result
+
+    def move_to_team(self, ticket_id: str, team_id: int) -> None:
+        """Hand the ticket to a team, with no agent (`ownerId` becomes null)."""
+        self.sandbox.assign_team(ticket_id, team_id, actor=self.agent_id)
 
     def set_status(
         self, ticket_id: str, status: int, justification: int | None = None
@@ -956,11 +1265,16 @@ class ZenviaAgentDesk:
         ids: list[str] = []
         for n in range(count):
             with self.sandbox.lock:
+                service = rng.choice(catalogue.services)
+                category = rng.choice(
+                    [c for c in catalogue.categories if c.fits(service, "PUBLIC")]
+                )
+                urgency = rng.choice([u for u in catalogue.urgencies if u.fits(category)])
                 ticket = self.create_ticket(
                     f"Chamado {n + 1}: {rng.choice(_TOPICS)}",
-                    urgency=rng.choice(catalogue.urgencies).id,
-                    category=rng.choice(catalogue.categories).id,
-                    service=rng.choice(catalogue.services).id,
+                    urgency=urgency.id,
+                    category=category.id,
+                    service=service.id,
                     owner_id=rng.choice(catalogue.agents).id,
                     clients=[rng.choice(catalogue.clients)],
                     description=f"Descrição do chamado {n + 1}.",

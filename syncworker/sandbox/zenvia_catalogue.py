@@ -23,6 +23,28 @@ class Named:
 
 
 @dataclass(frozen=True)
+class Category(Named):
+    """A category that belongs to some services and ticket types (empty = to all of them)."""
+
+    services: tuple[int, ...] = ()
+    types: tuple[str, ...] = ()
+
+    def fits(self, service: Named | None, ticket_type: str) -> bool:
+        in_service = not self.services or (service is not None and service.id in self.services)
+        return in_service and (not self.types or ticket_type in self.types)
+
+
+@dataclass(frozen=True)
+class Urgency(Named):
+    """An urgency that belongs to some categories (empty = to all of them)."""
+
+    categories: tuple[int, ...] = ()
+
+    def fits(self, category: Named | None) -> bool:
+        return not self.categories or (category is not None and category.id in self.categories)
+
+
+@dataclass(frozen=True)
 class Status:
     """A configured status; `justifications` non-empty means one of them is required."""
 
@@ -50,8 +72,8 @@ class Agent:
 class ZenviaCatalogue:
     statuses: tuple[Status, ...]
     justifications: tuple[Named, ...]
-    urgencies: tuple[Named, ...]
-    categories: tuple[Named, ...]
+    urgencies: tuple[Urgency, ...]
+    categories: tuple[Category, ...]
     services: tuple[Named, ...]
     agents: tuple[Agent, ...]
     clients: tuple[str, ...]
@@ -62,6 +84,15 @@ class ZenviaCatalogue:
     )
 
     def __post_init__(self) -> None:
+        # Plain `Named` entries belong everywhere (a catalogue written before dependencies).
+        categories = tuple(
+            c if isinstance(c, Category) else Category(c.id, c.name) for c in self.categories
+        )
+        urgencies = tuple(
+            u if isinstance(u, Urgency) else Urgency(u.id, u.name) for u in self.urgencies
+        )
+        object.__setattr__(self, "categories", categories)
+        object.__setattr__(self, "urgencies", urgencies)
         for status in self.statuses:
             if status.type not in BASE_STATUS_TYPES:
                 raise ValueError(f"status {status.id} has unknown base type {status.type!r}")
@@ -74,6 +105,7 @@ class ZenviaCatalogue:
             "agent": {a.id: a for a in self.agents},
             "client": {c: c for c in self.clients},
             "tag": {t.id: t for t in self.tags},
+            "team": {a.team.id: a.team for a in self.agents},
         }
         for status in self.statuses:
             missing = [j for j in status.justifications if j not in index["justification"]]
@@ -88,7 +120,7 @@ class ZenviaCatalogue:
         return found if isinstance(found, Status) else None
 
     def named(self, kind: str, item_id: int) -> Named | None:
-        """`kind` is one of justification, urgency, category, service, tag."""
+        """`kind` is one of justification, urgency, category, service, tag, team."""
         found = self._index[kind].get(item_id)
         return found if isinstance(found, Named) else None
 
@@ -98,6 +130,11 @@ class ZenviaCatalogue:
 
     def has_client(self, client_id: str) -> bool:
         return client_id in self._index["client"]
+
+    @property
+    def teams(self) -> tuple[Named, ...]:
+        """The agents' teams, each once: a ticket may be owned by a team alone."""
+        return tuple(t for t in self._index["team"].values() if isinstance(t, Named))
 
 
 _FIRST_LINE = Named(1, "Suporte N1")
@@ -117,8 +154,20 @@ DEFAULT_CATALOGUE = ZenviaCatalogue(
         Named(12, "Duplicado"),
         Named(13, "Solicitação atendida"),
     ),
-    urgencies=(Named(1, "Baixa"), Named(2, "Média"), Named(3, "Alta"), Named(4, "Urgente")),
-    categories=(Named(1, "Dúvida"), Named(2, "Problema"), Named(3, "Solicitação")),
+    # Dependencies as v1 documents them: urgency 4 only for problems and billing, category 4
+    # only under the Financeiro service on PUBLIC tickets; the shipped mapping uses neither.
+    urgencies=(
+        Urgency(1, "Baixa"),
+        Urgency(2, "Média"),
+        Urgency(3, "Alta"),
+        Urgency(4, "Urgente", categories=(2, 4)),
+    ),
+    categories=(
+        Category(1, "Dúvida"),
+        Category(2, "Problema"),
+        Category(3, "Solicitação"),
+        Category(4, "Cobrança", services=(2,), types=("PUBLIC",)),
+    ),
     services=(Named(1, "Suporte"), Named(2, "Financeiro")),
     agents=tuple(
         Agent(f"agent-{n}", f"Agente {n}", _FIRST_LINE if n <= 3 else _SECOND_LINE)

@@ -271,12 +271,26 @@ def count_attempt(
     session: Session, *, key: str, delta: int = 1, baselines: dict[str, Any] | None = None
 ) -> None:
     """+1 right before a send (committed first, so a crash mid-send is remembered); -1 when the
-    send was refused before reaching the remote (our own rate gate, or a 429). A create's send
-    also records the baselines its plan assumes (what the created record will hold)."""
-    values: dict[str, Any] = {"attempts": Intent.attempts + delta, "updated_at": utcnow()}
+    send was refused before reaching the remote (our own rate gate, or a 429). The send's time
+    is added to (or, on -1, the newest taken from) `attempt_times`. A create's send also
+    records the baselines its plan assumes (what the created record will hold)."""
+    now = utcnow()
+    values: dict[str, Any] = {"attempts": Intent.attempts + delta, "updated_at": now}
     if baselines is not None:
         values["baselines"] = baselines
+    times = session.exec(
+        select(Intent.attempt_times).where(Intent.idempotency_key == key).with_for_update()
+    ).first()
+    kept = list(times or [])
+    values["attempt_times"] = (
+        kept + [now.isoformat()] * delta if delta > 0 else kept[: max(0, len(kept) + delta)]
+    )
     session.execute(update(Intent).where(col(Intent.idempotency_key) == key).values(**values))
+
+
+def attempt_times(intent: Intent) -> list[datetime]:
+    """When each of the intent's sends that may have reached the remote began."""
+    return [datetime.fromisoformat(stamp) for stamp in intent.attempt_times or []]
 
 
 def get_intent(session: Session, *, key: str) -> Intent | None:

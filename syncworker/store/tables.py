@@ -107,6 +107,9 @@ class Intent(SQLModel, table=True):
     # A create's planned baselines as of its last send ({"crm": …, "zenvia": …}): a record found
     # after a lost reply is linked with them, so its first merge is three-way, not a guess.
     baselines: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    # When each send that may have reached the remote began (ISO 8601, oldest first): a lost
+    # create is looked for around every one of them, not only around the first.
+    attempt_times: list[str] | None = Field(default=None, sa_type=JSONDocument)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

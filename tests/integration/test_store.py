@@ -180,3 +180,25 @@ def test_a_recurring_failure_reopens_one_dead_letter_and_counts_attempts(db: Ses
         message="third",
     )
     assert (letter.attempts, letter.status, letter.message) == (3, "open", "third")
+
+
+def test_an_intent_remembers_when_each_send_that_may_have_reached_the_remote_began(
+    db: Session,
+) -> None:
+    key = unique_id()
+    intent = repo.begin_intent(
+        db, key=key, link_id=None, side="zenvia", kind="create", source_id="c"
+    )
+    assert repo.attempt_times(intent) == []
+    repo.count_attempt(db, key=key)
+    repo.count_attempt(db, key=key)
+    repo.count_attempt(db, key=key, delta=-1)  # refused unsent: that send is forgotten
+    repo.count_attempt(db, key=key)
+
+    intent = repo.get_intent(db, key=key)
+    assert intent is not None
+    db.refresh(intent)
+    times = repo.attempt_times(intent)
+    assert intent.attempts == len(times) == 2
+    assert all(t.tzinfo is not None for t in times)
+    assert times == sorted(times)

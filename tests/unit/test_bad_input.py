@@ -264,7 +264,9 @@ def test_zenvia_actions_of_any_shape_are_read_or_refused_as_malformed(body: byte
 @given(body=bodies(TICKET, mutated(TICKET)))
 def test_a_zenvia_create_answer_of_any_shape_is_read_or_refused_as_malformed(body: bytes) -> None:
     connector = zenvia(answering(201, body))
-    read_or_refuse(lambda: connector.create({"subject": "x"}, idempotency_key=KEY))
+    read_or_refuse(
+        lambda: connector.create({"subject": "x", "clients": ["c"]}, idempotency_key=KEY)
+    )
 
 
 # -- error statuses with any body: classified by status --------------------------------------------

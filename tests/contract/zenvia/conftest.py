@@ -16,6 +16,24 @@ from syncworker.sandbox.zenvia import ZenviaSandbox
 
 TOKEN = "zv-test-token-5f1c9e0a7d3b"
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 12:00 in Brasília
+# The sandbox's switches; each test starts from their (harsh) defaults.
+SWITCHES = (
+    "filter_timezone",
+    "date_filter",
+    "action_moves_updated_at",
+    "null_updated_at",
+    "lockout",
+    "lockout_after",
+    "lockout_window",
+    "lockout_seconds",
+    "dependent_lookups",
+    "closed_is_final",
+    "listing_order",
+    "listing_lag",
+    "clients_required",
+    "signature_secret",
+    "subject_max_length",
+)
 
 
 class MovableClock:
@@ -91,8 +109,9 @@ def sandbox(_served: _Served, clock: MovableClock) -> ZenviaSandbox:
     """The session's sandbox, emptied and back to its defaults for each test."""
     sandbox = _served.sandbox
     sandbox.reset()
-    sandbox.filter_timezone = UTC
-    sandbox.date_filter = "on"
+    defaults = ZenviaSandbox(token=TOKEN)
+    for switch in SWITCHES:
+        setattr(sandbox, switch, getattr(defaults, switch))
     return sandbox
 
 

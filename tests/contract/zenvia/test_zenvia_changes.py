@@ -1,4 +1,5 @@
-"""Incremental polling through Zenvia's DATE-only `updatedAt` filter."""
+"""Incremental polling through Zenvia's DATE-only `updatedAt` filter (null until a first edit),
+with listings that lag and come in no documented order."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_changed_since_spans_midnight_and_keeps_only_later_updates(
     late_day_one = sandbox.agent.create_ticket("fim do dia 1")["id"]
     edited_next_day = sandbox.agent.create_ticket("editado no dia 2")["id"]
     clock.set(datetime(2026, 3, 11, 0, 10, tzinfo=UTC))
-    sandbox.agent.edit(edited_next_day, "urgency", {"urgency": {"id": 4}})
+    sandbox.agent.edit(edited_next_day, "urgency", {"urgency": {"id": 3}})
     clock.set(datetime(2026, 3, 11, 0, 5, tzinfo=UTC))
     new_day_two = sandbox.agent.create_ticket("novo no dia 2")["id"]
     clock.set(datetime(2026, 3, 11, 0, 20, tzinfo=UTC))
@@ -43,8 +44,9 @@ def test_changed_since_spans_midnight_and_keeps_only_later_updates(
     assert _ids(changed) == [late_day_one, new_day_two, edited_next_day]
     assert too_old not in _ids(changed)
     assert [r.version for r in changed] == sorted(r.version for r in changed)
-    assert changed[2].fields["urgency"] == 4
-    assert connector.requests.by_endpoint == {"GET /tickets": 2}  # one query per date
+    assert changed[2].fields["urgency"] == 3
+    # per date: updatedAt, and createdAt for the never-edited tickets (updatedAt null)
+    assert connector.requests.by_endpoint == {"GET /tickets": 4}
 
 
 def test_changed_since_sees_nothing_from_today_alone_for_yesterdays_updates(
@@ -53,19 +55,51 @@ def test_changed_since_sees_nothing_from_today_alone_for_yesterdays_updates(
     """The sandbox's filter really is date-exact: a poller asking only for today misses
     yesterday-evening updates, which is why the connector queries every date in the span."""
     clock.set(datetime(2026, 3, 10, 23, 59, tzinfo=UTC))
-    sandbox.agent.create_ticket("ontem")
+    ticket = sandbox.agent.create_ticket("ontem")["id"]
+    sandbox.agent.edit(ticket, "subject", {"subject": "ontem"})  # no-op: updatedAt stays null
+    sandbox.agent.edit(ticket, "subject", {"subject": "ontem, editado"})
     clock.set(datetime(2026, 3, 11, 0, 1, tzinfo=UTC))
 
     today = raw.get("/tickets", params={"updatedAt": "2026-03-11"})
     yesterday = raw.get("/tickets", params={"updatedAt": "2026-03-10"})
 
     assert today.json() == []
-    assert [t["subject"] for t in yesterday.json()] == ["ontem"]
+    assert [t["subject"] for t in yesterday.json()] == ["ontem, editado"]
 
 
-def test_changed_since_orders_ties_by_id_and_includes_new_actions(
+def test_a_never_edited_ticket_has_a_null_updated_at_and_is_found_by_its_creation_date(
+    connector: ZenviaConnector, raw: Any, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    since = clock()
+    ticket = sandbox.agent.create_ticket("nunca editado")["id"]
+    clock.advance(seconds=5)
+
+    assert raw.get(f"/tickets/{ticket}").json()["updatedAt"] is None
+    assert raw.get("/tickets", params={"updatedAt": since.date().isoformat()}).json() == []
+    changed = list(connector.changed_since(since))
+
+    assert _ids(changed) == [ticket]
+    assert changed[0].version == since
+    assert changed[0].fields["updatedAt"] is None
+
+
+def test_a_new_comment_alone_does_not_move_updated_at_so_changed_since_cannot_see_it(
     connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
 ) -> None:
+    ticket = sandbox.agent.create_ticket("com comentário")["id"]
+    sandbox.agent.edit(ticket, "subject", {"subject": "editado"})
+    since = clock.advance(minutes=1)
+    sandbox.agent.add_action(ticket, "comentário novo")
+    clock.advance(minutes=1)
+
+    assert list(connector.changed_since(since)) == []
+    assert sandbox.ticket(ticket)["updatedAt"] == "2026-03-10T15:00:00.000Z"
+
+
+def test_changed_since_orders_ties_by_id_and_includes_new_actions_when_they_move_updated_at(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    sandbox.action_moves_updated_at = True
     first = sandbox.agent.create_ticket("a")["id"]
     second = sandbox.agent.create_ticket("b")["id"]
     third = sandbox.agent.create_ticket("c")["id"]
@@ -74,6 +108,7 @@ def test_changed_since_orders_ties_by_id_and_includes_new_actions(
     sandbox.agent.add_action(first, "comentário")
     clock.advance(minutes=1)
     sandbox.agent.add_action(second, "comentário")
+    clock.advance(seconds=5)
 
     changed = list(connector.changed_since(since))
 
@@ -95,7 +130,7 @@ def test_changed_since_covers_a_date_filter_in_brasilia_time(
     changed = list(connector.changed_since(datetime(2026, 3, 11, 0, 30, tzinfo=UTC)))
 
     assert _ids(changed) == [ticket]
-    assert connector.requests.by_endpoint == {"GET /tickets": 2}  # 03-10 and 03-11
+    assert connector.requests.by_endpoint == {"GET /tickets": 4}  # 03-10 and 03-11, twice
 
 
 def test_changed_since_pages_through_a_busy_day(
@@ -104,11 +139,24 @@ def test_changed_since_pages_through_a_busy_day(
     connector = make_connector(page_size=100)
     since = clock()
     ids = sandbox.agent.populate(260)
+    clock.advance(seconds=5)  # past the listing lag
 
     changed = list(connector.changed_since(since))
 
     assert sorted(_ids(changed), key=int) == ids
-    assert connector.requests.by_endpoint == {"GET /tickets": 3}
+    # updatedAt: one empty page (never edited); createdAt: three pages
+    assert connector.requests.by_endpoint == {"GET /tickets": 4}
+
+
+def test_a_change_shows_in_date_listings_only_after_the_listing_lag(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    since = clock()
+    ticket = sandbox.agent.create_ticket("recém-criado")["id"]
+
+    assert list(connector.changed_since(since)) == []
+    clock.advance(seconds=2)
+    assert _ids(connector.changed_since(since)) == [ticket]
 
 
 def test_changed_since_lists_a_date_again_when_its_total_moves_while_paging(
