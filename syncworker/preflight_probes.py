@@ -1,6 +1,6 @@
 """The I/O of `syncworker check`: one probe per area, each turning what it reads into
-checklist items (`preflight.py` judges). Nothing here writes to a remote, Postgres or Redis
-(beyond the shared rate budget counting our own requests).
+checklist items (`preflight.py` judges). Nothing here writes to a remote or Postgres; in Redis
+only the shared Zenvia budget and the request counters count the check's own requests.
 
 Costs: Zenvia 1 request (one listing page); Salesforce 5 (versions, Case describe, User and
 Group lookups, limits) plus the token request.
@@ -24,6 +24,7 @@ from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
 from syncworker.connectors.zenvia import MAX_PAGE_SIZE, ZenviaConnector
 from syncworker.mapping import Mapping, MappingError, load, load_default
 from syncworker.preflight import Checklist, Item, fail, ok, warn
+from syncworker.ratelimit import SharedGate
 from syncworker.runtime import build_connectors, build_gates
 from syncworker.settings import ConfigError, Settings, load_settings
 from syncworker.store import migrate
@@ -51,10 +52,16 @@ def run_checks(environ: dict[str, str] | None = None) -> Checklist:
     redis_items = probe_redis(settings)
     checklist.add(redis_items)
     redis_ok = not any(i.name == "reachable" and i.status == "fail" for i in redis_items)
-    # Our requests count in the shared budget, unless Redis is down (then only this process).
-    gated = settings if redis_ok else settings.model_copy(update={"redis_url": "memory://"})
+    # Zenvia requests count in the shared budget, unless Redis is down. Salesforce's gate
+    # refuses every request once the daily quota nears its reserve: the check goes ungated
+    # there (a handful of reads) and reports that quota itself.
+    local = "memory://"
+    zenvia_gate = build_gates(
+        settings if redis_ok else settings.model_copy(update={"redis_url": local})
+    )["zenvia"]
+    ungated = SharedGate(remote="salesforce", redis_url=local)
     try:
-        connectors = build_connectors(settings, build_gates(gated))
+        connectors = build_connectors(settings, {"zenvia": zenvia_gate, "crm": ungated})
     except (ConfigError, ValueError) as error:
         checklist.add(fail("settings", "credentials", _one_line(error), "set the variable(s)"))
         return checklist
@@ -154,6 +161,9 @@ def probe_salesforce(
 ) -> list[Item]:
     try:
         versions = _sf_get(connector, "/services/data")
+    except RateLimitedError as error:
+        fix = f"run `syncworker check` again in {error.retry_after:.0f} s"
+        return [fail("salesforce", "login", f"refused for now: {_one_line(error)}", fix)]
     except RemoteError as error:
         fix = SF_CREDENTIALS_FIX if isinstance(error, AuthError) else MY_DOMAIN_HINT
         return [fail("salesforce", "login", _one_line(error), fix)]

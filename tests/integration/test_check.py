@@ -20,7 +20,7 @@ from syncworker.sandbox.server import SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
 from tests.conftest import create_throwaway_database, drop_database
 from tests.integration.cli_processes import cli_env, free_port, run_cli
-from tests.stack import SF_CLIENT_ID, SF_CLIENT_SECRET, ZENVIA_TOKEN, stack_settings
+from tests.stack import BROKER_URL, SF_CLIENT_ID, SF_CLIENT_SECRET, ZENVIA_TOKEN, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,7 @@ def sandboxes(
         picklists={**ADDED_TYPES, **(picklists or {})},
         **options,
     )
+    redis.Redis.from_url(BROKER_URL).flushdb()  # no rate budget left over from another test
     with SandboxServer(zenvia) as zenvia_server, SandboxServer(salesforce) as salesforce_server:
         settings = stack_settings(database_url, zenvia_server.base_url, salesforce_server.base_url)
         yield Sandboxes(zenvia_server, salesforce_server, cli_env(settings))
@@ -127,6 +128,26 @@ def test_a_login_url_where_nothing_answers_fails_the_salesforce_login(database_u
         result = running.check(SYNCWORKER_SALESFORCE_LOGIN_URL=f"http://127.0.0.1:{free_port()}")
     assert_blocked(result, "salesforce login: salesforce on POST", "My Domain")
     assert "✓ zenvia token" in result.stdout  # the other checks still ran
+
+
+def test_an_api_version_the_org_does_not_offer_is_a_blocker(database_url: str) -> None:
+    with sandboxes(database_url) as running:
+        result = running.check(SYNCWORKER_SALESFORCE_API_VERSION="69.0")
+    assert_blocked(
+        result,
+        "salesforce api version: the org does not offer API v69.0 (newest: v68.0)",
+        "set SYNCWORKER_SALESFORCE_API_VERSION=68.0",
+    )
+
+
+def test_a_daily_quota_inside_the_reserve_is_a_blocker(database_url: str) -> None:
+    with sandboxes(database_url, daily_quota=100) as running:
+        org = running.salesforce.app
+        assert isinstance(org, SalesforceSandbox)
+        org.api_usage = 94
+        result = running.check()
+    assert_blocked(result, "salesforce daily quota: 2 of 100 API requests left", "24-hour")
+    assert "syncs stop at the 10% reserve" in result.stdout
 
 
 def test_a_case_without_the_external_id_field_is_a_blocker(database_url: str) -> None:
@@ -234,3 +255,13 @@ def test_a_redis_that_evicts_keys_is_a_blocker(database_url: str, evicting_redis
         result = running.check(SYNCWORKER_REDIS_URL=evicting_redis)
     assert_blocked(result, "redis eviction: redis://127.0.0.1", "maxmemory-policy noeviction")
     assert "maxmemory-policy allkeys-lru" in result.stdout
+
+
+def test_an_unreachable_redis_is_a_blocker_and_the_remotes_are_still_checked(
+    database_url: str,
+) -> None:
+    with sandboxes(database_url) as running:
+        result = running.check(SYNCWORKER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")
+    assert_blocked(result, "redis reachable: redis://127.0.0.1:", "start Redis")
+    assert "✓ salesforce login" in result.stdout
+    assert "✓ zenvia token" in result.stdout
