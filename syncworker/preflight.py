@@ -22,6 +22,7 @@ __all__ = [
     "Item",
     "OwnerId",
     "crm_values_named",
+    "fail",
     "judge_eviction_policy",
     "judge_external_id",
     "judge_migration",
@@ -29,8 +30,14 @@ __all__ = [
     "judge_picklists",
     "judge_quota",
     "judge_zenvia_ids",
+    "lines",
+    "normalised_note",
+    "ok",
     "owner_ids_named",
+    "warn",
+    "zenvia_cost_line",
     "zenvia_ids_named",
+    "zenvia_ids_seen",
 ]
 
 Status = Literal["ok", "warn", "fail"]
@@ -134,9 +141,19 @@ def judge_eviction_policy(url: str, policy: str | None) -> Item:
 # -- Salesforce ---------------------------------------------------------------------------------
 
 
+def _describe_fields(describe: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A describe answer's fields by name."""
+    listed = describe.get("fields")
+    return {
+        f["name"]: f
+        for f in (listed if isinstance(listed, list) else [])
+        if isinstance(f, dict) and isinstance(f.get("name"), str)
+    }
+
+
 def judge_external_id(describe: Mapping[str, Any], name: str) -> Item:
     """The Case field creates upsert on must be External ID + Unique (no duplicate creates)."""
-    fields = {f.get("name"): f for f in describe.get("fields", []) if isinstance(f, dict)}
+    fields = _describe_fields(describe)
     found = fields.get(name)
     fix = (
         f"in Setup → Object Manager → Case, create {name} (Text) with External ID and Unique "
@@ -186,7 +203,7 @@ def _values_named(mapping: FieldMap, name: str, side: Side) -> set[Scalar]:
 
 def judge_picklists(describe: Mapping[str, Any], named: Mapping[str, set[Scalar]]) -> list[Item]:
     """A value the org's picklist lacks is refused (restricted) or stored silently: ✗ both."""
-    fields = {f.get("name"): f for f in describe.get("fields", []) if isinstance(f, dict)}
+    fields = _describe_fields(describe)
     items: list[Item] = []
     for native in sorted(named):
         found = fields.get(native)
