@@ -1,0 +1,117 @@
+"""Going live: `syncworker onboard [--dry-run] [--json] [--now]` and `links import FILE`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from syncworker.cli.ops import OperatorError, _database, _redis, console, links_app
+
+# Exit code of a run refused until someone decides (ambiguous matches, business hours).
+NOT_NOW = 3
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(onboard)
+    links_app.command("import")(links_import)
+
+
+def onboard(
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="Print what the first sync will do and what it costs; write nothing."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The dry run's report as JSON.")] = False,
+    now: Annotated[
+        bool, typer.Option(help="Run even in Zenvia's business hours (live syncs then wait).")
+    ] = False,
+    allow_ambiguous: Annotated[
+        bool,
+        typer.Option(
+            help="Run although some records match several: they are neither paired "
+            "nor copied now, and the worker's reconcile will copy them as new records later."
+        ),
+    ] = False,
+) -> None:
+    """Pair the records that already exist on both sides, then queue the first syncs.
+
+    Run it once, after `syncworker check` and before the worker and beat: first
+    `syncworker onboard --dry-run`, then `syncworker onboard` at night (Zenvia's budget is
+    unlimited then; in business hours it refuses unless `--now`). Running it again continues
+    an interrupted run. Example: `syncworker onboard --dry-run --json`.
+    """
+    from syncworker import onboard as onboarding
+    from syncworker.runtime import get_runtime
+
+    _database()
+    _redis()
+    rt = get_runtime()
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("reading both sides", total=None)
+        plan = onboarding.survey(rt, on_record=lambda: progress.advance(task))
+    moment = datetime.now(UTC)
+    budget = onboarding.budget_time(rt.settings, plan.zenvia_requests()["total"], moment)
+    if as_json:
+        typer.echo(json.dumps(onboarding.as_json(plan, budget), indent=2))
+    else:
+        for line in [*onboarding.lines(plan), *onboarding.describe_budget(budget, moment)]:
+            console.print(line, markup=False, highlight=False)
+    if dry_run:
+        return
+    if plan.ambiguous and not allow_ambiguous:
+        typer.secho(
+            "refused: pair the ambiguous records with `syncworker links import FILE` "
+            "(or pass --allow-ambiguous)",
+            err=True,
+        )
+        raise typer.Exit(NOT_NOW)
+    if budget.limited_now and budget.requests and not now:
+        typer.secho(
+            f"refused: Zenvia's budget is limited now; run it after "
+            f"{budget.night_starts:%H:%M %Z} (or pass --now)",
+            err=True,
+        )
+        raise typer.Exit(NOT_NOW)
+    with Progress(console=console, disable=as_json) as progress:
+        task = progress.add_task("linking and queuing", total=len(plan.new_links) + len(plan.steps))
+        outcome = onboarding.run(rt, plan, on_step=lambda: progress.advance(task))
+    typer.echo(
+        f"linked {outcome.linked} pair(s), queued {outcome.queued} sync(s); "
+        "start the worker and beat (a second `syncworker onboard` continues an interrupted run)"
+    )
+    for refusal in outcome.already_linked:
+        typer.secho(f"not linked: {refusal}", err=True)
+
+
+def links_import(
+    file: Annotated[Path, typer.Argument(help="CSV: case id, ticket id per line.")],
+    dry_run: Annotated[bool, typer.Option(help="Check every line; link nothing.")] = False,
+) -> None:
+    """Link pairs listed in a CSV file (`case id, ticket id`; 15- or 18-character case ids).
+
+    Each record is read once to be sure it exists (one Zenvia request a line); a record
+    already linked is refused. Every bad line is reported with its number; the good ones are
+    linked. Example: `syncworker links import pairs.csv --dry-run`.
+    """
+    from syncworker import onboard as onboarding
+    from syncworker.runtime import get_runtime
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise OperatorError(f"{file}: cannot read it ({exc.strerror})") from exc
+    pairs, errors = onboarding.parse_pairs(text)
+    _database()
+    _redis()
+    linked, refused = onboarding.import_pairs(get_runtime(), pairs, dry_run=dry_run)
+    for error in [*errors, *refused]:
+        typer.secho(f"{file}: {error}", err=True)
+    verb = "would link" if dry_run else "linked"
+    typer.echo(f"{verb} {linked} pair(s); {len(errors) + len(refused)} line(s) refused")
+    if errors or refused:
+        raise typer.Exit(1)

@@ -1,0 +1,432 @@
+"""Going live on an account with history: a plan of the first sync, then running it.
+
+`survey` reads both sides and the mapping table and says what the first sync will do: pairs
+to link (matched by `matching.match`), records to copy to the other side, records left out
+(by the mapping's scope, through the engine's own plan), ambiguous matches, and the Zenvia
+requests it all takes (`service.zenvia_cost` of each engine plan, plus the first reads a
+sync makes). `run` links the pairs — a link with both ids and no baselines, which the first
+sync merges — and queues the syncs. A second run finds the links the first made (never
+synced yet) and queues those again, so an interrupted run continues; a sync queued twice
+writes once (DESIGN invariant 5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from syncworker import engine, matching
+from syncworker.connectors.base import Unreadable
+from syncworker.connectors.errors import NotFoundError
+from syncworker.connectors.zenvia import MAX_PAGE_SIZE
+from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
+from syncworker.runtime import Runtime
+from syncworker.service import zenvia_cost
+from syncworker.settings import Settings
+from syncworker.store import repo
+from syncworker.store.db import session_scope
+from syncworker.store.tables import Link
+
+EARLIER = "linked before, never synced"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One sync the onboarding queues, and the Zenvia requests it takes."""
+
+    side: Side  # the sync is queued for this side's record
+    record_id: str
+    other_id: str | None  # the paired record, for a link; None for a copy
+    rule: str  # the matching rule, EARLIER, or "copy"
+    zenvia_writes: int
+    zenvia_reads: int
+    creates: int = 0  # records this step creates on the other side
+
+    @property
+    def zenvia_requests(self) -> int:
+        return self.zenvia_writes + self.zenvia_reads
+
+
+@dataclass
+class Survey:
+    """What the first sync will do; `run` carries out `new_links` and `steps`."""
+
+    new_links: list[matching.Match] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    left_out: dict[Side, Counter[str]] = field(
+        default_factory=lambda: {side: Counter[str]() for side in SIDES}
+    )
+    ambiguous: tuple[matching.Ambiguous, ...] = ()
+    unreadable: dict[Side, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+    already_synced: int = 0
+    survey_zenvia_requests: int = 0
+
+    def links_by_rule(self) -> Counter[str]:
+        return Counter(step.rule for step in self.steps if step.other_id is not None)
+
+    def creates(self) -> dict[Side, int]:
+        """Records the first sync creates on each side."""
+        made = dict.fromkeys(SIDES, 0)
+        for step in self.steps:
+            made[other_side(step.side)] += step.creates
+        return made
+
+    def zenvia_requests(self) -> dict[str, int]:
+        writes = sum(step.zenvia_writes for step in self.steps)
+        reads = sum(step.zenvia_reads for step in self.steps)
+        return {"writes": writes, "first_reads": reads, "total": writes + reads}
+
+
+# The Zenvia reads a sync makes before it writes (service.sync_record on a record no poll
+# observed): a ticket's GET plus its actions pages; an unlinked ticket's actions are listed
+# once more first, to tell whether our own create made it. A case copied to Zenvia reads
+# nothing there. Kept beside the survey so the onboarding test catches any drift.
+def _ticket_reads(comments: int) -> int:
+    return 1 + _pages(comments)
+
+
+def _unlinked_ticket_reads(comments: int) -> int:
+    return _pages(comments) + _ticket_reads(comments)
+
+
+def _pages(comments: int) -> int:
+    return max(1, math.ceil(comments / MAX_PAGE_SIZE))
+
+
+def survey(rt: Runtime, *, on_record: Callable[[], None] = lambda: None) -> Survey:
+    """Read both sides (every record; the comments of those the first sync will merge or copy
+    to Zenvia) and the mapping table: the first sync's plan, writing nothing."""
+    before = rt.connectors["zenvia"].requests.total
+    result = Survey()
+    links = _links(rt)
+    linked = {side: {_id(link, side) for link in links} - {None} for side in SIDES}
+    records: dict[Side, dict[str, RemoteRecord]] = {side: {} for side in SIDES}
+    for side in SIDES:
+        for listed in rt.connectors[side].iter_all():
+            on_record()
+            if isinstance(listed, Unreadable):
+                result.unreadable[side] += 1
+            elif not listed.deleted:
+                records[side][listed.id] = listed
+    for link in links:
+        _resume(rt, result, link, records)
+    unlinked = {
+        side: [r for r in records[side].values() if r.id not in linked[side]] for side in SIDES
+    }
+    found = matching.match(rt.mapping, unlinked["crm"], unlinked["zenvia"])
+    result.ambiguous = found.ambiguous
+    held = found.left_out()
+    for side in SIDES:
+        result.left_out[side]["ambiguous"] = len(held[side])
+    paired: dict[Side, set[str]] = {side: set() for side in SIDES}
+    for pair in found.pairs:
+        paired["crm"].add(pair.crm_id)
+        paired["zenvia"].add(pair.zenvia_id)
+        _link_step(rt, result, pair, records)
+    for side in SIDES:
+        for record in unlinked[side]:
+            if record.id not in paired[side] | held[side]:
+                _copy_step(rt, result, side, record)
+    result.survey_zenvia_requests = rt.connectors["zenvia"].requests.total - before
+    return result
+
+
+def _links(rt: Runtime) -> list[Link]:
+    with session_scope(rt.database_url) as session:
+        return [link for link in repo.all_links(session) if link.crm_system == rt.crm_system]
+
+
+def _id(link: Link, side: Side) -> str | None:
+    return link.crm_id if side == "crm" else link.zenvia_id
+
+
+def _resume(
+    rt: Runtime, result: Survey, link: Link, records: dict[Side, dict[str, RemoteRecord]]
+) -> None:
+    """A link an earlier run (or `links import`) made, or a copy it queued, not synced yet."""
+    if link.last_synced_at is not None:
+        result.already_synced += 1
+        return
+    if link.crm_id and link.zenvia_id:
+        crm, zenvia = records["crm"].get(link.crm_id), records["zenvia"].get(link.zenvia_id)
+        if crm is not None and zenvia is not None:
+            match = matching.Match(crm.id, zenvia.id, EARLIER)
+            result.steps.append(_merge_step(rt, match, crm, zenvia))
+        return
+    side: Side = "crm" if link.crm_id else "zenvia"
+    record = records[side].get(_id(link, side) or "")
+    if record is not None:
+        _copy_step(rt, result, side, record)
+
+
+def _link_step(
+    rt: Runtime,
+    result: Survey,
+    pair: matching.Match,
+    records: dict[Side, dict[str, RemoteRecord]],
+) -> None:
+    crm, zenvia = records["crm"][pair.crm_id], records["zenvia"][pair.zenvia_id]
+    if not (rt.mapping.in_scope("crm", crm.fields) or rt.mapping.in_scope("zenvia", zenvia.fields)):
+        for side in SIDES:
+            result.left_out[side]["paired, both out of scope"] += 1
+        return
+    result.new_links.append(pair)
+    result.steps.append(_merge_step(rt, pair, crm, zenvia))
+
+
+def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: RemoteRecord) -> Step:
+    """The first sync of a link with both ids and no baselines: a merge (engine.plan)."""
+    comments = {side: rt.connectors[side].list_comments(r.id) for side, r in _both(crm, zenvia)}
+    plan = engine.plan(
+        rt.mapping,
+        link=engine.LinkSnapshot(crm_id=crm.id, zenvia_id=zenvia.id),
+        crm=crm,
+        zenvia=zenvia,
+        crm_comments=comments["crm"],
+        zenvia_comments=comments["zenvia"],
+    )
+    reads = _ticket_reads(len(comments["zenvia"]))
+    return Step("crm", crm.id, zenvia.id, pair.rule, zenvia_cost(plan), reads)
+
+
+def _both(crm: RemoteRecord, zenvia: RemoteRecord) -> Iterator[tuple[Side, RemoteRecord]]:
+    yield "crm", crm
+    yield "zenvia", zenvia
+
+
+def _copy_step(rt: Runtime, result: Survey, side: Side, record: RemoteRecord) -> None:
+    """A record with no counterpart: copied if the engine's plan creates it, else left out
+    (the engine applies the mapping's scope; its misses name why)."""
+    comments: list[RemoteComment] = (
+        rt.connectors["crm"].list_comments(record.id) if side == "crm" else []
+    )
+    plan = engine.plan(
+        rt.mapping,
+        link=None,
+        crm=record if side == "crm" else None,
+        zenvia=record if side == "zenvia" else None,
+        crm_comments=comments,
+    )
+    if not any(isinstance(op, engine.CreateRecord) for op in plan.operations):
+        misses = rt.mapping.scope_misses(side, record.fields)
+        result.left_out[side][f"scope: {', '.join(misses)}" if misses else plan.reason] += 1
+        return
+    reads = 0 if side == "crm" else _unlinked_ticket_reads(0)
+    result.steps.append(Step(side, record.id, None, "copy", zenvia_cost(plan), reads, creates=1))
+
+
+# -- running it ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunOutcome:
+    linked: int = 0
+    already_linked: list[str] = field(default_factory=list)
+    queued: int = 0
+
+
+def run(rt: Runtime, plan: Survey, *, on_step: Callable[[], None] = lambda: None) -> RunOutcome:
+    """Link the new pairs (the unique constraints refuse a record linked meanwhile), then
+    queue every step's sync (ids only)."""
+    outcome = RunOutcome()
+    refused: set[tuple[str, str]] = set()
+    for pair in plan.new_links:
+        with session_scope(rt.database_url) as session:
+            link = Link(crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id)
+            try:
+                repo.add_link(session, link)
+                outcome.linked += 1
+            except repo.DuplicateLinkError as refusal:
+                outcome.already_linked.append(str(refusal))
+                refused.add((pair.crm_id, pair.zenvia_id))
+        on_step()
+    for step in plan.steps:
+        if (step.record_id, step.other_id) not in refused:
+            rt.enqueue_sync(step.side, step.record_id)
+            outcome.queued += 1
+        on_step()
+    return outcome
+
+
+# -- the Zenvia budget --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetTime:
+    """How long `requests` take within the Zenvia budget, and when the unlimited night is."""
+
+    requests: int
+    business_hours_seconds: float  # all of them at the business-hours rate
+    limited_now: bool
+    night_starts: datetime | None  # None: the limit applies all day
+    night_ends: datetime | None
+
+
+def budget_time(settings: Settings, requests: int, now: datetime) -> BudgetTime:
+    rate = settings.zenvia_rate_limit / settings.zenvia_rate_window_seconds
+    hours = settings.business_hours
+    seconds = requests / rate
+    if hours is None:
+        return BudgetTime(requests, seconds, True, None, None)
+    local = now.astimezone(ZoneInfo(settings.zenvia_timezone))
+    start, end = hours
+    limited = start <= local.time() < end
+    night_starts = _next(local, end) if limited else local
+    return BudgetTime(requests, seconds, limited, night_starts, _next(night_starts, start))
+
+
+def _next(after: datetime, at: time) -> datetime:
+    """The first moment at or after `after` whose local time is `at`."""
+    candidate = after.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+    return candidate if candidate >= after else candidate + timedelta(days=1)
+
+
+def describe_budget(budget: BudgetTime, now: datetime) -> list[str]:
+    lines = [f"{budget.requests} Zenvia requests"]
+    in_hours = _duration(budget.business_hours_seconds)
+    if budget.night_starts is None:
+        return [*lines, f"the limit applies all day: about {in_hours}"]
+    lines.append(f"in business hours: about {in_hours} of the whole budget")
+    if budget.limited_now:
+        wait = _duration((budget.night_starts - now).total_seconds())
+        lines.append(
+            f"unlimited at night, from {budget.night_starts:%H:%M %Z} (in {wait}) "
+            f"until {budget.night_ends:%H:%M %Z}: run it then"
+        )
+    else:
+        lines.append(f"now is night (no limit) until {budget.night_ends:%H:%M %Z}: run it now")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def lines(plan: Survey) -> Iterable[str]:
+    """The survey for people; `as_json` is the same for machines."""
+    made = plan.creates()
+    yield f"pairs already synced: {plan.already_synced}"
+    for rule, count in sorted(plan.links_by_rule().items()):
+        yield f"pairs to link and merge ({rule}): {count}"
+    yield f"records to create: {made['zenvia']} Zenvia tickets, {made['crm']} CRM cases"
+    for side in SIDES:
+        for why, count in sorted(plan.left_out[side].items()):
+            if count:
+                yield f"{side} records left out ({why}): {count}"
+    for entry in plan.ambiguous:
+        yield (
+            f"ambiguous ({entry.rule}): {entry.side} {entry.record_id} matches "
+            f"{', '.join(entry.candidates)}; pair it with `syncworker links import`"
+        )
+    for side, count in plan.unreadable.items():
+        if count:
+            yield f"{side} records unreadable (see the dead letters after a reconcile): {count}"
+    costs = plan.zenvia_requests()
+    yield (
+        f"Zenvia requests: {costs['total']} ({costs['writes']} writes, "
+        f"{costs['first_reads']} first reads); this survey used {plan.survey_zenvia_requests}"
+    )
+
+
+def as_json(plan: Survey, budget: BudgetTime) -> dict[str, object]:
+    return {
+        "already_synced": plan.already_synced,
+        "links": dict(plan.links_by_rule()),
+        "creates": plan.creates(),
+        "left_out": {side: dict(plan.left_out[side]) for side in SIDES},
+        "ambiguous": [
+            {"side": a.side, "id": a.record_id, "candidates": list(a.candidates), "rule": a.rule}
+            for a in plan.ambiguous
+        ],
+        "unreadable": plan.unreadable,
+        "zenvia_requests": plan.zenvia_requests(),
+        "survey_zenvia_requests": plan.survey_zenvia_requests,
+        "budget": {
+            "business_hours_seconds": round(budget.business_hours_seconds),
+            "limited_now": budget.limited_now,
+            "night_starts": budget.night_starts.isoformat() if budget.night_starts else None,
+            "night_ends": budget.night_ends.isoformat() if budget.night_ends else None,
+        },
+    }
+
+
+# -- pairs from a file --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FilePair:
+    line: int
+    crm_id: str
+    zenvia_id: str
+
+
+def parse_pairs(text: str) -> tuple[list[FilePair], list[str]]:
+    """`case id, ticket id` per line (a first line naming the columns is skipped); 15-character
+    case ids become 18. Returns the pairs and one error per bad line, naming the line."""
+    pairs: list[FilePair] = []
+    errors: list[str] = []
+    seen: dict[str, int] = {}
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or (number == 1 and "case" in cells[0].lower()):
+            continue
+        if len(cells) != 2 or not all(cells):
+            errors.append(f"line {number}: expected `case id, ticket id`; got {row!r}")
+            continue
+        crm_id = matching.case_id18(cells[0])
+        if crm_id is None:
+            errors.append(
+                f"line {number}: {cells[0]!r} is not a Salesforce id (15 or 18 letters and digits)"
+            )
+            continue
+        for key in (f"crm:{crm_id}", f"zenvia:{cells[1]}"):
+            if key in seen:
+                errors.append(f"line {number}: {key} was already given on line {seen[key]}")
+                break
+        else:
+            seen |= {f"crm:{crm_id}": number, f"zenvia:{cells[1]}": number}
+            pairs.append(FilePair(number, crm_id, cells[1]))
+    return pairs, errors
+
+
+def import_pairs(rt: Runtime, pairs: list[FilePair], *, dry_run: bool) -> tuple[int, list[str]]:
+    """Link each pair whose records both exist (one read each: a typo must not pair, then
+    close, a real case) and neither of which is linked (the unique constraints refuse it)."""
+    errors: list[str] = []
+    linked = 0
+    for pair in pairs:
+        records: tuple[tuple[Side, str], ...] = (("crm", pair.crm_id), ("zenvia", pair.zenvia_id))
+        missing = [
+            f"{side} record {rid} does not exist"
+            for side, rid in records
+            if not _exists(rt, side, rid)
+        ]
+        if missing:
+            errors.append(f"line {pair.line}: {'; '.join(missing)}")
+            continue
+        with session_scope(rt.database_url) as session:
+            link = Link(crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id)
+            try:
+                repo.add_link(session, link)
+            except repo.DuplicateLinkError as refusal:
+                errors.append(f"line {pair.line}: {refusal}")
+                continue
+            if dry_run:
+                session.rollback()
+        linked += 1
+    return linked, errors
+
+
+def _exists(rt: Runtime, side: Side, record_id: str) -> bool:
+    try:
+        rt.connectors[side].get(record_id)
+    except NotFoundError:
+        return False
+    return True

@@ -1,0 +1,177 @@
+"""Going live on accounts with history: sandboxes over real sockets, real Postgres and Redis,
+the onboarding's syncs run in-process one by one so every Zenvia request can be counted."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncworker import mapping as mapping_module
+from syncworker import onboard, service
+from syncworker.mapping import DEFAULT_MAPPING_FILE
+from syncworker.model import Side
+from syncworker.runtime import Runtime
+from syncworker.sandbox.salesforce import to_id18
+from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.integration
+
+EACH = 60  # records per group; 4 groups on each side, plus closed and ambiguous ones
+CONTACTS = tuple(to_id18(f"003{n:012d}") for n in range(1, 4 * EACH + 1))
+
+
+def onboarding_mapping(path: Path) -> Path:
+    """The shipped mapping, copying only open records, matching by the case's ticket-id field
+    and by the same customer (a Zenvia client id that is the Contact id) and subject."""
+    shipped = Path(mapping_module.__file__).parent / "mappings" / DEFAULT_MAPPING_FILE
+    data = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    data["scope"]["states"] = ["new", "open", "waiting"]
+    data["matching"] = {
+        "by_id": {"crm": "Zenvia_Ticket_Id__c"},
+        "rules": [
+            {
+                "name": "same customer and subject",
+                "same": [
+                    {"crm": "ContactId", "zenvia": "clients"},
+                    {"crm": "Subject", "zenvia": "subject"},
+                ],
+                "created": {"crm": "CreatedDate", "zenvia": "createdAt"},
+                "within_minutes": 60,
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def history_stack(committed_database_url: str, tmp_path: Path) -> Iterator[Stack]:
+    catalogue = dataclasses.replace(DEFAULT_CATALOGUE, clients=CONTACTS)
+    mapping_file = onboarding_mapping(tmp_path / "mapping.yaml")
+    with running_stack(
+        committed_database_url,
+        tmp_path,
+        catalogue=catalogue,
+        SYNCWORKER_MAPPING_FILE=str(mapping_file),
+    ) as running:
+        yield running
+
+
+@dataclasses.dataclass
+class Account:
+    by_id: list[tuple[str, str]]
+    by_rule: list[tuple[str, str]]
+    by_file: list[tuple[str, str]]
+    ambiguous: list[str]  # one case and the two tickets it matches
+    closed: dict[Side, list[str]]
+
+
+def seed(stack: Stack) -> Account:
+    """A year of history in miniature: a third of the open records copied by hand (found by
+    each matching way), others alone on their side, closed ones and one ambiguous match."""
+    sf, zv = stack.salesforce.agent, stack.zenvia.agent
+
+    def case(subject: str, contact: int, **fields: str) -> str:
+        given = {"Status": "New", "Origin": "Web", **fields}
+        return sf.create_case(Subject=subject, ContactId=CONTACTS[contact], **given)
+
+    def ticket(subject: str, contact: int, status: int | None = None) -> str:
+        return str(zv.create_ticket(subject, clients=[CONTACTS[contact]], status=status)["id"])
+
+    account = Account([], [], [], [], {"crm": [], "zenvia": []})
+    for n in range(EACH):
+        t = ticket(f"Copied with its id {n}", n)
+        account.by_id.append((case(f"Typed in by hand {n}", n, Zenvia_Ticket_Id__c=t), t))
+        t = ticket(f"Same customer, same subject {n}", EACH + n)
+        account.by_rule.append((case(f"Same customer, same subject {n}", EACH + n), t))
+        t = ticket(f"Listed in the file {n}", 2 * EACH + n)
+        account.by_file.append((case(f"Pasted in a spreadsheet {n}", 2 * EACH + n), t))
+        case(f"Only a case {n}", 3 * EACH + n)
+        ticket(f"Only a ticket {n}", 3 * EACH + n)
+        if n % 10 == 0:  # comments: copied one way, or both ways on a merge
+            sf.add_comment(account.by_id[-1][0], f"Called the customer {n}", public=True)
+            zv.add_action(account.by_rule[-1][1], f"Cliente respondeu {n}", public=True)
+    for n in range(5):
+        account.closed["crm"].append(case(f"Closed long ago {n}", n, Status="Closed"))
+        account.closed["zenvia"].append(ticket(f"Fechado há tempos {n}", n, status=6))
+    account.ambiguous = [
+        case("Twice the same", 0),
+        ticket("Twice the same", 0),
+        ticket("Twice the same", 0),
+    ]
+    return account
+
+
+def sync_queue(stack: Stack, queued: list[tuple[Side, str]]) -> int:
+    """Run each queued sync in-process; the Zenvia requests they sent."""
+    before = stack.runtime.connectors["zenvia"].requests.total
+    for side, record_id in queued:
+        service.sync_record(stack.runtime, side, record_id)
+    return stack.runtime.connectors["zenvia"].requests.total - before
+
+
+def collecting(rt: Runtime) -> tuple[Runtime, list[tuple[Side, str]]]:
+    queued: list[tuple[Side, str]] = []
+    return dataclasses.replace(rt, enqueue_sync=lambda s, i: queued.append((s, i))), queued
+
+
+def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_said(
+    history_stack: Stack,
+) -> None:
+    stack = history_stack
+    account = seed(stack)
+    cases_before, tickets_before = len(stack.cases()), len(stack.tickets())
+    csv = "case id,ticket id\n" + "".join(f"{c[:15]},{t}\n" for c, t in account.by_file)
+    pairs, errors = onboard.parse_pairs(csv)
+    assert errors == []
+    assert onboard.import_pairs(stack.runtime, pairs, dry_run=False) == (EACH, [])
+
+    dry = onboard.survey(stack.runtime)
+    assert dry.links_by_rule() == {
+        onboard.EARLIER: EACH,  # the file's pairs, linked before and never synced
+        "id field": EACH,
+        "same customer and subject": EACH,
+    }
+    assert dry.creates() == {"crm": EACH, "zenvia": EACH}
+    assert dry.left_out["crm"]["scope: states"] == 5
+    assert dry.left_out["zenvia"]["scope: states"] == 5
+    assert (dry.left_out["crm"]["ambiguous"], dry.left_out["zenvia"]["ambiguous"]) == (1, 2)
+    assert [(a.side, a.record_id) for a in dry.ambiguous] == [("crm", account.ambiguous[0])]
+    predicted = dry.zenvia_requests()["total"]
+    assert predicted > dry.zenvia_requests()["writes"] > 2 * EACH  # creates, comments, merges
+
+    # The real run, interrupted after half its syncs, then run again to the end.
+    rt, queued = collecting(stack.runtime)
+    first = onboard.run(rt, onboard.survey(rt))
+    assert (first.linked, first.queued) == (2 * EACH, 5 * EACH)
+    spent = sync_queue(stack, queued[: len(queued) // 2])
+    resumed = onboard.survey(rt)
+    assert resumed.new_links == []
+    assert len(resumed.steps) == len(queued) - len(queued) // 2
+    queued.clear()
+    second = onboard.run(rt, resumed)
+    assert (second.linked, second.queued) == (0, len(resumed.steps))
+    spent += sync_queue(stack, queued)
+
+    assert spent == predicted
+    assert (len(stack.cases()), len(stack.tickets())) == (
+        cases_before + EACH,
+        tickets_before + EACH,
+    )
+    links = {(link.crm_id, link.zenvia_id) for link in stack.links() if link.crm_id}
+    for pair in [*account.by_id, *account.by_rule, *account.by_file]:
+        assert pair in links
+    subjects = Counter(t["subject"] for t in stack.tickets())
+    assert subjects["Twice the same"] == 2, "an ambiguous match is neither paired nor copied"
+    assert all(count == 1 for subject, count in subjects.items() if subject != "Twice the same")
+    assert not any(c["Subject"].startswith("Fechado") for c in stack.cases())
+
+    finished = onboard.survey(rt)
+    assert (finished.new_links, finished.steps) == ([], [])
+    assert finished.already_synced == 5 * EACH
