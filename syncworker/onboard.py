@@ -215,7 +215,9 @@ def _copy_step(rt: Runtime, result: Survey, side: Side, record: RemoteRecord) ->
     )
     if not any(isinstance(op, engine.CreateRecord) for op in plan.operations):
         misses = rt.mapping.scope_misses(side, record.fields)
-        result.left_out[side][f"scope: {', '.join(misses)}" if misses else plan.reason] += 1
+        # the engine's reason names the record ("Zenvia ticket 7 is canceled; not copied")
+        why = f"scope: {', '.join(misses)}" if misses else plan.reason.split(" is ", 1)[-1]
+        result.left_out[side][why] += 1
         return
     reads = 0 if side == "crm" else _unlinked_ticket_reads(0)
     result.steps.append(Step(side, record.id, None, "copy", zenvia_cost(plan), reads, creates=1))

@@ -70,7 +70,7 @@ def onboard(
             err=True,
         )
         raise typer.Exit(NOT_NOW)
-    if budget.limited_now and budget.requests and not now:
+    if budget.limited_now and budget.night_starts and budget.requests and not now:
         typer.secho(
             f"refused: Zenvia's budget is limited now; run it after "
             f"{budget.night_starts:%H:%M %Z} (or pass --now)",

@@ -4,6 +4,7 @@ the onboarding's syncs run in-process one by one so every Zenvia request can be 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,13 @@ import yaml
 
 from syncworker import mapping as mapping_module
 from syncworker import onboard, service
+from syncworker.cli import onboard as onboard_cli
 from syncworker.mapping import DEFAULT_MAPPING_FILE
 from syncworker.model import Side
 from syncworker.runtime import Runtime
 from syncworker.sandbox.salesforce import to_id18
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
+from tests.integration.cli_processes import cli_env, run_cli
 from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.integration
@@ -175,3 +178,62 @@ def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_
     finished = onboard.survey(rt)
     assert (finished.new_links, finished.steps) == ([], [])
     assert finished.already_synced == 5 * EACH
+
+
+def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
+    history_stack: Stack, tmp_path: Path
+) -> None:
+    stack = history_stack
+    sf, zv = stack.salesforce.agent, stack.zenvia.agent
+    by_hand = sf.create_case(Subject="Typed twice", Status="New", Origin="Web")
+    copy = str(zv.create_ticket("Typed twice, in Portuguese")["id"])
+    sf.create_case(Subject="Only here", Status="New", Origin="Web")
+    sf.create_case(Subject="Twice the same", Status="New", Origin="Web", ContactId=CONTACTS[0])
+    for _ in range(2):
+        zv.create_ticket("Twice the same", clients=[CONTACTS[0]])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(
+        f"{by_hand[:15]},{copy}\n{by_hand},{copy}\nnot-an-id,1\n{to_id18('500000000009999')},999999\n"
+    )
+    env = cli_env(stack.env)
+
+    imported = run_cli("links", "import", str(pairs), env=env)
+    assert imported.returncode == 1, imported.stderr
+    assert f"{pairs}: line 2: crm:{by_hand} was already given on line 1" in imported.stderr
+    assert f"{pairs}: line 3: 'not-an-id' is not a Salesforce id" in imported.stderr
+    assert (
+        f"line 4: crm record {to_id18('500000000009999')} does not exist; "
+        "zenvia record 999999 does not exist"
+    ) in imported.stderr
+    assert "linked 1 pair(s); 3 line(s) refused" in imported.stdout
+    again = run_cli("links", "import", str(pairs), env=env)
+    assert f"line 1: salesforce case {by_hand} or Zenvia ticket {copy} is already linked" in (
+        again.stderr
+    )
+
+    dry = run_cli("onboard", "--dry-run", "--json", env=env)
+    assert dry.returncode == 0, dry.stderr
+    report = json.loads(dry.stdout)
+    assert report["links"] == {onboard.EARLIER: 1}
+    assert report["creates"] == {"crm": 0, "zenvia": 1}
+    assert [a["side"] for a in report["ambiguous"]] == ["crm"]
+    assert report["zenvia_requests"]["total"] > 0
+
+    said = run_cli("onboard", "--dry-run", env=env).stdout
+    assert "pairs to link and merge (linked before, never synced): 1" in said
+    assert "records to create: 1 Zenvia tickets, 0 CRM cases" in said
+    assert f"ambiguous (same customer and subject): crm {report['ambiguous'][0]['id']}" in said
+    assert f"{report['zenvia_requests']['total']} Zenvia requests" in said
+
+    daytime = cli_env(stack.env, SYNCWORKER_ZENVIA_BUSINESS_HOURS="00:00-23:59")
+    refused = run_cli("onboard", "--allow-ambiguous", env=daytime)
+    assert refused.returncode == onboard_cli.NOT_NOW
+    assert "refused: Zenvia's budget is limited now; run it after 23:59" in refused.stderr
+    ambiguous = run_cli("onboard", env=env)
+    assert ambiguous.returncode == onboard_cli.NOT_NOW
+    assert "pair the ambiguous records with `syncworker links import FILE`" in ambiguous.stderr
+    assert len(stack.links()) == 1, "a refused run links nothing"
+
+    done = run_cli("onboard", "--allow-ambiguous", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "linked 0 pair(s), queued 2 sync(s)" in done.stdout
