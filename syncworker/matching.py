@@ -16,7 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from syncworker.mapping import Mapping, MatchRule, record_stamp
-from syncworker.model import SIDES, RemoteRecord, Side, other_side
+from syncworker.markers import find_marker
+from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
 from syncworker.sandbox.salesforce import normalize_id
 
 BY_ID = "id field"
@@ -145,9 +146,30 @@ def _keys(rule: MatchRule, side: Side, record: RemoteRecord) -> list[tuple[str, 
     return keys
 
 
+def same_comments(
+    crm: Sequence[RemoteComment], zenvia: Sequence[RemoteComment]
+) -> list[tuple[str, str]]:
+    """(crm comment id, zenvia comment id) of comments copied by hand: the same text ignoring
+    case and spacing, paired oldest with oldest; the first sync then copies only the rest."""
+    by_text: dict[str, list[RemoteComment]] = defaultdict(list)
+    for comment in sorted(zenvia, key=lambda c: (c.created_at, c.id)):
+        if not find_marker(comment.body):
+            by_text[_text(comment.body)].append(comment)
+    pairs: list[tuple[str, str]] = []
+    for comment in sorted(crm, key=lambda c: (c.created_at, c.id)):
+        copies = by_text.get(_text(comment.body))
+        if copies and not find_marker(comment.body):
+            pairs.append((comment.id, copies.pop(0).id))
+    return pairs
+
+
+def _text(value: object) -> str:
+    return re.sub(r"\s+", " ", str(value)).strip().casefold()
+
+
 def _comparable(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
-    texts = (re.sub(r"\s+", " ", str(item)).strip().casefold() for item in items if item)
+    texts = (_text(item) for item in items if item)
     return [text for text in texts if text]
 
 

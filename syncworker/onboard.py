@@ -47,6 +47,8 @@ class Step:
     zenvia_writes: int
     zenvia_reads: int
     creates: int = 0  # records this step creates on the other side
+    # comments copied by hand, (crm id, zenvia id): linked before the sync, never copied again
+    same_comments: tuple[tuple[str, str], ...] = ()
 
     @property
     def zenvia_requests(self) -> int:
@@ -183,6 +185,7 @@ def _link_step(
 def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: RemoteRecord) -> Step:
     """The first sync of a link with both ids and no baselines: a merge (engine.plan)."""
     comments = {side: rt.connectors[side].list_comments(r.id) for side, r in _both(crm, zenvia)}
+    same = tuple(matching.same_comments(comments["crm"], comments["zenvia"]))
     plan = engine.plan(
         rt.mapping,
         link=engine.LinkSnapshot(crm_id=crm.id, zenvia_id=zenvia.id),
@@ -190,9 +193,10 @@ def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: Re
         zenvia=zenvia,
         crm_comments=comments["crm"],
         zenvia_comments=comments["zenvia"],
+        comment_links=[engine.CommentPair(*ids) for ids in same],
     )
     reads = _ticket_reads(len(comments["zenvia"]))
-    return Step("crm", crm.id, zenvia.id, pair.rule, zenvia_cost(plan), reads)
+    return Step("crm", crm.id, zenvia.id, pair.rule, zenvia_cost(plan), reads, same_comments=same)
 
 
 def _both(crm: RemoteRecord, zenvia: RemoteRecord) -> Iterator[tuple[Side, RemoteRecord]]:
@@ -250,10 +254,30 @@ def run(rt: Runtime, plan: Survey, *, on_step: Callable[[], None] = lambda: None
         on_step()
     for step in plan.steps:
         if (step.record_id, step.other_id) not in refused:
+            _link_same_comments(rt, step)
             rt.enqueue_sync(step.side, step.record_id)
             outcome.queued += 1
         on_step()
     return outcome
+
+
+def _link_same_comments(rt: Runtime, step: Step) -> None:
+    if not step.same_comments:
+        return
+    with session_scope(rt.database_url) as session:
+        link = repo.find_link(
+            session, side=step.side, remote_id=step.record_id, crm_system=rt.crm_system
+        )
+        if link is None or link.id is None:
+            raise LookupError(f"no link for {step.side} record {step.record_id}")
+        for crm_comment_id, zenvia_comment_id in step.same_comments:
+            repo.link_comments(
+                session,
+                link_id=link.id,
+                crm_comment_id=crm_comment_id,
+                zenvia_comment_id=zenvia_comment_id,
+                origin="crm",  # as service pairs a copy found by its marker
+            )
 
 
 # -- the Zenvia budget --------------------------------------------------------------------------

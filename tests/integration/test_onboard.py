@@ -100,6 +100,9 @@ def seed(stack: Stack) -> Account:
         if n % 10 == 0:  # comments: copied one way, or both ways on a merge
             sf.add_comment(account.by_id[-1][0], f"Called the customer {n}", public=True)
             zv.add_action(account.by_rule[-1][1], f"Cliente respondeu {n}", public=True)
+            case_id, ticket_id = account.by_file[-1]  # a comment copied by hand as well
+            sf.add_comment(case_id, f"Refund  approved {n}", public=True)
+            zv.add_action(ticket_id, f"refund approved {n}", public=True)
     for n in range(5):
         account.closed["crm"].append(case(f"Closed long ago {n}", n, Status="Closed"))
         account.closed["zenvia"].append(ticket(f"Fechado há tempos {n}", n, status=6))
@@ -174,6 +177,12 @@ def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_
     assert subjects["Twice the same"] == 2, "an ambiguous match is neither paired nor copied"
     assert all(count == 1 for subject, count in subjects.items() if subject != "Twice the same")
     assert not any(c["Subject"].startswith("Fechado") for c in stack.cases())
+    for case_id, ticket_id in account.by_file[::10]:
+        ticket_texts = [a["description"] for a in stack.zenvia.actions(ticket_id)]
+        case_texts = [c.body for c in stack.runtime.connectors["crm"].list_comments(case_id)]
+        assert sum("approved" in text for text in [*ticket_texts, *case_texts]) == 2, (
+            "a comment copied by hand is paired, not copied again"
+        )
 
     finished = onboard.survey(rt)
     assert (finished.new_links, finished.steps) == ([], [])

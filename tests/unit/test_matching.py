@@ -9,7 +9,8 @@ import pytest
 
 from syncworker import matching, onboard
 from syncworker.mapping import Mapping, from_data, load_default
-from syncworker.model import RemoteRecord
+from syncworker.markers import idempotency_key, with_marker
+from syncworker.model import RemoteComment, RemoteRecord
 from syncworker.settings import Settings
 
 CASE_1 = "500000000000001AAA"
@@ -132,6 +133,25 @@ def test_the_shipped_mapping_matches_by_the_external_id_field_then_subject() -> 
     section = load_default().matching
     assert section.by_id.crm == "Zenvia_Ticket_Id__c"
     assert [rule.name for rule in section.rules] == ["same subject, created within an hour"]
+
+
+def comment(comment_id: str, body: str, minute: int) -> RemoteComment:
+    return RemoteComment(comment_id, "r", body, True, datetime(2026, 3, 2, 12, minute, tzinfo=UTC))
+
+
+def test_comments_copied_by_hand_pair_oldest_first_and_ours_never_pair() -> None:
+    crm = [
+        comment("c2", "Called  again", 2),
+        comment("c1", "called again", 1),
+        comment("c3", "Only here", 3),
+        comment("c4", with_marker("Ours", idempotency_key("comment", "zenvia", "z9")), 4),
+    ]
+    zenvia = [
+        comment("z1", "CALLED AGAIN", 5),
+        comment("z9", with_marker("Ours", idempotency_key("comment", "zenvia", "z9")), 0),
+        comment("z2", "Different", 6),
+    ]
+    assert matching.same_comments(crm, zenvia) == [("c1", "z1")]
 
 
 # -- the CSV of pairs ---------------------------------------------------------------------------
