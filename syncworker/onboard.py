@@ -107,7 +107,10 @@ def survey(rt: Runtime, *, on_record: Callable[[], None] = lambda: None) -> Surv
     before = rt.connectors["zenvia"].requests.total
     result = Survey()
     links = _links(rt)
-    linked = {side: {_id(link, side) for link in links} - {None} for side in SIDES}
+    whole = [link for link in links if link.crm_id and link.zenvia_id]
+    linked = {side: {_id(link, side) for link in whole} for side in SIDES}
+    # a half link (a record a poll saw, nothing created for it yet) may still be paired
+    half = {side: {_id(link, side) for link in links} - linked[side] - {None} for side in SIDES}
     records: dict[Side, dict[str, RemoteRecord]] = {side: {} for side in SIDES}
     for side in SIDES:
         for listed in rt.connectors[side].iter_all():
@@ -116,7 +119,7 @@ def survey(rt: Runtime, *, on_record: Callable[[], None] = lambda: None) -> Surv
                 result.unreadable[side] += 1
             elif not listed.deleted:
                 records[side][listed.id] = listed
-    for link in links:
+    for link in whole:
         _resume(rt, result, link, records)
     unlinked = {
         side: [r for r in records[side].values() if r.id not in linked[side]] for side in SIDES
@@ -134,7 +137,7 @@ def survey(rt: Runtime, *, on_record: Callable[[], None] = lambda: None) -> Surv
     for side in SIDES:
         for record in unlinked[side]:
             if record.id not in paired[side] | held[side]:
-                _copy_step(rt, result, side, record)
+                _copy_step(rt, result, side, record, half_linked=record.id in half[side])
     result.survey_zenvia_requests = rt.connectors["zenvia"].requests.total - before
     return result
 
@@ -151,20 +154,14 @@ def _id(link: Link, side: Side) -> str | None:
 def _resume(
     rt: Runtime, result: Survey, link: Link, records: dict[Side, dict[str, RemoteRecord]]
 ) -> None:
-    """A link an earlier run (or `links import`) made, or a copy it queued, not synced yet."""
+    """A pair an earlier run (or `links import`) linked, not synced yet, is merged now."""
     if link.last_synced_at is not None:
         result.already_synced += 1
         return
-    if link.crm_id and link.zenvia_id:
-        crm, zenvia = records["crm"].get(link.crm_id), records["zenvia"].get(link.zenvia_id)
-        if crm is not None and zenvia is not None:
-            match = matching.Match(crm.id, zenvia.id, EARLIER)
-            result.steps.append(_merge_step(rt, match, crm, zenvia))
-        return
-    side: Side = "crm" if link.crm_id else "zenvia"
-    record = records[side].get(_id(link, side) or "")
-    if record is not None:
-        _copy_step(rt, result, side, record)
+    crm, zenvia = records["crm"].get(link.crm_id or ""), records["zenvia"].get(link.zenvia_id or "")
+    if crm is not None and zenvia is not None:
+        match = matching.Match(crm.id, zenvia.id, EARLIER)
+        result.steps.append(_merge_step(rt, match, crm, zenvia))
 
 
 def _link_step(
@@ -204,7 +201,9 @@ def _both(crm: RemoteRecord, zenvia: RemoteRecord) -> Iterator[tuple[Side, Remot
     yield "zenvia", zenvia
 
 
-def _copy_step(rt: Runtime, result: Survey, side: Side, record: RemoteRecord) -> None:
+def _copy_step(
+    rt: Runtime, result: Survey, side: Side, record: RemoteRecord, *, half_linked: bool
+) -> None:
     """A record with no counterpart: copied if the engine's plan creates it, else left out
     (the engine applies the mapping's scope; its misses name why)."""
     comments: list[RemoteComment] = (
@@ -223,7 +222,7 @@ def _copy_step(rt: Runtime, result: Survey, side: Side, record: RemoteRecord) ->
         why = f"scope: {', '.join(misses)}" if misses else plan.reason.split(" is ", 1)[-1]
         result.left_out[side][why] += 1
         return
-    reads = 0 if side == "crm" else _unlinked_ticket_reads(0)
+    reads = 0 if side == "crm" else _ticket_reads(0) if half_linked else _unlinked_ticket_reads(0)
     result.steps.append(Step(side, record.id, None, "copy", zenvia_cost(plan), reads, creates=1))
 
 
@@ -244,9 +243,10 @@ def run(rt: Runtime, plan: Survey, *, on_step: Callable[[], None] = lambda: None
     refused: set[tuple[str, str]] = set()
     for pair in plan.new_links:
         with session_scope(rt.database_url) as session:
-            link = Link(crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id)
             try:
-                repo.add_link(session, link)
+                repo.pair_records(
+                    session, crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id
+                )
                 outcome.linked += 1
             except repo.DuplicateLinkError as refusal:
                 outcome.already_linked.append(str(refusal))
@@ -438,9 +438,10 @@ def import_pairs(rt: Runtime, pairs: list[FilePair], *, dry_run: bool) -> tuple[
             errors.append(f"line {pair.line}: {'; '.join(missing)}")
             continue
         with session_scope(rt.database_url) as session:
-            link = Link(crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id)
             try:
-                repo.add_link(session, link)
+                repo.pair_records(
+                    session, crm_system=rt.crm_system, crm_id=pair.crm_id, zenvia_id=pair.zenvia_id
+                )
             except repo.DuplicateLinkError as refusal:
                 errors.append(f"line {pair.line}: {refusal}")
                 continue

@@ -95,8 +95,8 @@ def links_import(
     """Link pairs listed in a CSV file (`case id, ticket id`; 15- or 18-character case ids).
 
     Each record is read once to be sure it exists (one Zenvia request a line); a record
-    already linked is refused. Every bad line is reported with its number; the good ones are
-    linked. Example: `syncworker links import pairs.csv --dry-run`.
+    linked to another record is refused. Every bad line is reported with its number; the
+    good ones are linked. Example: `syncworker links import pairs.csv --dry-run`.
     """
     from syncworker import onboard as onboarding
     from syncworker.runtime import get_runtime
