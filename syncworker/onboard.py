@@ -5,9 +5,10 @@ to link (matched by `matching.match`), records to copy to the other side, record
 (by the mapping's scope, through the engine's own plan), ambiguous matches, and the Zenvia
 requests it all takes (`service.zenvia_cost` of each engine plan, plus the first reads a
 sync makes). `run` links the pairs — a link with both ids and no baselines, which the first
-sync merges — and queues the syncs. A second run finds the links the first made (never
-synced yet) and queues those again, so an interrupted run continues; a sync queued twice
-writes once (DESIGN invariant 5).
+sync merges (a half link a sync left is completed; comments copied by hand are paired) — and
+queues the syncs. A second run finds the links the first made (never synced yet) and queues
+those again, so an interrupted run continues; a sync queued twice writes once (DESIGN
+invariant 5).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import csv
 import io
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -49,10 +50,6 @@ class Step:
     creates: int = 0  # records this step creates on the other side
     # comments copied by hand, (crm id, zenvia id): linked before the sync, never copied again
     same_comments: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def zenvia_requests(self) -> int:
-        return self.zenvia_writes + self.zenvia_reads
 
 
 @dataclass
@@ -181,7 +178,10 @@ def _link_step(
 
 def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: RemoteRecord) -> Step:
     """The first sync of a link with both ids and no baselines: a merge (engine.plan)."""
-    comments = {side: rt.connectors[side].list_comments(r.id) for side, r in _both(crm, zenvia)}
+    comments = {
+        "crm": rt.connectors["crm"].list_comments(crm.id),
+        "zenvia": rt.connectors["zenvia"].list_comments(zenvia.id),
+    }
     same = tuple(matching.same_comments(comments["crm"], comments["zenvia"]))
     plan = engine.plan(
         rt.mapping,
@@ -194,11 +194,6 @@ def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: Re
     )
     reads = _ticket_reads(len(comments["zenvia"]))
     return Step("crm", crm.id, zenvia.id, pair.rule, zenvia_cost(plan), reads, same_comments=same)
-
-
-def _both(crm: RemoteRecord, zenvia: RemoteRecord) -> Iterator[tuple[Side, RemoteRecord]]:
-    yield "crm", crm
-    yield "zenvia", zenvia
 
 
 def _copy_step(
