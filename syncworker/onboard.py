@@ -313,7 +313,9 @@ def describe_budget(budget: BudgetTime, now: datetime) -> list[str]:
     in_hours = _duration(budget.business_hours_seconds)
     if budget.night_starts is None:
         return [*lines, f"the limit applies all day: about {in_hours}"]
-    lines.append(f"in business hours: about {in_hours} of the whole budget")
+    lines.append(
+        f"in business hours: about {in_hours}, spending the whole budget (live syncs wait)"
+    )
     if budget.limited_now:
         wait = _duration((budget.night_starts - now).total_seconds())
         lines.append(

@@ -48,6 +48,8 @@ def onboard(
     from syncworker import onboard as onboarding
     from syncworker.runtime import get_runtime
 
+    if as_json and not dry_run:
+        raise typer.BadParameter("--json goes with --dry-run (a run reports as it goes)")
     _database()
     _redis()
     rt = get_runtime()
@@ -77,7 +79,7 @@ def onboard(
             err=True,
         )
         raise typer.Exit(NOT_NOW)
-    with Progress(console=console, disable=as_json) as progress:
+    with Progress(console=console) as progress:
         task = progress.add_task("linking and queuing", total=len(plan.new_links) + len(plan.steps))
         outcome = onboarding.run(rt, plan, on_step=lambda: progress.advance(task))
     typer.echo(

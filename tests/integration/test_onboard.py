@@ -240,6 +240,10 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     assert f"ambiguous (same customer and subject): crm {report['ambiguous'][0]['id']}" in said
     assert f"{report['zenvia_requests']['total']} Zenvia requests" in said
 
+    mixed = run_cli("onboard", "--json", env=env)
+    assert mixed.returncode == 2
+    assert "--json goes with --dry-run" in mixed.stderr
+
     daytime = cli_env(stack.env, SYNCWORKER_ZENVIA_BUSINESS_HOURS="00:00-23:59")
     refused = run_cli("onboard", "--allow-ambiguous", env=daytime)
     assert refused.returncode == onboard_cli.NOT_NOW

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from syncworker import engine
 from syncworker import mapping as mapping_module
 from syncworker.mapping import Mapping, MappingError, load, load_default
-from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, Side
+from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, RemoteRecord, Side
 
 SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
 
@@ -211,6 +212,24 @@ def test_scope_by_date_and_state_names_the_conditions_a_record_misses(
     mapping = load(write(tmp_path, SINCE_AND_STATES))
     assert mapping.scope_misses(side, fields) == misses
     assert mapping.in_scope(side, fields) is (misses == ())
+
+
+@pytest.mark.parametrize(
+    ("fields", "copied"),
+    [
+        pytest.param({"Status": "New", "CreatedDate": "2026-07-01T00:00:00Z"}, True, id="in"),
+        pytest.param({"Status": "New", "CreatedDate": "2025-07-01T00:00:00Z"}, False, id="old"),
+        pytest.param({"Status": "Closed", "CreatedDate": "2026-07-01T00:00:00Z"}, False, id="done"),
+    ],
+)
+def test_the_engine_never_copies_a_record_out_of_date_or_state_scope(
+    tmp_path: Path, fields: dict[str, object], copied: bool
+) -> None:
+    mapping = load(write(tmp_path, SINCE_AND_STATES))
+    case = RemoteRecord("500A", datetime(2026, 7, 1, tzinfo=UTC), {"Subject": "x", **fields})
+    plan = engine.plan(mapping, link=None, crm=case, zenvia=None)
+    assert any(isinstance(op, engine.CreateRecord) for op in plan.operations) is copied
+    assert ("out of scope" in plan.reason) is not copied
 
 
 def test_a_zenvia_create_carries_defaults_translations_and_the_justification(
