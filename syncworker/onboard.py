@@ -14,20 +14,26 @@ invariant 5).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
+import time as clock
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from syncworker import engine, matching
-from syncworker.connectors.base import Unreadable
-from syncworker.connectors.errors import NotFoundError
+from syncworker.connectors.base import RequestGate, Unreadable
+from syncworker.connectors.errors import NotFoundError, RateLimitedError
 from syncworker.connectors.zenvia import MAX_PAGE_SIZE
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
-from syncworker.runtime import Runtime
+from syncworker.ratelimit import SharedGate
+from syncworker.runtime import Runtime, build_connectors
 from syncworker.service import zenvia_cost
 from syncworker.settings import Settings
 from syncworker.store import repo
@@ -219,6 +225,43 @@ def _copy_step(
         return
     reads = 0 if side == "crm" else _ticket_reads(0) if half_linked else _unlinked_ticket_reads(0)
     result.steps.append(Step(side, record.id, None, "copy", zenvia_cost(plan), reads, creates=1))
+
+
+class PatientGate:
+    """The shared budget for a person's command: wait until it has room instead of failing
+    (a worker never waits; its task is retried later). Delegates everything else."""
+
+    def __init__(
+        self,
+        gate: RequestGate,
+        *,
+        sleep: Callable[[float], None] = clock.sleep,
+        on_wait: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
+        self._gate = gate
+        self._sleep = sleep
+        self._on_wait = on_wait
+
+    def before_request(self, endpoint: str) -> None:
+        while True:
+            try:
+                self._gate.before_request(endpoint)
+                return
+            except RateLimitedError as limited:
+                self._on_wait(limited.retry_after)
+                self._sleep(limited.retry_after)
+
+    def after_response(self, endpoint: str, response: httpx.Response) -> None:
+        self._gate.after_response(endpoint, response)
+
+
+def patient(rt: Runtime, *, on_wait: Callable[[float], None]) -> Runtime:
+    """The runtime with connectors of their own whose requests wait for the shared budget
+    (a survey in business hours reads more than one window holds). Close its connectors."""
+    gates = {side: PatientGate(gate, on_wait=on_wait) for side, gate in rt.gates.items()}
+    # build_connectors only hands each gate to its connector, which takes any RequestGate
+    connectors = build_connectors(rt.settings, cast(dict[Side, SharedGate], gates))
+    return dataclasses.replace(rt, connectors=connectors)
 
 
 # -- running it ---------------------------------------------------------------------------------

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from syncworker.cli.ops import OperatorError, _database, _redis, console, links_app
+
+if TYPE_CHECKING:  # the command line starts without loading the service and its connectors
+    from syncworker import onboard as onboarding
+    from syncworker.runtime import Runtime
 
 # Exit code of a run refused until someone decides (ambiguous matches, business hours).
 NOT_NOW = 3
@@ -46,25 +52,31 @@ def onboard(
     an interrupted run. Example: `syncworker onboard --dry-run --json`.
     """
     from syncworker import onboard as onboarding
-    from syncworker.runtime import get_runtime
 
     if as_json and not dry_run:
         raise typer.BadParameter("--json goes with --dry-run (a run reports as it goes)")
     _database()
     _redis()
-    rt = get_runtime()
-    with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("reading both sides", total=None)
-        plan = onboarding.survey(rt, on_record=lambda: progress.advance(task))
-    moment = datetime.now(UTC)
-    budget = onboarding.budget_time(rt.settings, plan.zenvia_requests()["total"], moment)
-    if as_json:
-        typer.echo(json.dumps(onboarding.as_json(plan, budget), indent=2))
-    else:
-        for line in [*onboarding.lines(plan), *onboarding.describe_budget(budget, moment)]:
-            console.print(line, markup=False, highlight=False)
-    if dry_run:
-        return
+    progress = Progress(console=console, transient=True, disable=as_json)
+    task = progress.add_task("reading both sides", total=None)
+    with _patient_runtime(lambda note: progress.update(task, description=note)) as rt:
+        with progress:
+            plan = onboarding.survey(rt, on_record=lambda: progress.advance(task))
+        moment = datetime.now(UTC)
+        budget = onboarding.budget_time(rt.settings, plan.zenvia_requests()["total"], moment)
+        if as_json:
+            typer.echo(json.dumps(onboarding.as_json(plan, budget), indent=2))
+        else:
+            for line in [*onboarding.lines(plan), *onboarding.describe_budget(budget, moment)]:
+                console.print(line, markup=False, highlight=False)
+        if not dry_run:
+            _refuse_until_decided(plan, budget, now=now, allow_ambiguous=allow_ambiguous)
+            _run(rt, plan)
+
+
+def _refuse_until_decided(
+    plan: onboarding.Survey, budget: onboarding.BudgetTime, *, now: bool, allow_ambiguous: bool
+) -> None:
     if plan.ambiguous and not allow_ambiguous:
         typer.secho(
             "refused: pair the ambiguous records with `syncworker links import FILE` "
@@ -79,6 +91,11 @@ def onboard(
             err=True,
         )
         raise typer.Exit(NOT_NOW)
+
+
+def _run(rt: Runtime, plan: onboarding.Survey) -> None:
+    from syncworker import onboard as onboarding
+
     with Progress(console=console) as progress:
         task = progress.add_task("linking and queuing", total=len(plan.new_links) + len(plan.steps))
         outcome = onboarding.run(rt, plan, on_step=lambda: progress.advance(task))
@@ -88,6 +105,23 @@ def onboard(
     )
     for refusal in outcome.already_linked:
         typer.secho(f"not linked: {refusal}", err=True)
+
+
+@contextmanager
+def _patient_runtime(note: Callable[[str], None]) -> Iterator[Runtime]:
+    """This process's runtime, with connectors that wait for Zenvia's budget (a person's
+    command may; a worker must not), closed afterwards."""
+    from syncworker import onboard as onboarding
+    from syncworker.runtime import get_runtime
+
+    rt = onboarding.patient(
+        get_runtime(), on_wait=lambda seconds: note(f"waiting {seconds:.0f} s for Zenvia's budget")
+    )
+    try:
+        yield rt
+    finally:
+        for connector in rt.connectors.values():
+            connector.close()
 
 
 def links_import(
@@ -101,7 +135,6 @@ def links_import(
     good ones are linked. Example: `syncworker links import pairs.csv --dry-run`.
     """
     from syncworker import onboard as onboarding
-    from syncworker.runtime import get_runtime
 
     try:
         text = file.read_text(encoding="utf-8-sig")
@@ -110,7 +143,8 @@ def links_import(
     pairs, errors = onboarding.parse_pairs(text)
     _database()
     _redis()
-    linked, refused = onboarding.import_pairs(get_runtime(), pairs, dry_run=dry_run)
+    with _patient_runtime(lambda note: typer.echo(note, err=True)) as rt:
+        linked, refused = onboarding.import_pairs(rt, pairs, dry_run=dry_run)
     for error in [*errors, *refused]:
         typer.secho(f"{file}: {error}", err=True)
     verb = "would link" if dry_run else "linked"

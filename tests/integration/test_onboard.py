@@ -240,6 +240,16 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     assert f"ambiguous (same customer and subject): crm {report['ambiguous'][0]['id']}" in said
     assert f"{report['zenvia_requests']['total']} Zenvia requests" in said
 
+    one_a_second = cli_env(
+        stack.env,
+        SYNCWORKER_ZENVIA_BUSINESS_HOURS="00:00-23:59",
+        SYNCWORKER_ZENVIA_RATE_LIMIT="1",
+        SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS="1",
+    )
+    patient = run_cli("onboard", "--dry-run", "--json", env=one_a_second)
+    assert patient.returncode == 0, "a survey waits for the budget instead of failing"
+    assert json.loads(patient.stdout)["survey_zenvia_requests"] > 1
+
     mixed = run_cli("onboard", "--json", env=env)
     assert mixed.returncode == 2
     assert "--json goes with --dry-run" in mixed.stderr

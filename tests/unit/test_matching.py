@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from syncworker import matching, onboard
+from syncworker.connectors.errors import RateLimitedError
 from syncworker.mapping import Mapping, from_data, load_default
 from syncworker.markers import idempotency_key, with_marker
 from syncworker.model import RemoteComment, RemoteRecord
@@ -222,3 +224,34 @@ def test_a_limit_all_day_has_no_night() -> None:
         "100 Zenvia requests",
         "the limit applies all day: about 11 min",
     ]
+
+
+class RefusingGate:
+    """A shared budget that refuses `refusals` times, then admits."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.admitted: list[str] = []
+        self.responses: list[int] = []
+
+    def before_request(self, endpoint: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise RateLimitedError("shared request budget spent", remote="zenvia", retry_after=4.5)
+        self.admitted.append(endpoint)
+
+    def after_response(self, endpoint: str, response: httpx.Response) -> None:
+        self.responses.append(response.status_code)
+
+
+def test_a_persons_command_waits_for_the_budget_instead_of_failing() -> None:
+    gate, slept, told = RefusingGate(refusals=2), [], []
+    patient = onboard.PatientGate(gate, sleep=slept.append, on_wait=told.append)
+    patient.before_request("GET /tickets")
+    patient.after_response("GET /tickets", httpx.Response(200))
+    assert (gate.admitted, slept, told, gate.responses) == (
+        ["GET /tickets"],
+        [4.5, 4.5],
+        [4.5, 4.5],
+        [200],
+    )
