@@ -56,6 +56,7 @@ class Step:
     creates: int = 0  # records this step creates on the other side
     # comments copied by hand, (crm id, zenvia id): linked before the sync, never copied again
     same_comments: tuple[tuple[str, str], ...] = ()
+    overwrites: tuple[tuple[Side, str], ...] = ()  # (side, native field) a merge writes
 
 
 @dataclass
@@ -81,6 +82,14 @@ class Survey:
         for step in self.steps:
             made[other_side(step.side)] += step.creates
         return made
+
+    def overwrites(self) -> dict[Side, Counter[str]]:
+        """Native fields the merges overwrite, per side: where hand copies disagree."""
+        written: dict[Side, Counter[str]] = {side: Counter() for side in SIDES}
+        for step in self.steps:
+            for side, name in step.overwrites:
+                written[side][name] += 1
+        return written
 
     def zenvia_requests(self) -> dict[str, int]:
         writes = sum(step.zenvia_writes for step in self.steps)
@@ -199,7 +208,22 @@ def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: Re
         comment_links=[engine.CommentPair(*ids) for ids in same],
     )
     reads = _ticket_reads(len(comments["zenvia"]))
-    return Step("crm", crm.id, zenvia.id, pair.rule, zenvia_cost(plan), reads, same_comments=same)
+    overwrites = tuple(
+        (op.side, name)
+        for op in plan.operations
+        if isinstance(op, engine.UpdateFields)
+        for name in op.changes
+    )
+    return Step(
+        "crm",
+        crm.id,
+        zenvia.id,
+        pair.rule,
+        zenvia_cost(plan),
+        reads,
+        same_comments=same,
+        overwrites=overwrites,
+    )
 
 
 def _copy_step(
@@ -386,6 +410,10 @@ def lines(plan: Survey) -> Iterable[str]:
         for why, count in sorted(plan.left_out[side].items()):
             if count:
                 yield f"{side} records left out ({why}): {count}"
+    for side, written in plan.overwrites().items():
+        if written:
+            fields = ", ".join(f"{name} ({count})" for name, count in sorted(written.items()))
+            yield f"the merges overwrite on {side}: {fields}"
     for entry in plan.ambiguous:
         yield (
             f"ambiguous ({entry.rule}): {entry.side} {entry.record_id} matches "
@@ -407,6 +435,7 @@ def as_json(plan: Survey, budget: BudgetTime) -> dict[str, object]:
         "links": dict(plan.links_by_rule()),
         "creates": plan.creates(),
         "left_out": {side: dict(plan.left_out[side]) for side in SIDES},
+        "overwrites": {side: dict(written) for side, written in plan.overwrites().items()},
         "ambiguous": [
             {"side": a.side, "id": a.record_id, "candidates": list(a.candidates), "rule": a.rule}
             for a in plan.ambiguous

@@ -155,6 +155,10 @@ def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_
     assert dry.left_out["zenvia"]["scope: states"] == 5
     assert (dry.left_out["crm"]["ambiguous"], dry.left_out["zenvia"]["ambiguous"]) == (1, 2)
     assert [(a.side, a.record_id) for a in dry.ambiguous] == [("crm", account.ambiguous[0])]
+    # pairs whose subjects differ take the newer one (newest_wins); the hand-closed case
+    # takes the open ticket's status the same way, or closes it
+    overwritten = dry.overwrites()
+    assert overwritten["crm"]["Subject"] + overwritten["zenvia"]["subject"] == 2 * EACH
     predicted = dry.zenvia_requests()["total"]
     assert predicted > dry.zenvia_requests()["writes"] > 2 * EACH  # creates, comments, merges
 
@@ -183,6 +187,11 @@ def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_
     assert subjects["Twice the same"] == 2, "an ambiguous match is neither paired nor copied"
     assert all(count == 1 for subject, count in subjects.items() if subject != "Twice the same")
     assert not any(c["Subject"].startswith("Fechado") for c in stack.cases())
+    for case_id, ticket_id in [*account.by_id, *account.by_file]:
+        assert (
+            stack.salesforce.agent.case(case_id)["Subject"]
+            == stack.zenvia.ticket(ticket_id)["subject"]
+        ), "a merge leaves one subject on both sides"
     for case_id, ticket_id in account.by_file[::10]:
         ticket_texts = [a["description"] for a in stack.zenvia.actions(ticket_id)]
         case_texts = [c.body for c in stack.runtime.connectors["crm"].list_comments(case_id)]
