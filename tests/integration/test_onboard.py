@@ -221,6 +221,9 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     )
     env = cli_env(stack.env)
 
+    checked = run_cli("links", "import", str(pairs), "--dry-run", env=env)
+    assert "would link 1 pair(s); 3 line(s) refused" in checked.stdout
+    assert stack.links() == [], "a dry run links nothing"
     imported = run_cli("links", "import", str(pairs), env=env)
     assert imported.returncode == 1, imported.stderr
     assert f"{pairs}: line 2: crm:{by_hand} was already given on line 1" in imported.stderr
