@@ -342,6 +342,19 @@ def _link_same_comments(rt: Runtime, step: Step) -> None:
             )
 
 
+def finished(rt: Runtime, plan: Survey, *, since: datetime) -> tuple[int, int]:
+    """How many of the plan's syncs finished since `since`, and how many of those failed."""
+    ids = {side: [step.record_id for step in plan.steps if step.side == side] for side in SIDES}
+    with session_scope(rt.database_url) as session:
+        return repo.count_finished(
+            session,
+            crm_system=rt.crm_system,
+            crm_ids=ids["crm"],
+            zenvia_ids=ids["zenvia"],
+            since=since,
+        )
+
+
 # -- the Zenvia budget --------------------------------------------------------------------------
 
 

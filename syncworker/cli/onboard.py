@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # the command line starts without loading the service and its
 
 # Exit code of a run refused until someone decides (ambiguous matches, business hours).
 NOT_NOW = 3
+FOLLOW_SECONDS = 1.0
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +37,10 @@ def onboard(
     as_json: Annotated[bool, typer.Option("--json", help="The dry run's report as JSON.")] = False,
     now: Annotated[
         bool, typer.Option(help="Run even in Zenvia's business hours (live syncs then wait).")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(help="Follow the queued syncs with a progress bar until all finished."),
     ] = False,
     allow_ambiguous: Annotated[
         bool,
@@ -71,7 +77,10 @@ def onboard(
                 console.print(line, markup=False, highlight=False)
         if not dry_run:
             _refuse_until_decided(plan, budget, now=now, allow_ambiguous=allow_ambiguous)
+            started = rt.clock()
             _run(rt, plan)
+            if wait:
+                _follow(rt, plan, since=started)
 
 
 def _refuse_until_decided(
@@ -105,6 +114,22 @@ def _run(rt: Runtime, plan: onboarding.Survey) -> None:
     )
     for refusal in outcome.already_linked:
         typer.secho(f"not linked: {refusal}", err=True)
+
+
+def _follow(rt: Runtime, plan: onboarding.Survey, *, since: datetime) -> None:
+    """Until every queued sync committed or was dead-lettered (the worker does the work)."""
+    from syncworker import onboard as onboarding
+
+    done = failed = 0
+    with Progress(console=console) as progress:
+        task = progress.add_task("syncing (the worker must run)", total=len(plan.steps))
+        while done < len(plan.steps):
+            done, failed = onboarding.finished(rt, plan, since=since)
+            progress.update(task, completed=done)
+            time.sleep(FOLLOW_SECONDS)
+    typer.echo(f"finished {done} sync(s), {failed} failed")
+    if failed:
+        raise OperatorError(f"{failed} sync(s) failed; see `syncworker dead-letters list`")
 
 
 @contextmanager

@@ -214,6 +214,26 @@ def pair_records(session: Session, *, crm_system: str, crm_id: str, zenvia_id: s
     return half
 
 
+def count_finished(
+    session: Session,
+    *,
+    crm_system: str,
+    crm_ids: Sequence[str],
+    zenvia_ids: Sequence[str],
+    since: datetime,
+) -> tuple[int, int]:
+    """Among the links of these records: (finished — synced at or after `since`, or flagged
+    in error by a dead letter —, flagged in error)."""
+    mine = or_(
+        and_(col(Link.crm_system) == crm_system, _one_of(session, col(Link.crm_id), crm_ids)),
+        _one_of(session, col(Link.zenvia_id), zenvia_ids),
+    )
+    error = col(Link.state) == "error"
+    finished = func.count().filter(or_(col(Link.last_synced_at) >= since, error))
+    done, failed = session.exec(select(finished, func.count().filter(error)).where(mine)).one()
+    return int(done), int(failed)
+
+
 def save_link_state(
     session: Session, *, link_id: int, expected_revision: int, values: dict[str, Any]
 ) -> bool:

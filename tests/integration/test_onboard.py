@@ -275,6 +275,9 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     assert "pair the ambiguous records with `syncworker links import FILE`" in ambiguous.stderr
     assert len(stack.links()) == 1, "a refused run links nothing"
 
-    done = run_cli("onboard", "--allow-ambiguous", env=env)
+    stack.start_worker()
+    done = run_cli("onboard", "--allow-ambiguous", "--wait", env=env)
     assert done.returncode == 0, done.stderr
     assert "linked 0 pair(s), queued 2 sync(s)" in done.stdout
+    assert "finished 2 sync(s), 0 failed" in done.stdout
+    assert len(stack.tickets()) == 4, "the case alone on its side was copied"
