@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import math
 import time as clock
@@ -22,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import cast
+from typing import TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -41,6 +42,8 @@ from syncworker.store.db import session_scope
 from syncworker.store.tables import Link
 
 EARLIER = "linked before, never synced"
+PATIENCE = 5  # 429s a person's command waits out before it gives up
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,31 @@ def _pages(comments: int) -> int:
     return max(1, math.ceil(comments / MAX_PAGE_SIZE))
 
 
-def survey(rt: Runtime, *, on_record: Callable[[], None] = lambda: None) -> Survey:
+def survey(
+    rt: Runtime,
+    *,
+    on_record: Callable[[], None] = lambda: None,
+    pause: Callable[[float], None] = clock.sleep,
+) -> Survey:
     """Read both sides (every record; the comments of those the first sync will merge or copy
-    to Zenvia) and the mapping table: the first sync's plan, writing nothing."""
+    to Zenvia) and the mapping table: the first sync's plan, writing nothing. A remote that
+    answers 429 (Zenvia locks an account out for a while) is waited for, then read again
+    from the start: a survey has nothing to undo."""
+    return _patiently(lambda: _survey(rt, on_record), pause)
+
+
+def _patiently(read: Callable[[], T], pause: Callable[[float], None]) -> T:
+    """`read` again after each 429's stated wait, up to PATIENCE times (a person is waiting;
+    a worker never does this: its task is retried later)."""
+    for _ in range(PATIENCE):
+        try:
+            return read()
+        except RateLimitedError as limited:
+            pause(limited.retry_after)
+    return read()
+
+
+def _survey(rt: Runtime, on_record: Callable[[], None]) -> Survey:
     before = rt.connectors["zenvia"].requests.total
     result = Survey()
     links = _links(rt)
@@ -504,7 +529,13 @@ def parse_pairs(text: str) -> tuple[list[FilePair], list[str]]:
     return pairs, errors
 
 
-def import_pairs(rt: Runtime, pairs: list[FilePair], *, dry_run: bool) -> tuple[int, list[str]]:
+def import_pairs(
+    rt: Runtime,
+    pairs: list[FilePair],
+    *,
+    dry_run: bool,
+    pause: Callable[[float], None] = clock.sleep,
+) -> tuple[int, list[str]]:
     """Link each pair whose records both exist (one read each: a typo must not pair, then
     close, a real case) and neither of which is linked (the unique constraints refuse it)."""
     errors: list[str] = []
@@ -514,7 +545,7 @@ def import_pairs(rt: Runtime, pairs: list[FilePair], *, dry_run: bool) -> tuple[
         missing = [
             f"{side} record {rid} does not exist"
             for side, rid in records
-            if not _exists(rt, side, rid)
+            if not _exists(rt, side, rid, pause)
         ]
         if missing:
             errors.append(f"line {pair.line}: {'; '.join(missing)}")
@@ -533,9 +564,9 @@ def import_pairs(rt: Runtime, pairs: list[FilePair], *, dry_run: bool) -> tuple[
     return linked, errors
 
 
-def _exists(rt: Runtime, side: Side, record_id: str) -> bool:
+def _exists(rt: Runtime, side: Side, record_id: str, pause: Callable[[float], None]) -> bool:
     try:
-        rt.connectors[side].get(record_id)
+        _patiently(functools.partial(rt.connectors[side].get, record_id), pause)
     except NotFoundError:
         return False
     return True

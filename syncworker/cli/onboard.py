@@ -135,8 +135,10 @@ def _follow(rt: Runtime, plan: onboarding.Survey, *, since: datetime) -> None:
 @contextmanager
 def _patient_runtime(note: Callable[[str], None]) -> Iterator[Runtime]:
     """This process's runtime, with connectors that wait for Zenvia's budget (a person's
-    command may; a worker must not), closed afterwards."""
+    command may; a worker must not), closed afterwards. A remote that still refuses after
+    the patience ends the command in one line."""
     from syncworker import onboard as onboarding
+    from syncworker.connectors.errors import RateLimitedError
     from syncworker.runtime import get_runtime
 
     rt = onboarding.patient(
@@ -144,6 +146,11 @@ def _patient_runtime(note: Callable[[str], None]) -> Iterator[Runtime]:
     )
     try:
         yield rt
+    except RateLimitedError as limited:
+        raise OperatorError(
+            f"{limited}; still refused after {onboarding.PATIENCE} waits: "
+            f"try again in {limited.retry_after:.0f} s"
+        ) from limited
     finally:
         for connector in rt.connectors.values():
             connector.close()

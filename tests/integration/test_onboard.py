@@ -17,6 +17,7 @@ from syncworker import onboard, service
 from syncworker.cli import onboard as onboard_cli
 from syncworker.mapping import DEFAULT_MAPPING_FILE
 from syncworker.model import Side
+from syncworker.onboard import PATIENCE
 from syncworker.runtime import Runtime
 from syncworker.sandbox.salesforce import to_id18
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
@@ -55,7 +56,9 @@ def onboarding_mapping(path: Path) -> Path:
 
 @pytest.fixture
 def history_stack(committed_database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    catalogue = dataclasses.replace(DEFAULT_CATALOGUE, clients=CONTACTS)
+    catalogue = dataclasses.replace(
+        DEFAULT_CATALOGUE, clients=(*DEFAULT_CATALOGUE.clients, *CONTACTS)
+    )
     mapping_file = onboarding_mapping(tmp_path / "mapping.yaml")
     with running_stack(
         committed_database_url,
@@ -221,6 +224,9 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     )
     env = cli_env(stack.env)
 
+    locked_out = {"code": "TOO_MANY_REQUESTS", "message": "Too many failed requests"}
+    for label in ("GET /v2/tickets/{ticket_id}", "GET /v2/tickets"):  # import, then survey
+        stack.zenvia.answer_next(label, 429, locked_out, headers={"Retry-After": "1"})
     checked = run_cli("links", "import", str(pairs), "--dry-run", env=env)
     assert "would link 1 pair(s); 3 line(s) refused" in checked.stdout
     assert stack.links() == [], "a dry run links nothing"
@@ -240,6 +246,10 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
 
     dry = run_cli("onboard", "--dry-run", "--json", env=env)
     assert dry.returncode == 0, dry.stderr
+    assert stack.zenvia.hooks_fired == {
+        "answer GET /v2/tickets/{ticket_id}": 1,
+        "answer GET /v2/tickets": 1,
+    }, "both 429s were met, and waited out"
     report = json.loads(dry.stdout)
     assert report["links"] == {onboard.EARLIER: 1}
     assert report["creates"] == {"crm": 0, "zenvia": 1}
@@ -274,6 +284,13 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     assert ambiguous.returncode == onboard_cli.NOT_NOW
     assert "pair the ambiguous records with `syncworker links import FILE`" in ambiguous.stderr
     assert len(stack.links()) == 1, "a refused run links nothing"
+
+    stack.zenvia.answer_next(
+        "GET /v2/tickets", 429, locked_out, headers={"Retry-After": "1"}, times=PATIENCE + 1
+    )
+    gave_up = run_cli("onboard", "--dry-run", env=env)
+    assert gave_up.returncode == 2
+    assert f"still refused after {PATIENCE} waits: try again in 1 s" in gave_up.stderr
 
     stack.start_worker()
     done = run_cli("onboard", "--allow-ambiguous", "--wait", env=env)
