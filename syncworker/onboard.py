@@ -536,16 +536,21 @@ def import_pairs(
     dry_run: bool,
     pause: Callable[[float], None] = clock.sleep,
 ) -> tuple[int, list[str]]:
-    """Link each pair whose records both exist (one read each: a typo must not pair, then
-    close, a real case) and neither of which is linked (the unique constraints refuse it)."""
+    """Link each pair whose records both exist (a typo must not pair a real case with nothing)
+    and neither of which is linked elsewhere (the unique constraints refuse it). Cases are
+    read one by one; tickets are looked up in one listing of them all, because Zenvia locks
+    an account out after a few failed requests, and a ticket id that does not exist is one."""
+    tickets = _patiently(lambda: _ticket_ids(rt), pause)
     errors: list[str] = []
     linked = 0
     for pair in pairs:
-        records: tuple[tuple[Side, str], ...] = (("crm", pair.crm_id), ("zenvia", pair.zenvia_id))
         missing = [
-            f"{side} record {rid} does not exist"
-            for side, rid in records
-            if not _exists(rt, side, rid, pause)
+            f"{side} record {record_id} does not exist"
+            for side, record_id, exists in (
+                ("crm", pair.crm_id, _case_exists(rt, pair.crm_id, pause)),
+                ("zenvia", pair.zenvia_id, pair.zenvia_id in tickets),
+            )
+            if not exists
         ]
         if missing:
             errors.append(f"line {pair.line}: {'; '.join(missing)}")
@@ -564,9 +569,13 @@ def import_pairs(
     return linked, errors
 
 
-def _exists(rt: Runtime, side: Side, record_id: str, pause: Callable[[float], None]) -> bool:
+def _ticket_ids(rt: Runtime) -> set[str]:
+    return {listed.id for listed in rt.connectors["zenvia"].iter_all()}
+
+
+def _case_exists(rt: Runtime, case_id: str, pause: Callable[[float], None]) -> bool:
     try:
-        _patiently(functools.partial(rt.connectors[side].get, record_id), pause)
+        _patiently(functools.partial(rt.connectors["crm"].get, case_id), pause)
     except NotFoundError:
         return False
     return True

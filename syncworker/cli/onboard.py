@@ -162,9 +162,11 @@ def links_import(
 ) -> None:
     """Link pairs listed in a CSV file (`case id, ticket id`; 15- or 18-character case ids).
 
-    Each record is read once to be sure it exists (one Zenvia request a line); a record
-    linked to another record is refused. Every bad line is reported with its number; the
-    good ones are linked. Example: `syncworker links import pairs.csv --dry-run`.
+    Each case is read to be sure it exists; tickets are looked up in one listing of them
+    all (a request per 100 tickets: Zenvia locks an account out after a few requests for
+    tickets that do not exist). A record linked to another record is refused. Every bad
+    line is reported with its number; the good ones are linked. Example:
+    `syncworker links import pairs.csv --dry-run`.
     """
     from syncworker import onboard as onboarding
 
