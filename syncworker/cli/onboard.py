@@ -1,4 +1,4 @@
-"""Going live: `syncworker onboard [--dry-run] [--json] [--now]` and `links import FILE`."""
+"""Going live: `syncworker onboard [--dry-run [--json]] [--now] [--wait]`, `links import`."""
 
 from __future__ import annotations
 
