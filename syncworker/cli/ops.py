@@ -447,4 +447,4 @@ def mapping_check(path: Path) -> None:
     typer.echo(f"{path}: OK ({len(mapping.fields)} fields, crm system {mapping.crm_system})")
     for owner in owner_ids_named(mapping):
         if owner.normalised:
-            typer.echo(f"  {normalised_note(owner)}: write the 18-character form")
+            typer.echo(f"  {normalised_note(owner)}")

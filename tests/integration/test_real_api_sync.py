@@ -97,3 +97,26 @@ def test_an_operator_restores_a_link_orphaned_by_mistake(stack: Stack) -> None:
 
     assert outcome.state == "active"
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while orphaned"
+
+
+def test_an_agents_comment_reaches_the_case_although_it_does_not_move_updated_at(
+    stack: Stack,
+) -> None:
+    case_id, ticket_id = synced_pair(stack, "Quiet comment")
+    before = stack.zenvia.ticket(ticket_id)["updatedAt"]
+    stack.zenvia.agent.add_action(ticket_id, "Agent replied", public=True)
+    assert stack.zenvia.ticket(ticket_id)["updatedAt"] == before, "the sandbox's harsh default"
+
+    settle_here(stack)  # the test stack sweeps each open ticket's comments every second
+
+    copies = [c["CommentBody"] for c in stack.salesforce.comments(case_id)]
+    assert sum("Agent replied" in body for body in copies) == 1
+
+
+def test_a_closed_ticket_leaves_the_sweep(stack: Stack) -> None:
+    case_id, ticket_id = synced_pair(stack, "Closing sweep")
+    stack.salesforce.agent.edit(case_id, Status="Closed")
+    settle_here(stack)
+    assert stack.zenvia.ticket(ticket_id)["status"]["type"] == "CLOSED"
+    (link,) = stack.links()
+    assert link.comments_due_at is None
