@@ -558,7 +558,7 @@ def _load_side(
     listing = (
         record is not None
         and not record.deleted
-        and (every_comment or _moved(rt, link, side, record.version, read_at))
+        and (every_comment or _past_synced(link, side, record.version))
     )
     pair.comments[side] = rt.connectors[side].list_comments(record.id) if record and listing else []
     if listing:
@@ -573,19 +573,18 @@ def _synced(link: Link, side: Side) -> datetime | None:
 
 
 def _news(rt: Runtime, link: Link, side: Side, seen: Observation) -> bool:
-    """Whether the newest observation holds anything the last sync did not read."""
-    return _moved(rt, link, side, seen.version, seen.observed_at)
+    """Whether the newest observation holds anything the last sync did not read (a boundary
+    read's stamp counts only once read late enough: `repo.needs_sync`)."""
+    return repo.needs_sync(
+        seen.version, _synced(link, side), seen.observed_at, _settle_margin(rt, side)
+    )
 
 
-def _moved(
-    rt: Runtime, link: Link, side: Side, version: datetime, read_at: datetime | None
-) -> bool:
-    """Whether a record read at `read_at` (None: taken as the last sync left it) may hold
-    anything the last sync did not read (`repo.needs_sync`)."""
+def _past_synced(link: Link, side: Side, version: datetime) -> bool:
+    """Whether a record read now may carry comments the last sync did not list: its version
+    is past the one recorded (a boundary read's stamp is: it is recorded just short)."""
     synced = _synced(link, side)
-    if read_at is None:
-        return synced is None or version > synced
-    return repo.needs_sync(version, synced, read_at, _settle_margin(rt, side))
+    return synced is None or version > synced
 
 
 def _load_record(

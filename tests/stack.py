@@ -221,6 +221,8 @@ def stack_settings(database_url: str, zenvia_url: str, salesforce_url: str) -> d
         "SYNCWORKER_POLL_INTERVAL_SECONDS": "2",
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "5",
         "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "1",
+        # the sandbox's listings lag 2 s: a lost create is looked for once they show it
+        "SYNCWORKER_ZENVIA_LISTING_LAG_SECONDS": "2.5",
         # one clock for the sandboxes and the product: no skew to allow for
         "SYNCWORKER_CLOCK_SKEW_SECONDS": "0",
         "SYNCWORKER_HTTP_TIMEOUT_SECONDS": "3",

@@ -29,7 +29,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def stack(chaos_database: tuple[str, str], tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(chaos_database[1], tmp_path) as running:
+    """These tests run syncs in-process without polls: a comment sweep due meanwhile would
+    take both records as the last sync left them (as a sweep does), so none is due."""
+    with running_stack(
+        chaos_database[1], tmp_path, SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600"
+    ) as running:
         yield running
 
 
@@ -121,6 +125,7 @@ def test_a_create_retry_that_finds_its_lost_ticket_keeps_edits_made_on_both_side
 
     stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Printer smoking, not on fire"})
     stack.salesforce.agent.edit(case_id, Type="Problem")
+    time.sleep(runtime.settings.zenvia_listing_lag_seconds)  # until listings show the ticket
     service.sync_record(runtime, "crm", case_id)  # the create's retry
 
     assert stack.salesforce.agent.case(case_id)["Subject"] == "Printer smoking, not on fire"

@@ -49,7 +49,7 @@ def test_a_pairs_history_tells_its_update_conflict_comment_and_dead_letter_in_or
 
         agent.edit(case_id, Subject="Slow app on Mondays")
         stack.settle()
-        stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 4}})
+        stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 3}})
         agent.edit(case_id, Priority="Medium")
         stack.settle()
         agent.add_comment(case_id, "Customer called again", public=True)
@@ -67,7 +67,7 @@ def test_a_pairs_history_tells_its_update_conflict_comment_and_dead_letter_in_or
         index_of(rows, kind="create", side="zenvia", record_id=ticket_id),
         index_of(rows, kind="update", side="zenvia", field="subject", old="Slow app"),
         index_of(rows, kind="conflict", field="priority", detail="crm_wins: crm wins"),
-        index_of(rows, kind="update", side="zenvia", field="urgency", old=4, new=2),
+        index_of(rows, kind="update", side="zenvia", field="urgency", old=3, new=2),
         index_of(rows, kind="comment", side="zenvia", new="Customer called again"),
         index_of(rows, kind="error"),
     ]

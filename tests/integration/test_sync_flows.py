@@ -145,7 +145,7 @@ def test_a_conflict_follows_the_field_policy(stack: Stack) -> None:
     stack.settle()
     ticket_id = str(ticket_for(stack, "Slow app")["id"])
 
-    stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 4}})
+    stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 3}})
     stack.salesforce.agent.edit(case_id, Priority="Medium")
     stack.settle()
 
