@@ -8,9 +8,9 @@ fields, and their comments) and the links as (crm id, zenvia id) pairs; it retur
   record on each side (one case ↔ one ticket, nothing half-linked or dangling);
 - every linked pair agrees on every mapped field under the mapping (`Mapping.agree`, so a lossy
   value map such as Escalated → 2 counts as agreement);
-- every comment a person wrote (no sync marker) exists exactly once on the other side, as the
-  copy the engine makes: carrying the marker of `idempotency_key("comment", side, comment id)`,
-  the same visibility, and the original text.
+- every comment a person wrote exists exactly once on the other side, as the copy the engine
+  makes (`engine.copy_text`, known by `engine.is_copy_of`), with the same visibility. What
+  the sync wrote itself (copies, notices, a create's first action) is not a person's.
 
 `crm_state()` and `zenvia_state()` read the sandboxes in-process (no HTTP, no counters) in the
 shapes the connectors produce, so the demo and the chaos suite check what really ended up there.
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from syncworker.engine import copy_text, is_copy_of, is_notice
 from syncworker.mapping import Mapping as FieldMap
-from syncworker.markers import find_marker, idempotency_key, strip_marker
+from syncworker.markers import find_marker
 from syncworker.model import SIDES, NativeFields, RemoteComment, Side, other_side
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
@@ -114,7 +115,7 @@ def check(
         if mapping.comments.sync:
             ids: dict[Side, str] = {"crm": crm_id, "zenvia": zenvia_id}
             for side in SIDES:
-                found, checked = _comment_differences(states, ids, side)
+                found, checked = _comment_differences(mapping, states, ids, side)
                 differences.extend(found)
                 comments_checked += checked
     return ConvergenceReport(
@@ -157,23 +158,20 @@ def _link_differences(states: dict[Side, SideState], links: list[LinkedPair]) ->
 
 
 def _comment_differences(
-    states: dict[Side, SideState], ids: dict[Side, str], source: Side
+    mapping: FieldMap, states: dict[Side, SideState], ids: dict[Side, str], source: Side
 ) -> tuple[list[Difference], int]:
-    """Each human comment on `source` must be on the other side exactly once, as its copy."""
+    """Each person's comment on `source` must be on the other side exactly once, as its copy."""
     target = other_side(source)
-    copies: dict[str, list[RemoteComment]] = collections.defaultdict(list)
-    for comment in states[target].comments_of(ids[target]):
-        key = find_marker(comment.body)
-        if key:
-            copies[key].append(comment)
+    theirs = states[target].comments_of(ids[target])
     differences: list[Difference] = []
     checked = 0
     where = f"{_NOUN[target]} {ids[target]}"
     for comment in states[source].comments_of(ids[source]):
-        if find_marker(comment.body):
-            continue  # written by the sync: a copy, a create's first action or a notice
+        if _written_by_the_sync(mapping, comment, target, theirs):
+            continue
         checked += 1
-        found = copies.get(idempotency_key("comment", source, comment.id), [])
+        text = copy_text(mapping, source, comment)
+        found = [c for c in theirs if is_copy_of(c.body, text)]
         what = f"{_NOUN[source]} {ids[source]} comment {comment.id} ({_excerpt(comment.body)})"
         if not found:
             differences.append(Difference("comment missing", f"{what} is not on {where}"))
@@ -182,17 +180,21 @@ def _comment_differences(
             differences.append(
                 Difference("comment duplicated", f"{what} is on {where} {len(found)} times")
             )
-        copy = found[0]
-        if copy.public != comment.public:
-            visibility = "public" if copy.public else "internal"
+        if found[0].public != comment.public:
+            visibility = "public" if found[0].public else "internal"
             differences.append(
                 Difference("comment visibility", f"{what} is {visibility} on {where}")
             )
-        if not strip_marker(copy.body).startswith(comment.body):
-            differences.append(
-                Difference("comment text", f"{what} reads differently on {where} ({copy.id})")
-            )
     return differences, checked
+
+
+def _written_by_the_sync(
+    mapping: FieldMap, comment: RemoteComment, other: Side, others: Sequence[RemoteComment]
+) -> bool:
+    """A copy of a comment on the other side, a notice, or a create's first action."""
+    if find_marker(comment.body) or is_notice(comment.body):
+        return True
+    return any(is_copy_of(comment.body, copy_text(mapping, other, c)) for c in others)
 
 
 def _excerpt(text: str) -> str:

@@ -447,17 +447,33 @@ def _is_canceled(mapping: Mapping, zenvia_fields: NativeFields) -> bool:
     return mapping.status_base("zenvia", status) is BaseStatus.CANCELED
 
 
+_NOTICE_ENDINGS = (
+    "so syncworker closed this case.",
+    "so syncworker closed this one.",
+    "so syncworker stopped syncing this one.",
+)
+
+
+def is_notice(text: str) -> bool:
+    """Whether a comment is one of the notices syncworker writes when a record ends."""
+    return text.strip().endswith(_NOTICE_ENDINGS)
+
+
 def _cancel_notice(pair: _Pair, crm_id: str) -> list[Operation]:
     key = idempotency_key("cancel", "zenvia", pair.known_id("zenvia") or "")
-    notice = f"{pair.label('zenvia')} was canceled, so syncworker closed this case."
+    notice = _cancel_text(pair)
     if pair.has_written("crm", notice):
         return []
     return [AddComment("crm", crm_id, notice, False, None, key)]
 
 
+def _cancel_text(pair: _Pair) -> str:
+    return f"{pair.label('zenvia')} was canceled, {_NOTICE_ENDINGS[0]}"
+
+
 def _delete_notice(pair: _Pair, side: Side, *, closing: bool) -> str:
-    done = "closed this one" if closing else "stopped syncing this one"
-    return f"{pair.label(side)} was deleted, so syncworker {done}."
+    done = _NOTICE_ENDINGS[1] if closing else _NOTICE_ENDINGS[2]
+    return f"{pair.label(side)} was deleted, {done}"
 
 
 def _copy_comments(
@@ -518,7 +534,7 @@ def _notices(pair: _Pair, side: Side) -> tuple[str, ...]:
     other = other_side(side)
     written = [_delete_notice(pair, other, closing=closing) for closing in (True, False)]
     if side == "crm":
-        written.append(f"{pair.label('zenvia')} was canceled, so syncworker closed this case.")
+        written.append(_cancel_text(pair))
     return tuple(written)
 
 

@@ -755,10 +755,7 @@ def _add_comment(rt: Runtime, pair: _Pair, operation: engine.AddComment) -> bool
             rt,
             operation.idempotency_key,
             lambda: rt.connectors[target].add_comment(
-                record_id,
-                operation.body,
-                public=operation.public,
-                idempotency_key=operation.idempotency_key,
+                record_id, operation.body, public=operation.public
             ),
         )
     written = operation.pair(remote_id)

@@ -143,8 +143,8 @@ class Connector(Protocol):
 
     def list_comments(self, record_id: str) -> list[RemoteComment]: ...
 
-    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
-        """Add a comment whose body carries a marker built from `idempotency_key`; its new id.
+    def add_comment(self, record_id: str, body: str, *, public: bool) -> str:
+        """Add a comment with exactly `body` (no marker: people read it); its new id.
 
         One request, the write itself: a RateLimitedError therefore means nothing was added,
         which is what lets the caller count that attempt as unsent.

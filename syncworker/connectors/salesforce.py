@@ -67,7 +67,6 @@ from syncworker.connectors.errors import (
 )
 from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT, check_client_credentials_url
-from syncworker.markers import with_marker
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
 __all__ = [
@@ -581,15 +580,15 @@ class SalesforceConnector:
                     results[key] = self._item_error(answer, key)
         return results
 
-    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
-        """POST a CaseComment whose body ends with the key's marker; its id.
+    def add_comment(self, record_id: str, body: str, *, public: bool) -> str:
+        """POST a CaseComment with exactly `body`; its id.
 
-        CommentBody holds 4,000 bytes: a longer body is cut (marked with "…") so the marker
-        survives. A TransientError means the outcome is unknown: look for the marker in
-        `list_comments` before adding it again. No read-back: a refused read after the POST
-        landed would look like a refused POST, and the comment would be added twice.
+        CommentBody holds 4,000 bytes: a longer body is cut, ending in "…". A TransientError
+        means the outcome is unknown: look for the text in `list_comments` before adding it
+        again. No read-back: a refused read after the POST landed would look like a refused
+        POST, and the comment would be added twice.
         """
-        text = _fit_comment(body, idempotency_key)
+        text = _fit_comment(body)
         response = self._call(
             "POST",
             "sobjects/CaseComment",
@@ -951,8 +950,9 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _fit_comment(body: str, key: str) -> str:
-    """The comment with its marker, cut to CommentBody's 4,000 bytes (the marker is kept)."""
+def _fit_comment(body: str) -> str:
+    """The comment cut to CommentBody's 4,000 bytes, ending in "…" (`engine.is_copy_of` still
+    knows it as ours)."""
     try:
         body.encode()
     except UnicodeEncodeError as exc:  # half an emoji (a lone surrogate) copied from elsewhere
@@ -961,12 +961,10 @@ def _fit_comment(body: str, key: str) -> str:
             remote=REMOTE,
             path="CommentBody",
         ) from exc
-    text = with_marker(body, key)
-    if len(text.encode()) <= COMMENT_MAX_BYTES:
-        return text
-    room = COMMENT_MAX_BYTES - len(with_marker("…", key).encode())
-    cut = body.encode()[:room].decode("utf-8", "ignore")
-    return with_marker(cut + "…", key)
+    if len(body.encode()) <= COMMENT_MAX_BYTES:
+        return body
+    room = COMMENT_MAX_BYTES - len("…".encode())
+    return body.encode()[:room].decode("utf-8", "ignore") + "…"
 
 
 def _parse_datetime(value: object, name: str, record_id: str) -> datetime:

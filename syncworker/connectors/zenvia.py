@@ -342,13 +342,11 @@ class ZenviaConnector:
             if landed is not None:
                 landed({name: changes[name] for name in names if name in changes})
 
-    def add_comment(self, record_id: str, body: str, *, public: bool, idempotency_key: str) -> str:
-        """POST an action; a TransientError means the outcome is unknown (look for the marker
-        in `list_comments` before adding it again)."""
-        payload = {
-            "type": "PUBLIC" if public else "INTERNAL",
-            "description": with_marker(body, idempotency_key),
-        }
+    def add_comment(self, record_id: str, body: str, *, public: bool) -> str:
+        """POST an action with exactly `body` (a PUBLIC one is what the customer reads); a
+        TransientError means the outcome is unknown (look for the text in `list_comments`
+        before adding it again)."""
+        payload = {"type": "PUBLIC" if public else "INTERNAL", "description": body}
         response = self._call(
             "POST",
             f"/tickets/{_segment(record_id)}/actions",

@@ -30,6 +30,7 @@ from syncworker.connectors.errors import (
 )
 from syncworker.connectors.salesforce import COMMENT_MAX_BYTES, SalesforceConnector
 from syncworker.connectors.zenvia import ZenviaConnector
+from syncworker.engine import is_copy_of
 from syncworker.mapping import load_default
 from syncworker.model import RemoteComment, RemoteRecord
 from syncworker.sandbox.salesforce import SalesforceSandbox
@@ -419,16 +420,14 @@ def test_a_zenvia_comment_that_cannot_be_encoded_is_a_permanent_error() -> None:
     be refused as PermanentError (a dead letter), not crash the task with UnicodeEncodeError."""
     client, sent = accepting(201, ACTION)
     with pytest.raises(PermanentError):
-        zenvia(client).add_comment("7", UNENCODABLE, public=True, idempotency_key=KEY)
+        zenvia(client).add_comment("7", UNENCODABLE, public=True)
     assert not sent
 
 
 def test_a_salesforce_comment_that_cannot_be_encoded_is_a_permanent_error() -> None:
     client, sent = accepting(201, {"id": "00a000000000001AAA", "success": True})
     with pytest.raises(PermanentError):
-        salesforce(client).add_comment(
-            "500000000000001AAA", UNENCODABLE, public=True, idempotency_key=KEY
-        )
+        salesforce(client).add_comment("500000000000001AAA", UNENCODABLE, public=True)
     assert not sent
 
 
@@ -440,14 +439,14 @@ def test_a_subject_that_cannot_be_encoded_is_a_permanent_error() -> None:
         zenvia(client).update("7", {"subject": UNENCODABLE})
 
 
-def test_a_huge_comment_is_cut_to_what_salesforce_accepts_keeping_its_marker() -> None:
+def test_a_huge_comment_is_cut_to_what_salesforce_accepts_and_still_known_as_ours() -> None:
     client, sent = accepting(201, {"id": "00a000000000001AAA", "success": True, "errors": []})
     connector = salesforce(client)
     huge = "ação " * 400_000  # 2.4 MB of multi-byte text
-    connector.add_comment("500000000000001AAA", huge, public=False, idempotency_key=KEY)
+    connector.add_comment("500000000000001AAA", huge, public=False)
     posted = json.loads(sent[0].content)["CommentBody"]
     assert len(posted.encode()) <= COMMENT_MAX_BYTES
-    assert posted.endswith(f"[sw:{KEY}]")
+    assert is_copy_of(posted, huge)
 
 
 def test_a_huge_zenvia_action_is_read_whole() -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from syncworker import convergence
 from syncworker.convergence import SideState
+from syncworker.engine import copy_text
 from syncworker.mapping import Mapping, load_default
-from syncworker.markers import idempotency_key, with_marker
-from syncworker.model import NativeFields, RemoteComment
+from syncworker.model import NativeFields, RemoteComment, Side
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
 
@@ -50,10 +50,9 @@ def comment(comment_id: str, record_id: str, body: str, *, public: bool = True) 
     return RemoteComment(comment_id, record_id, body, public, WHEN)
 
 
-def copy_of(original: RemoteComment, side: str, copy_id: str, record_id: str) -> RemoteComment:
-    """The copy the engine writes on the other side: text, attribution, marker."""
-    key = idempotency_key("comment", side, original.id)
-    body = with_marker(f"{original.body}\n\n— copied from elsewhere", key)
+def copy_of(original: RemoteComment, side: Side, copy_id: str, record_id: str) -> RemoteComment:
+    """The copy the engine writes on the other side: its text and attribution, no marker."""
+    body = copy_text(load_default(), side, original)
     return comment(copy_id, record_id, body, public=original.public)
 
 
@@ -131,7 +130,9 @@ def test_each_human_comment_must_be_on_the_other_side_exactly_once(mapping: Mapp
     doubled = comment("7:2", "7", "Copied twice")
     hidden = comment("7:3", "7", "Public here, internal there", public=True)
     wrong_visibility = copy_of(hidden, "zenvia", "00a9", "500A")
-    notice = comment("00a8", "500A", with_marker("Ticket 7 was canceled.", "ab" * 10))
+    notice = comment(
+        "00a8", "500A", "Zenvia ticket 7 was canceled, so syncworker closed this case."
+    )
     report = convergence.check(
         mapping,
         crm=SideState(
@@ -166,9 +167,9 @@ def test_the_sandboxes_are_read_as_the_connectors_read_them(mapping: Mapping) ->
         Subject="Refund", Status="New", Priority="Medium", Origin="Web", OwnerId=OWNER_2
     )
     ticket_id = str(zenvia.agent.create_ticket("Refund", urgency=2, owner_id="agent-2")["id"])
-    note_id = salesforce.agent.add_comment(case_id, "Internal note", public=False)
-    copy_key = idempotency_key("comment", "crm", note_id)
-    zenvia.agent.add_action(ticket_id, with_marker("Internal note", copy_key), public=False)
+    salesforce.agent.add_comment(case_id, "Internal note", public=False)
+    [note] = convergence.crm_state(salesforce).comments_of(case_id)
+    zenvia.agent.add_action(ticket_id, copy_text(mapping, "crm", note), public=False)
 
     def report() -> convergence.ConvergenceReport:
         return convergence.check(

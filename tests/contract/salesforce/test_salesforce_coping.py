@@ -38,7 +38,7 @@ def test_no_write_of_the_connector_lets_the_assignment_rule_take_a_case(
 ) -> None:
     human = sandbox.as_user(OWNER).create_case(Subject="owned by a person")
     connector.update(human, {"Priority": "High"})
-    connector.add_comment(human, "noted", public=True, idempotency_key=KEY)
+    connector.add_comment(human, "noted", public=True)
     assert connector.update_many({human: {"Priority": "Low"}}) == {human: None}
     created = connector.create({"Subject": "from Zenvia"}, idempotency_key="key-1")
     [outcome] = connector.upsert_many([("key-2", {"Subject": "also from Zenvia"})]).values()
@@ -216,7 +216,7 @@ def test_the_connector_takes_15_or_18_character_ids_and_sends_18(
 
     assert connector.get(short).id == case_id
     connector.update(lower, {"Subject": "two"})
-    connector.add_comment(short, "hello", public=True, idempotency_key=KEY)
+    connector.add_comment(short, "hello", public=True)
     assert [c.record_id for c in connector.list_comments(lower)] == [case_id]
     assert connector.update_many({short: {"Priority": "High"}}) == {short: None}
     assert connector.confirm_deleted(short) is False

@@ -19,7 +19,6 @@ from syncworker.connectors.errors import (
     TransientError,
 )
 from syncworker.connectors.salesforce import SalesforceConnector
-from syncworker.markers import find_marker
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import RateLimit, SandboxServer
 
@@ -224,14 +223,14 @@ def test_a_lost_upsert_response_on_a_fresh_connection_is_transient_and_a_retry_f
         connector.close()
 
 
-def test_a_lost_comment_response_is_transient_and_the_marker_resolves_it(
+def test_a_lost_comment_response_is_transient_and_its_text_finds_it(
     connector: SalesforceConnector, sandbox: SalesforceSandbox
 ) -> None:
     case_id = sandbox.agent.create_case(Subject="x")
     sandbox.drop_next_response_after_handling(POST_COMMENT)
     with pytest.raises(TransientError):
-        connector.add_comment(case_id, "hello", public=True, idempotency_key=KEY)
-    assert [find_marker(c.body) for c in connector.list_comments(case_id)] == [KEY]
+        connector.add_comment(case_id, "hello", public=True)
+    assert [c.body for c in connector.list_comments(case_id)] == ["hello"]
 
 
 def test_an_expired_query_cursor_is_transient(

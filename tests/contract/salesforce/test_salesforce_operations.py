@@ -16,7 +16,7 @@ from syncworker.connectors.salesforce import (
     SalesforceConnector,
     UpsertOutcome,
 )
-from syncworker.markers import find_marker, marker
+from syncworker.engine import is_copy_of
 from syncworker.sandbox.salesforce import API_USER_ID, OWNER_IDS, SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 
@@ -165,17 +165,16 @@ def test_update_of_a_deleted_case_is_not_found(
     assert caught.value.code == "ENTITY_IS_DELETED"
 
 
-def test_comments_are_added_with_the_marker_and_listed_in_order(
+def test_comments_are_added_as_written_and_listed_in_order(
     connector: SalesforceConnector, sandbox: SalesforceSandbox
 ) -> None:
     case_id = sandbox.agent.create_case(Subject="talk")
     sandbox.agent.add_comment(case_id, "agent note", public=False)
-    added = connector.add_comment(case_id, "Olá, cliente", public=True, idempotency_key=KEY)
+    added = connector.add_comment(case_id, "Olá, cliente", public=True)
     listed = connector.list_comments(case_id)
     assert listed[1].id == added
     assert [c.record_id for c in listed] == [case_id, case_id]
-    assert [c.body for c in listed] == ["agent note", f"Olá, cliente\n\n{marker(KEY)}"]
-    assert find_marker(listed[1].body) == KEY
+    assert [c.body for c in listed] == ["agent note", "Olá, cliente"]  # customers read it
     assert [c.public for c in listed] == [False, True]
     assert [c.author_id for c in listed] == [OWNER_IDS[1], API_USER_ID]
     assert listed[1].created_at.tzinfo is not None
@@ -189,25 +188,25 @@ def test_a_comment_is_one_request_the_post_itself(
     case_id = sandbox.agent.create_case(Subject="one request")
     assert connector.list_comments(case_id) == []  # signed in already
     before = dict(connector.requests.by_endpoint)
-    connector.add_comment(case_id, "só isso", public=True, idempotency_key=KEY)
+    connector.add_comment(case_id, "só isso", public=True)
     sent = connector.requests.by_endpoint - Counter(before)
     assert sent == Counter({"POST sobjects/CaseComment": 1})
 
 
-def test_a_comment_longer_than_4000_bytes_is_cut_so_the_marker_survives(
+def test_a_comment_longer_than_4000_bytes_is_cut_and_still_known_as_ours(
     connector: SalesforceConnector, sandbox: SalesforceSandbox
 ) -> None:
     case_id = sandbox.agent.create_case(Subject="long")
-    connector.add_comment(case_id, "ç" * 3000, public=False, idempotency_key=KEY)
+    connector.add_comment(case_id, "ç" * 3000, public=False)
     [stored] = connector.list_comments(case_id)
     assert len(stored.body.encode()) <= 4000
-    assert find_marker(stored.body) == KEY
-    assert "…" in stored.body
+    assert stored.body.endswith("…")
+    assert is_copy_of(stored.body, "ç" * 3000)
 
 
 def test_a_comment_on_a_missing_case_is_permanent(connector: SalesforceConnector) -> None:
     with pytest.raises(PermanentError) as caught:
-        connector.add_comment("500000000000009AAA", "x", public=True, idempotency_key=KEY)
+        connector.add_comment("500000000000009AAA", "x", public=True)
     assert caught.value.code == "INVALID_CROSS_REFERENCE_KEY"
 
 

@@ -98,7 +98,7 @@ def test_a_validation_error_is_permanent_and_names_the_fields(
 
 def test_a_missing_ticket_is_not_found(connector: ZenviaConnector) -> None:
     with pytest.raises(NotFoundError) as caught:
-        connector.add_comment("77", "olá", public=True, idempotency_key=KEY)
+        connector.add_comment("77", "olá", public=True)
 
     assert caught.value.message == "Ticket 77 not found"
     assert caught.value.path == "POST /v2/tickets/77/actions"
@@ -291,7 +291,7 @@ def test_a_post_whose_connection_drops_is_never_retried(
     sandbox.drop_next_request("POST /v2/tickets/{ticket_id}/actions")
 
     with pytest.raises(TransientError, match="may or may not have been processed"):
-        connector.add_comment(ticket, "oi", public=True, idempotency_key=KEY)
+        connector.add_comment(ticket, "oi", public=True)
 
     assert connector.requests.by_endpoint["POST /tickets/{id}/actions"] == 1
     assert server.counters.by_endpoint["POST /v2/tickets/{ticket_id}/actions"] == 1

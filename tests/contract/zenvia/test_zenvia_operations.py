@@ -9,7 +9,7 @@ import pytest
 
 from syncworker.connectors.errors import NotFoundError, PermanentError
 from syncworker.connectors.zenvia import ZenviaConnector
-from syncworker.markers import find_marker, marker
+from syncworker.markers import find_marker
 from syncworker.sandbox.server import SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
 
@@ -234,26 +234,24 @@ def test_update_refuses_bad_changes_before_any_request(
     assert sandbox.ticket(ticket["id"])["subject"] == "Intocado"
 
 
-def test_comments_are_actions_with_marker_and_visibility(
+def test_comments_are_actions_as_written_with_their_visibility(
     connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
 ) -> None:
     ticket = sandbox.agent.create_ticket("Com comentários", description="Abertura")
     clock.advance(minutes=1)
 
-    public = connector.add_comment(ticket["id"], "Resposta", public=True, idempotency_key=KEY)
-    internal = connector.add_comment(
-        ticket["id"], "Nota interna", public=False, idempotency_key="ffffffffffffffffffff"
-    )
+    public = connector.add_comment(ticket["id"], "Resposta", public=True)
+    internal = connector.add_comment(ticket["id"], "Nota interna", public=False)
     sandbox.agent.add_action(ticket["id"], "Humano respondeu", public=False)
 
     assert (public, internal) == (f"{ticket['id']}:2", f"{ticket['id']}:3")
     listed = connector.list_comments(ticket["id"])
-    assert listed[1].body == f"Resposta\n\n{marker(KEY)}"
-    assert [(c.id, c.public, find_marker(c.body)) for c in listed] == [
-        (f"{ticket['id']}:1", True, None),
-        (f"{ticket['id']}:2", True, KEY),
-        (f"{ticket['id']}:3", False, "ffffffffffffffffffff"),
-        (f"{ticket['id']}:4", False, None),
+    assert listed[1].body == "Resposta"  # a PUBLIC action is what the customer reads
+    assert [(c.id, c.public) for c in listed] == [
+        (f"{ticket['id']}:1", True),
+        (f"{ticket['id']}:2", True),
+        (f"{ticket['id']}:3", False),
+        (f"{ticket['id']}:4", False),
     ]
     assert listed[3].author_id == "agent-1"
     assert listed[1].created_at == datetime(2026, 3, 10, 15, 1, tzinfo=UTC)
