@@ -153,9 +153,13 @@ def logging_into(path: Path, settings: Settings) -> Iterator[IO[str]]:
 
 
 class TaskTally:
-    """Counts our tasks as they are published and finish, and how quiet the last polls were."""
+    """Counts our tasks as they are published and finish, and how quiet the last polls were.
 
-    def __init__(self) -> None:
+    A poll counts as quiet only when it started `listing_lag` seconds after the last change:
+    Zenvia's date listings show a change only that long after it was made."""
+
+    def __init__(self, listing_lag: float = 0.0) -> None:
+        self.listing_lag = listing_lag
         self._lock = threading.Lock()
         self.published: collections.Counter[str] = collections.Counter()
         self.finished: collections.Counter[str] = collections.Counter()
@@ -213,7 +217,7 @@ class TaskTally:
             if started is None or not isinstance(retval, dict) or "side" not in retval:
                 return
             side = retval["side"]
-            if retval.get("enqueued") == 0 and started >= self._changed_at:
+            if retval.get("enqueued") == 0 and started >= self._changed_at + self.listing_lag:
                 self.quiet_polls[side] += 1
             elif retval.get("enqueued"):
                 self.quiet_polls[side] = 0
@@ -323,7 +327,7 @@ class Demo:
     zenvia: ZenviaSandbox
     zenvia_server: SandboxServer
     desks: Desks
-    tally: TaskTally = field(default_factory=TaskTally)
+    tally: TaskTally
     phase: str = "starting"
     started: float = field(default_factory=time.monotonic)
     _last_beat: float = 0.0
@@ -515,6 +519,7 @@ def run(options: DemoOptions, console: Console) -> int:
             zenvia=zenvia,
             zenvia_server=zenvia_server,
             desks=Desks(salesforce, zenvia, options.seed),
+            tally=TaskTally(listing_lag=zenvia.listing_lag.total_seconds()),
         )
         stack.enter_context(demo.tally.listening())
         # The worker's start sets logging up again (our setup_logging receiver, on stderr).
