@@ -104,7 +104,7 @@ def check(
             fields_checked += 1
             crm_value = crm.records[crm_id].get(field.crm)
             zenvia_value = zenvia.records[zenvia_id].get(field.zenvia)
-            if not mapping.agree(name, crm_value, zenvia_value):
+            if not mapping.settled(name, crm_value, zenvia_value):
                 differences.append(
                     Difference(
                         "field",

@@ -11,6 +11,7 @@ succeeded, stores the plan's baselines and link state.
 from __future__ import annotations
 
 import collections.abc as abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -264,16 +265,17 @@ def _plan_removal(pair: _Pair, side: Side) -> Plan:
     operations: list[Operation] = []
     baselines = {side: pair.baseline(side), target: mapping.project(target, survivor.fields)}
     closing = _closing_changes(mapping, target, survivor.fields)
-    if closing:
-        changes = _with_justification(mapping, target, closing)
-        operations.append(UpdateFields(target, survivor.id, changes))
-        baselines[target] = {**(baselines[target] or {}), **closing}
     key = idempotency_key("delete", side, pair.known_id(side) or "")
     notice = _delete_notice(pair, side, closing=bool(closing))
     if not any(
         pair.has_written(target, _delete_notice(pair, side, closing=c)) for c in (True, False)
     ):
+        # the notice first: a closed Zenvia ticket takes no comment
         operations.append(AddComment(target, survivor.id, notice, False, None, key))
+    if closing:
+        changes = _with_justification(mapping, target, closing)
+        operations.append(UpdateFields(target, survivor.id, changes))
+        baselines[target] = {**(baselines[target] or {}), **closing}
     return Plan(
         tuple(operations), baselines["crm"], baselines["zenvia"], LinkState.ORPHANED, reason=reason
     )
@@ -368,21 +370,34 @@ def _plan_merge(pair: _Pair) -> Plan:
                 _keep_baseline(baselines[side], field.native(side), pair.baseline(side))
             continue
         loser = other_side(winner)
+        if field.keeps(loser, values[winner]):
+            continue  # no counterpart: the other side keeps its value
         value = mapping.translate(name, winner, values[winner])
         if value != values[loser]:
             writes[loser][field.native(loser)] = value
             baselines[loser][field.native(loser)] = value
             notes.append(mapping.adaptation(name, winner, values[winner]))
-    operations: list[Operation] = [
+    if canceled_now:
+        cancel_notice = _cancel_notice(pair, records["crm"].id)
+    copies, pairs = _copy_comments(pair, {side: records[side].id for side in SIDES})
+    closed = _closed_ticket(mapping, records["zenvia"], writes["zenvia"])
+    if closed:
+        notes.append(closed)
+        for field in mapping.fields.values():
+            if field.zenvia in writes["zenvia"]:  # both keep their baselines: still a change
+                for side in SIDES:
+                    _keep_baseline(baselines[side], field.native(side), pair.baseline(side))
+        writes["zenvia"] = {}
+        copies = [op for op in copies if op.side != "zenvia"]
+    updates: list[Operation] = [
         UpdateFields(side, records[side].id, _with_justification(mapping, side, writes[side]))
         for side in SIDES
         if writes[side]
     ]
     if canceled_now:
-        operations += _cancel_notice(pair, records["crm"].id)
-    copies, pairs = _copy_comments(pair, {side: records[side].id for side in SIDES})
+        updates += cancel_notice
     return Plan(
-        operations=(*operations, *copies),
+        operations=_closing_last(mapping, updates, copies),
         crm_baseline=baselines["crm"],
         zenvia_baseline=baselines["zenvia"],
         link_state=LinkState.CONFLICT if parked else LinkState.ACTIVE,
@@ -390,6 +405,37 @@ def _plan_merge(pair: _Pair) -> Plan:
         comment_pairs=pairs,
         notes=tuple(note for note in notes if note),
     )
+
+
+def _closed_ticket(mapping: Mapping, ticket: RemoteRecord, writes: NativeFields) -> str | None:
+    """Why nothing is written to the ticket: a CLOSED Zenvia ticket refuses every edit and
+    comment but the status change that reopens it. What waits is written once it reopens."""
+    native = mapping.status_native("zenvia") or ""
+    if mapping.status_base("zenvia", ticket.fields.get(native)) is not BaseStatus.CLOSED:
+        return None
+    reopening = native in writes and mapping.status_base("zenvia", writes[native]) not in (
+        BaseStatus.CLOSED,
+        None,
+    )
+    if reopening:
+        return None
+    return f"Zenvia ticket {ticket.id} is closed: its edits and comments wait until it reopens"
+
+
+def _closing_last(
+    mapping: Mapping, updates: Sequence[Operation], copies: Sequence[Operation]
+) -> tuple[Operation, ...]:
+    """Updates, then comments; but an update that closes the ticket goes last, after the
+    comments it would otherwise refuse."""
+    native = mapping.status_native("zenvia") or ""
+    closing = [
+        op
+        for op in updates
+        if isinstance(op, UpdateFields)
+        and op.side == "zenvia"
+        and mapping.status_base("zenvia", op.changes.get(native)) is BaseStatus.CLOSED
+    ]
+    return (*[op for op in updates if op not in closing], *copies, *closing)
 
 
 def _required(record: RemoteRecord | None) -> RemoteRecord:

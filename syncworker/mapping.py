@@ -128,6 +128,9 @@ class FieldMapping(_Section):
     zenvia_max_length: int | None = Field(default=None, ge=2)
     empty_to_crm: StrictStr | None = None
     empty_to_zenvia: StrictStr | None = None
+    # Sides whose value stays as it is when the other side's value has no counterpart in the
+    # map (Zenvia refuses an empty owner: a Case moved to a queue leaves the ticket's owner).
+    keep_when_unmapped: tuple[Side, ...] = ()
 
     @model_validator(mode="after")
     def _two_way_needs_a_policy(self) -> FieldMapping:
@@ -170,6 +173,15 @@ class FieldMapping(_Section):
 
     def values(self, side: Side) -> tuple[Scalar, ...] | None:
         return self.crm_values if side == "crm" else self.zenvia_values
+
+    def keeps(self, to_side: Side, value: Any) -> bool:
+        """Whether `value`, from the other side, leaves `to_side` as it is (no counterpart)."""
+        value_map = self.value_map(to_side)
+        return (
+            to_side in self.keep_when_unmapped
+            and bool(value_map)
+            and (not _is_scalar(value) or value not in value_map)
+        )
 
     def fit(self, to_side: Side, value: Any) -> Any:
         """`value` as `to_side` can hold it (see `crm_max_length`, `empty_to_crm`)."""
@@ -304,6 +316,14 @@ class Mapping(_Section):
         backward = self.translate(field, "zenvia", zenvia_value) == crm_value
         return (mapped.flows_from("crm") and forward) or (mapped.flows_from("zenvia") and backward)
 
+    def settled(self, field: str, crm_value: Any, zenvia_value: Any) -> bool:
+        """What a converged pair may hold: values that agree, or a value with no counterpart
+        whose other side keeps its own (`keep_when_unmapped`)."""
+        mapped = self.fields[field]
+        crm_keeps = mapped.flows_from("zenvia") and mapped.keeps("crm", zenvia_value)
+        zenvia_keeps = mapped.flows_from("crm") and mapped.keeps("zenvia", crm_value)
+        return self.agree(field, crm_value, zenvia_value) or crm_keeps or zenvia_keeps
+
     def in_scope(self, side: Side, fields: NativeFields) -> bool:
         return all(
             fields.get(name) in allowed for name, allowed in self.scope.for_side(side).items()
@@ -347,10 +367,10 @@ class Mapping(_Section):
         source = other_side(target)
         written = copy.deepcopy(self.create_defaults.for_side(target))
         for name, mapped in self.fields.items():
-            if not mapped.flows_from(source):
+            value = source_fields.get(mapped.native(source))
+            if not mapped.flows_from(source) or mapped.keeps(target, value):
                 continue
             if mapped.native(source) in source_fields or mapped.fit(target, None) is not None:
-                value = source_fields.get(mapped.native(source))
                 written[mapped.native(target)] = self.translate(name, source, value)
         return self.with_justification(written) if target == "zenvia" else written
 
@@ -616,6 +636,11 @@ def _field_problems(mapping: Mapping, name: str, field: FieldMapping) -> Iterato
                 f"fields.{name}.default_to_{to_side}",
                 f"needs to_{to_side}: without a value map every value is copied as it is",
             )
+        if to_side in field.keep_when_unmapped and (field.has_default(to_side) or not value_map):
+            yield (
+                f"fields.{name}.keep_when_unmapped",
+                f"keeping {to_side} needs to_{to_side} and no default_to_{to_side}",
+            )
         known_source = mapping.catalogue(name, source)
         known_target = mapping.catalogue(name, to_side)
         for key, value in value_map.items():
@@ -627,7 +652,8 @@ def _field_problems(mapping: Mapping, name: str, field: FieldMapping) -> Iterato
         default = field.default(to_side)
         if field.has_default(to_side) and known_target and default not in (None, *known_target):
             yield f"fields.{name}.default_to_{to_side}", _unknown(default, to_side, known_target)
-        if value_map and known_source and not field.has_default(to_side):
+        keeps = to_side in field.keep_when_unmapped
+        if value_map and known_source and not field.has_default(to_side) and not keeps:
             missing = [value for value in known_source if value not in value_map]
             if missing:
                 yield (

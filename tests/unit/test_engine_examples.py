@@ -124,8 +124,8 @@ MERGES = [
     pytest.param(
         case(OwnerId="00G000000000001AAA"),
         ticket(),
-        {"zenvia": {"ownerId": None}},
-        id="queue-owner-leaves-the-ticket-unassigned",
+        {},
+        id="a-case-moved-to-a-queue-leaves-the-ticket-owner-alone",
     ),
     pytest.param(
         case(),
@@ -300,6 +300,7 @@ def test_a_case_in_scope_creates_a_zenvia_ticket_with_its_description_and_commen
             side="zenvia",
             fields={
                 "type": "PUBLIC",
+                "clients": ["client-1"],
                 "subject": "Printer jams",
                 "status": 2,
                 "urgency": 2,
@@ -511,7 +512,7 @@ DELETE_NOTICE = AddComment(
 )
 def test_a_deleted_case_closes_the_ticket_with_a_notice(crm: RemoteRecord | None) -> None:
     result = plan(DEFAULT, link=IN_SYNC, crm=crm, zenvia=ticket())
-    assert result.operations == (UpdateFields("zenvia", "77", {"status": 6}), DELETE_NOTICE)
+    assert result.operations == (DELETE_NOTICE, UpdateFields("zenvia", "77", {"status": 6}))
     assert result.link_state is LinkState.ORPHANED
     assert result.reason == "Salesforce case 500A was deleted; the link is orphaned"
 
@@ -599,3 +600,53 @@ def test_describe_reads_as_a_dry_run_report() -> None:
         "link becomes conflict",
     ]
     assert merge(case(), ticket()).describe() == ["nothing to do"]
+
+
+# -- a CLOSED Zenvia ticket takes nothing but its reopening --------------------------------------
+
+CLOSED = {"status": 6, "statusType": "CLOSED"}
+CLOSED_SYNC = LinkSnapshot(
+    "500A", "77", {**CASE_BASELINE, "Status": "Closed"}, {**TICKET_BASELINE, "status": 6}
+)
+
+
+def test_an_edit_for_a_closed_ticket_waits_and_is_still_a_change_later() -> None:
+    note = RemoteComment("c5", "500A", "One more thing", True, T0)
+    result = plan(
+        DEFAULT,
+        link=CLOSED_SYNC,
+        crm=case(Status="Closed", Subject="Renamed"),
+        zenvia=ticket(**CLOSED),
+        crm_comments=[note],
+    )
+    assert (result.operations, result.comment_pairs) == ((), ())
+    assert result.crm_baseline is not None
+    assert result.crm_baseline["Subject"] == "Printer jams", "still a change once it reopens"
+    assert result.notes == (
+        "Zenvia ticket 77 is closed: its edits and comments wait until it reopens",
+    )
+
+
+def test_a_case_reopened_reopens_the_ticket_with_its_edits_and_comments() -> None:
+    note = RemoteComment("c5", "500A", "Back again", True, T0)
+    result = plan(
+        DEFAULT,
+        link=CLOSED_SYNC,
+        crm=case(Status="Working", Subject="Renamed"),
+        zenvia=ticket(**CLOSED),
+        crm_comments=[note],
+    )
+    update, comment = result.operations
+    assert update == UpdateFields("zenvia", "77", {"subject": "Renamed", "status": 2})
+    assert isinstance(comment, AddComment)
+    assert comment.side == "zenvia"
+
+
+def test_a_comment_made_as_the_case_closes_reaches_the_ticket_before_it_closes() -> None:
+    note = RemoteComment("c6", "500A", "Closing now", True, T0)
+    result = plan(
+        DEFAULT, link=IN_SYNC, crm=case(Status="Closed"), zenvia=ticket(), crm_comments=[note]
+    )
+    comment, close = result.operations
+    assert isinstance(comment, AddComment)
+    assert close == UpdateFields("zenvia", "77", {"status": 6})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncworker import mapping as mapping_module
-from syncworker.mapping import Mapping, MappingError, load, load_default
+from syncworker.mapping import Mapping, MappingError, from_data, load, load_default
 from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, Side
 
 SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
@@ -92,7 +92,6 @@ def test_the_default_status_catalogues_are_the_sandbox_ones(default: Mapping) ->
         pytest.param("priority", "zenvia", 4, "High", id="urgent-is-high"),
         pytest.param("priority", "crm", None, None, id="no-priority-stays-empty"),
         pytest.param("owner", "crm", "005000000000003AAA", "agent-3", id="owner-to-agent"),
-        pytest.param("owner", "crm", "00G000000000001AAA", None, id="queue-owner-is-unassigned"),
         pytest.param("owner", "zenvia", None, "005000000000001AAA", id="unassigned-gets-an-owner"),
         pytest.param("category", "crm", "Other", None, id="unknown-type-has-no-category"),
         pytest.param("subject", "crm", "Printer jams", "Printer jams", id="subject-copies"),
@@ -152,6 +151,7 @@ def test_a_zenvia_create_carries_defaults_translations_and_the_justification(
     case = {"Subject": "Printer", "Status": "On Hold", "Priority": "Low", "Description": "jams"}
     assert default.create_fields("zenvia", case) == {
         "type": "PUBLIC",
+        "clients": ["client-1"],
         "subject": "Printer",
         "status": 3,
         "urgency": 1,
@@ -159,6 +159,24 @@ def test_a_zenvia_create_carries_defaults_translations_and_the_justification(
     }
     assert default.create_description("zenvia", case) == "jams"
     assert default.create_description("crm", {"subject": "Printer"}) == ""
+
+
+def test_a_queue_owner_leaves_the_ticket_owner_and_a_converged_pair_may_hold_both(
+    default: Mapping,
+) -> None:
+    owner = default.fields["owner"]
+    assert owner.keeps("zenvia", "00G000000000001AAA")
+    assert not owner.keeps("zenvia", "005000000000003AAA")
+    assert "ownerId" not in default.create_fields("zenvia", {"OwnerId": "00G000000000001AAA"})
+    assert default.settled("owner", "00G000000000001AAA", "agent-2")
+    assert not default.settled("owner", "005000000000003AAA", "agent-2")
+
+
+def test_keeping_a_side_needs_a_map_and_no_default() -> None:
+    data = load_default().model_dump(exclude_unset=True)
+    data["fields"]["owner"]["default_to_zenvia"] = None
+    with pytest.raises(MappingError, match="keeping zenvia needs to_zenvia and no default"):
+        from_data(data)
 
 
 def test_canonical_projection_speaks_the_crm_vocabulary(default: Mapping) -> None:
@@ -221,7 +239,7 @@ BAD_FILES = [
         MINIMAL.replace("conflict:", "confilct:"),
         "fields.subject.confilct: unknown key; expected one of: crm, zenvia, direction, conflict, "
         "crm_values, zenvia_values, to_zenvia, to_crm, default_to_zenvia, default_to_crm, "
-        "crm_max_length, zenvia_max_length, empty_to_crm, empty_to_zenvia",
+        "crm_max_length, zenvia_max_length, empty_to_crm, empty_to_zenvia, keep_when_unmapped",
         id="unknown-key",
     ),
     pytest.param(
