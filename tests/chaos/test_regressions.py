@@ -39,11 +39,14 @@ def only_ticket(stack: Stack) -> str:
 
 
 def synced_question(stack: Stack, subject: str) -> tuple[str, str]:
-    """A case of Type Question synced in-process to its ticket: (case id, ticket id)."""
+    """A case of Type Question synced in-process to its ticket: (case id, ticket id). Returns
+    in the next whole second: Salesforce stamps seconds, and these tests' later edits must not
+    share a stamp with the sync's read (the same-second-edits chaos scenario covers that)."""
     case_id = stack.salesforce.agent.create_case(
         Subject=subject, Status="New", Origin="Web", Type="Question"
     )
     service.sync_record(stack.runtime, "crm", case_id)
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
     return case_id, only_ticket(stack)
 
 
@@ -121,6 +124,7 @@ def test_a_create_retry_that_finds_its_lost_ticket_keeps_edits_made_on_both_side
 
     stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Printer smoking, not on fire"})
     stack.salesforce.agent.edit(case_id, Type="Problem")
+    time.sleep(stack.settings.zenvia_listing_lag_seconds)  # before that, the retry waits
     service.sync_record(runtime, "crm", case_id)  # the create's retry
 
     assert stack.salesforce.agent.case(case_id)["Subject"] == "Printer smoking, not on fire"
