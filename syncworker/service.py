@@ -7,6 +7,7 @@ new baselines fenced by the link's revision. Every function takes the `Runtime` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,15 @@ from syncworker.connectors.errors import (
     TransientError,
 )
 from syncworker.markers import find_marker
-from syncworker.model import SIDES, NativeFields, RemoteComment, RemoteRecord, Side, other_side
+from syncworker.model import (
+    SIDES,
+    BaseStatus,
+    NativeFields,
+    RemoteComment,
+    RemoteRecord,
+    Side,
+    other_side,
+)
 from syncworker.ratelimit import background_priority
 from syncworker.runtime import Runtime
 from syncworker.store import repo
@@ -78,6 +87,7 @@ class PollOutcome:
     side: Side
     seen: int = 0
     enqueued: int = 0
+    swept: int = 0  # syncs queued to list a ticket's comments (the comment sweep)
     complete: bool = True
     stopped_by: str | None = None
 
@@ -104,6 +114,8 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
             for chunk in _chunks(_readable(rt, side, connector.changed_since(since)), POLL_CHUNK):
                 outcome.seen += len(chunk)
                 outcome.enqueued += _observe_chunk(rt, side, chunk, fetched_at)
+        if side == "zenvia":
+            outcome.swept = _sweep_comments(rt)
     except RemoteError as error:
         outcome.complete, outcome.stopped_by = False, error.describe()
         log.warning("poll of %s stopped early: %s", side, error.describe())
@@ -116,6 +128,40 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
             error=outcome.stopped_by,
         )
     return outcome
+
+
+def _sweep_comments(rt: Runtime) -> int:
+    """Queue syncs that list the actions of linked open tickets whose sweep is due.
+
+    Zenvia may not move a ticket's updatedAt when an action is added, so a poll cannot see an
+    agent's new comment: each open ticket's actions are listed again `zenvia_comment_sweep_
+    seconds` after the last listing, oldest due first, as many a poll as the budget allows
+    (`_sweep_batch`). Queued like a poll's syncs (the flag dedupes them).
+    """
+    if rt.settings.zenvia_actions_move_updated_at:
+        return 0
+    with session_scope(rt.database_url) as session:
+        due = repo.comments_due(session, now=rt.clock(), limit=_sweep_batch(rt))
+        repo.mark_queued(session, side="zenvia", remote_ids=due)
+    for ticket_id in due:
+        rt.enqueue_sync("zenvia", ticket_id)
+    return len(due)
+
+
+def _sweep_batch(rt: Runtime) -> int:
+    """Tickets to sweep this poll: at night a fixed batch; in business hours the sweep's share
+    of what the window gives per poll interval, never the last requests the syncs need."""
+    settings, gate = rt.settings, rt.gates["zenvia"]
+    remaining = gate.remaining()
+    if remaining is None or gate.window is None:
+        return settings.zenvia_sweep_night_batch
+    per_poll = (
+        settings.zenvia_sweep_share
+        * settings.zenvia_rate_limit
+        * settings.poll_interval_seconds
+        / settings.zenvia_rate_window_seconds
+    )
+    return max(0, min(max(1, round(per_poll)), remaining - gate.window.poll_reserve))
 
 
 def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_at: datetime) -> int:
@@ -332,6 +378,7 @@ class _Pair:
     observed: set[Side] = field(default_factory=set)
     # when each side was read from its remote (None: taken as the last sync left it)
     read_at: dict[Side, datetime | None] = field(default_factory=dict)
+    listed: set[Side] = field(default_factory=set)  # sides whose comments were listed
 
 
 def _sync_link(
@@ -347,7 +394,14 @@ def _sync_link(
     if rows is None:
         return SyncOutcome(link_id=link_id, skipped="link no longer exists")
     pairs = [engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id) for c in rows.comment_links]
-    pair = _load_pair(rt, rows.link, rows.observations, trust_observations=not fresh)
+    sweep = _sweep_due(rt, rows.link)
+    # a sweep's listing is background work: it never takes the budget's reserve for writes
+    with background_priority() if sweep else contextlib.nullcontext():
+        pair = _load_pair(
+            rt, rows.link, rows.observations, trust_observations=not fresh, sweep=sweep
+        )
+    if sweep:
+        _list_crm_comments_for_new_ones(rt, pair, pairs)
     plan = _plan(rt, pair, pairs, resolutions)
     stale = _overwritten(plan) & pair.observed
     # The re-read of a stale Zenvia side is paid with the plan's writes, all or nothing: a sync
@@ -356,7 +410,14 @@ def _sync_link(
     with rt.gates["zenvia"].reserve(reserved):
         while stale:  # never overwrite a side judged from a poll's read or from the last sync
             for side in stale:
-                _load_side(rt, pair, side, rows.observations.get(side), trust_observation=False)
+                _load_side(
+                    rt,
+                    pair,
+                    side,
+                    rows.observations.get(side),
+                    trust_observation=False,
+                    every_comment=side in pair.listed,
+                )
             plan = _plan(rt, pair, pairs, resolutions)
             stale = _overwritten(plan) & pair.observed
         outcome = SyncOutcome(link_id=link_id, plan_lines=plan.describe(), state=plan.link_state)
@@ -367,6 +428,26 @@ def _sync_link(
         outcome.writes = _apply(rt, pair, plan)
     _commit(rt, pair, plan, rows.observations)
     return outcome
+
+
+def _sweep_due(rt: Runtime, link: Link) -> bool:
+    """Whether this sync lists the ticket's comments for the sweep (see `_sweep_comments`)."""
+    due = link.comments_due_at
+    return link.zenvia_id is not None and due is not None and due <= rt.clock()
+
+
+def _list_crm_comments_for_new_ones(
+    rt: Runtime, pair: _Pair, comment_pairs: list[engine.CommentPair]
+) -> None:
+    """A sweep found ticket comments no link pairs: the case's comments are listed too, so a
+    copy of one of them (its reply lost) is recognised instead of copied back."""
+    linked = {p.zenvia_comment_id for p in comment_pairs}
+    crm = pair.records.get("crm")
+    if "crm" in pair.listed or crm is None or crm.deleted:
+        return
+    if any(comment.id not in linked for comment in pair.comments["zenvia"]):
+        pair.comments["crm"] = rt.connectors["crm"].list_comments(crm.id)
+        pair.listed.add("crm")
 
 
 def _overwritten(plan: engine.Plan) -> set[Side]:
@@ -416,12 +497,18 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
 
 
 def _load_pair(
-    rt: Runtime, link: Link, observations: dict[Side, Observation], *, trust_observations: bool
+    rt: Runtime,
+    link: Link,
+    observations: dict[Side, Observation],
+    *,
+    trust_observations: bool,
+    sweep: bool = False,
 ) -> _Pair:
     """Both records and their comments. A side with nothing seen newer than its last sync is
     taken as that sync left it while the other side brings news; with news on neither side
-    (reconcile's orphan check, a lost message, an operator) both are read. Without trusting
-    observations (an operator's resync) both are read, with all their comments."""
+    (reconcile's orphan check, a lost message, an operator) both are read, except for a
+    comment sweep, which lists the ticket's comments and takes both as they were left. Without
+    trusting observations (an operator's resync) both are read, with all their comments."""
     pair = _Pair(link=link, records={}, comments={})
     news = {side for side, seen in observations.items() if _news(rt, link, side, seen)}
     if None in (link.crm_version, link.zenvia_version):
@@ -433,8 +520,8 @@ def _load_pair(
             side,
             observations.get(side),
             trust_observation=trust_observations,
-            as_left=bool(news - {side}),
-            every_comment=not trust_observations,
+            as_left=bool(news - {side}) or sweep,
+            every_comment=not trust_observations or (sweep and side == "zenvia"),
         )
     return pair
 
@@ -468,13 +555,16 @@ def _load_side(
         pair.observed.add(side)
     else:
         pair.observed.discard(side)
-    pair.comments[side] = (
-        rt.connectors[side].list_comments(record.id)
-        if record is not None
+    listing = (
+        record is not None
         and not record.deleted
         and (every_comment or _moved(rt, link, side, record.version, read_at))
-        else []
     )
+    pair.comments[side] = rt.connectors[side].list_comments(record.id) if record and listing else []
+    if listing:
+        pair.listed.add(side)
+    else:
+        pair.listed.discard(side)
 
 
 def _synced(link: Link, side: Side) -> datetime | None:
@@ -821,6 +911,7 @@ def _commit(
             "conflict_fields": sorted({c.field for c in plan.conflicts if c.winner is None}),
             "state_reason": _conflict_reason(plan),
             "last_synced_at": rt.clock(),
+            "comments_due_at": _next_sweep(rt, pair, plan),
         }
         if not repo.save_link_state(
             session, link_id=link.id, expected_revision=link.revision, values=values
@@ -858,6 +949,20 @@ def _settle_margin(rt: Runtime, side: Side) -> timedelta:
     if precision < timedelta(seconds=1):
         return timedelta(0)
     return precision + timedelta(seconds=rt.settings.clock_skew_seconds)
+
+
+def _next_sweep(rt: Runtime, pair: _Pair, plan: engine.Plan) -> datetime | None:
+    """When the sweep lists this ticket's comments again: one interval after this sync listed
+    them; unchanged if it did not; never for a ticket that is closed or canceled (a closed
+    ticket takes no comment) or an account whose actions move updatedAt."""
+    status = (plan.zenvia_baseline or {}).get(rt.mapping.status_native("zenvia") or "")
+    ended = rt.mapping.status_base("zenvia", status) in (BaseStatus.CLOSED, BaseStatus.CANCELED)
+    if rt.settings.zenvia_actions_move_updated_at or pair.link.zenvia_id is None or ended:
+        return None
+    due = pair.link.comments_due_at
+    if "zenvia" in pair.listed or due is None:
+        return rt.clock() + timedelta(seconds=rt.settings.zenvia_comment_sweep_seconds)
+    return due
 
 
 def _conflict_reason(plan: engine.Plan) -> str | None:

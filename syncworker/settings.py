@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # How long a new ticket may be missing from date listings (undocumented; the sandbox lags
     # 2 s): a lost create is not looked for sooner. Keep poll_overlap_seconds well above it.
     zenvia_listing_lag_seconds: float = Field(default=5.0, ge=0)
+    # Whether adding an action moves the ticket's updatedAt on this account (undocumented; the
+    # harsh answer is no). While false, a comment sweep lists linked open tickets' actions:
+    # each again `zenvia_comment_sweep_seconds` after the last listing, spending at most
+    # `zenvia_sweep_share` of the business-hours budget, `zenvia_sweep_night_batch` a poll
+    # at night.
+    zenvia_actions_move_updated_at: bool = False
+    zenvia_comment_sweep_seconds: float = Field(default=300.0, ge=0)
+    zenvia_sweep_share: float = Field(default=0.3, gt=0, le=1)
+    zenvia_sweep_night_batch: int = Field(default=200, ge=1)
 
     # The org's My Domain (https://NAME.my.salesforce.com): no default can work, since
     # Salesforce refuses client credentials on login.salesforce.com and test.salesforce.com.

@@ -236,6 +236,7 @@ def stack_settings(database_url: str, zenvia_url: str, salesforce_url: str) -> d
         "SYNCWORKER_SALESFORCE_CLIENT_SECRET": SF_CLIENT_SECRET,
         "SYNCWORKER_POLL_INTERVAL_SECONDS": "2",
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "5",
+        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "1",
         "SYNCWORKER_HTTP_TIMEOUT_SECONDS": "3",
         "SYNCWORKER_MAX_RETRIES": "4",
         "SYNCWORKER_LOG_JSON": "true",

@@ -30,6 +30,7 @@ from syncworker.store.tables import (
     Intent,
     IntentStatus,
     Link,
+    LinkState,
     Observation,
     SyncRun,
 )
@@ -429,6 +430,34 @@ def observe_many(
         if queued is None and needs_sync(max(version, record.version), synced, now, margin):
             due.append(record.id)
     return due
+
+
+def comments_due(session: Session, *, now: datetime, limit: int) -> list[str]:
+    """Ticket ids whose comment sweep is due, oldest first, skipping links that are orphaned
+    or missing and tickets with a sync queued already (one index range scan)."""
+    if limit <= 0:
+        return []
+    queued = (
+        select(Observation.remote_id)
+        .where(
+            col(Observation.side) == "zenvia",
+            col(Observation.remote_id) == col(Link.zenvia_id),
+            col(Observation.sync_queued_at).is_not(None),
+        )
+        .exists()
+    )
+    query = (
+        select(Link.zenvia_id)
+        .where(
+            col(Link.comments_due_at) <= now,
+            col(Link.zenvia_id).is_not(None),
+            col(Link.state).not_in((LinkState.ORPHANED, LinkState.MISSING)),
+            ~queued,
+        )
+        .order_by(col(Link.comments_due_at))
+        .limit(limit)
+    )
+    return [ticket_id for ticket_id in session.exec(query) if ticket_id]
 
 
 def mark_queued(session: Session, *, side: Side, remote_ids: Sequence[str]) -> None:

@@ -76,6 +76,9 @@ class Link(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     last_synced_at: datetime | None = _ts(nullable=True)
+    # when the comment sweep lists the ticket's actions again; None: not swept (no ticket, or
+    # closed, or the account's actions move updatedAt)
+    comments_due_at: datetime | None = _ts(nullable=True, index=True)
 
 
 class Cursor(SQLModel, table=True):
