@@ -412,7 +412,9 @@ class SameSecondEdits(Scenario):
 # -- (g) Salesforce writes that become visible late -----------------------------------------------
 
 
-LATE_WRITES = VisibilityDelay(share=0.05, seconds=30.0)
+# A fifth of the agents' writes, so the ~40-pair quick run meets several late writes (at 5 %
+# it met one or none); 30 s, well past a poll interval and well below the overlap.
+LATE_WRITES = VisibilityDelay(share=0.2, seconds=30.0)
 
 
 class DelayedVisibility(Scenario):
