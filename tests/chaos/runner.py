@@ -28,7 +28,7 @@ from typing import Any
 from syncworker.model import Side
 from syncworker.sandbox.people import OPEN_TYPES, SalesforcePerson, ZenviaPerson, statuses_of
 from syncworker.sandbox.salesforce import OWNER_IDS
-from syncworker.sandbox.server import Request, Response, SandboxApp
+from syncworker.sandbox.server import HttpError, Request, Response, SandboxApp
 from tests.chaos.invariants import EditLog, Findings, check, snapshot
 from tests.stack import Stack, WorkerExited
 
@@ -244,10 +244,15 @@ class Human:
         side = self.rng.choice(pair.sides())
         record_id = pair.crm_id if side == "crm" else pair.zenvia_id
         assert record_id is not None
-        if roll < create_rate + comment_rate:
-            self.comment(side, record_id)
-        else:
-            self.edit(side, record_id)
+        try:
+            if roll < create_rate + comment_rate:
+                self.comment(side, record_id)
+            else:
+                self.edit(side, record_id)
+        except HttpError as refused:
+            # The sync changed the record between what the person read and what they sent
+            # (a category under their urgency): a person would look again; nothing is logged.
+            self.counts[f"{side} actions refused ({refused.code})"] += 1
 
 
 def _flat(value: Any) -> Any:

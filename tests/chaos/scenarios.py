@@ -27,7 +27,7 @@ import psycopg
 import redis
 
 from syncworker.sandbox.salesforce import VisibilityDelay
-from syncworker.sandbox.server import Faults, RateLimit
+from syncworker.sandbox.server import Faults, HttpError, RateLimit
 from syncworker.settings import Settings
 from tests.chaos.runner import ChaosRun, Scenario, after_each_handling
 from tests.conftest import ADMIN_URL
@@ -399,10 +399,14 @@ class SameSecondEdits(Scenario):
         name = run.rng.choice((None, "subject", "status", "priority", "category", "owner"))
         time.sleep(1.0 - time.time() % 1.0 + 0.005)  # start at a second's beginning
         second = int(time.time())
-        run.human.edit("crm", case_id, name)
-        run.beat()
-        for _ in range(self.edits - 1):
+        try:
             run.human.edit("crm", case_id, name)
+            run.beat()
+            for _ in range(self.edits - 1):
+                run.human.edit("crm", case_id, name)
+        except HttpError as refused:  # a refused edit ends the burst; counted, not raised
+            self.bursts[f"refused ({refused.code})"] += 1
+            return
         self.bursts["within one second" if int(time.time()) == second else "spilled over"] += 1
 
     def faults(self, run: ChaosRun) -> dict[str, Any]:
