@@ -1,5 +1,5 @@
-"""People at both desks, working as the real APIs let them: the demo's, the chaos suite's and
-the benchmarks' humans all go through here.
+"""People at both desks, working as the real APIs let them: the demo's and the chaos suite's
+humans go through here, and the benchmarks' people should too (see `bench/common.py`).
 
 A Zenvia agent picks only lookup values the account's catalogue allows where the ticket stands
 (a category of its service and type, an urgency of its category), gives every ticket they
