@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from syncworker.mapping import Mapping, Policy
-from syncworker.markers import idempotency_key
+from syncworker.markers import find_marker, idempotency_key
 from syncworker.model import (
     SIDES,
     BaseStatus,
@@ -531,7 +531,8 @@ def _copy_comments(
     Our copies carry no marker, so they are known by their text: first every unlinked comment
     is paired with an unlinked copy of it on the other side (one an interrupted run wrote),
     then what is left is copied. A human reply that quotes a copy is not the copy's text, so
-    it is copied like any other comment.
+    it is copied like any other comment. Never copied: our notices, and the INTERNAL first
+    action of a ticket we created (the only text that still carries a marker).
     """
     if not pair.mapping.comments.sync:
         return [], ()
@@ -563,9 +564,10 @@ def _copy_comments(
     for source in SIDES if only_from is None else (only_from,):
         target = other_side(source)
         for comment in pair.comments[source]:
-            if comment.id in taken[source] or any(
+            ours = find_marker(comment.body) or any(
                 is_copy_of(comment.body, n) for n in notices[source]
-            ):
+            )
+            if comment.id in taken[source] or ours:  # a create's first action, or a notice
                 continue
             key = idempotency_key("comment", source, comment.id)
             body = copy_text(pair.mapping, source, comment)

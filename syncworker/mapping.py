@@ -13,7 +13,7 @@ import copy
 import importlib.resources
 import types
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -216,14 +216,86 @@ class PerSide(_Section):
         return self.crm if side == "crm" else self.zenvia
 
 
+def _stamp(value: object) -> datetime:
+    """A scope date: YAML's own date or timestamp, or ISO text; a date or naive time is UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"expected a date or time (ISO 8601, e.g. 2026-01-31); got {value!r}"
+            ) from None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise ValueError(f"expected a date or time (ISO 8601, e.g. 2026-01-31); got {_kind(value)}")
+
+
+Stamp = Annotated[datetime, PlainValidator(_stamp)]
+
+
+class Since(_Section):
+    """Native time stamp → the earliest moment, per side: a record passes when ANY of its
+    named stamps is on or after its moment (created-or-changed needs both stamps, because
+    Zenvia leaves `updatedAt` null on a ticket never edited)."""
+
+    crm: dict[StrictStr, Stamp] = Field(default_factory=dict)
+    zenvia: dict[StrictStr, Stamp] = Field(default_factory=dict)
+
+    def for_side(self, side: Side) -> dict[str, datetime]:
+        return self.crm if side == "crm" else self.zenvia
+
+
 class Scope(_Section):
-    """Native attribute → allowed values; an unlinked record outside them is never copied."""
+    """Which unlinked records are ever copied: native attribute → allowed values, per side;
+    `since`, recent enough; `states`, only these base statuses (e.g. open ones)."""
 
     crm: dict[StrictStr, tuple[Value, ...]] = Field(default_factory=dict)
     zenvia: dict[StrictStr, tuple[Value, ...]] = Field(default_factory=dict)
+    since: Since = Since()
+    states: tuple[BaseStatus, ...] | None = Field(default=None, min_length=1)
 
     def for_side(self, side: Side) -> dict[str, tuple[Scalar, ...]]:
         return self.crm if side == "crm" else self.zenvia
+
+
+class IdFields(_Section):
+    """A native attribute that may already hold the other side's id (typed in by hand)."""
+
+    crm: StrictStr | None = None
+    zenvia: StrictStr | None = None
+
+
+class SameValue(_Section):
+    """One native attribute per side whose values must be equal (a list holds the value)."""
+
+    crm: StrictStr
+    zenvia: StrictStr
+
+
+class MatchRule(_Section):
+    """Pairs existing records whose `same` attributes are equal (text ignoring case and
+    spacing) and, with `within_minutes`, whose `created` stamps are that close."""
+
+    name: StrictStr = Field(min_length=1)
+    same: tuple[SameValue, ...] = Field(min_length=1)
+    created: SameValue | None = None
+    within_minutes: StrictInt | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window_needs_stamps(self) -> MatchRule:
+        if (self.created is None) != (self.within_minutes is None):
+            raise ValueError("`created` and `within_minutes` go together: give both or neither")
+        return self
+
+
+class Matching(_Section):
+    """How `syncworker onboard` finds pairs that already exist: by an id field, then by rules
+    in order. A record matching several is never paired (reported instead)."""
+
+    by_id: IdFields = IdFields()
+    rules: tuple[MatchRule, ...] = ()
 
 
 class DescriptionSource(_Section):
@@ -266,6 +338,7 @@ class Mapping(_Section):
     description: DescriptionSource | None = None
     comments: CommentSync = CommentSync()
     scope: Scope = Scope()
+    matching: Matching = Matching()
     on_delete: EndPolicy = "unlink"
     on_cancel: EndPolicy = "close"
     display: Display = Display()
@@ -325,9 +398,41 @@ class Mapping(_Section):
         return self.agree(field, crm_value, zenvia_value) or crm_keeps or zenvia_keeps
 
     def in_scope(self, side: Side, fields: NativeFields) -> bool:
-        return all(
-            fields.get(name) in allowed for name, allowed in self.scope.for_side(side).items()
+        return not self.scope_misses(side, fields)
+
+    def scope_misses(self, side: Side, fields: NativeFields) -> tuple[str, ...]:
+        """The scope conditions an unlinked record fails (empty: it is copied), for reports."""
+        misses = [
+            name
+            for name, allowed in self.scope.for_side(side).items()
+            if fields.get(name) not in allowed
+        ]
+        if not self._recent_enough(side, fields):
+            misses.append("since")
+        if not self._in_scope_state(side, fields):
+            misses.append("states")
+        return tuple(misses)
+
+    def _recent_enough(self, side: Side, fields: NativeFields) -> bool:
+        since = self.scope.since.for_side(side)
+        if not since:
+            return True
+        return any(
+            (stamp := record_stamp(fields.get(name))) is not None and stamp >= earliest
+            for name, earliest in since.items()
         )
+
+    def _in_scope_state(self, side: Side, fields: NativeFields) -> bool:
+        if self.scope.states is None:
+            return True
+        return self.base_status(side, fields) in self.scope.states
+
+    def base_status(self, side: Side, fields: NativeFields) -> BaseStatus | None:
+        """A record's base status; a Zenvia status the file does not list goes by its type."""
+        status = self.status_base(side, fields.get(self.status_native(side) or ""))
+        if status is None and side == "zenvia":
+            status = _ZENVIA_BASE_TYPES.get(str(fields.get("statusType")))
+        return status
 
     def catalogue(self, field: str, side: Side) -> tuple[Scalar, ...] | None:
         """The known native values of a field, where the file declares them."""
@@ -398,9 +503,7 @@ class Mapping(_Section):
         def fact(native: str | None) -> Any:
             return fields.get(native) if native else None
 
-        status = self.status_base(side, fields.get(self.status_native(side) or ""))
-        if status is None and side == "zenvia":
-            status = _ZENVIA_BASE_TYPES.get(str(fields.get("statusType")))
+        status = self.base_status(side, fields)
         requester = mapped("requester") or fact(facts.requester)
         if isinstance(requester, list):
             requester = requester[0] if requester else None
@@ -430,6 +533,21 @@ class Mapping(_Section):
             author=comment.author_id,
             created_at=comment.created_at,
         )
+
+
+def record_stamp(value: Any) -> datetime | None:
+    """A record's time stamp as either remote writes it (ISO text, `Z` or `+0000`); None when
+    absent or unreadable, which a scope or a matching window treats as not passing."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _text(value: Any) -> str | None:
@@ -552,6 +670,8 @@ def _schema_problem(error: ErrorDetails) -> tuple[str, str]:
         return path, "missing required key"
     if kind in ("literal_error", "enum"):
         return path, f"expected {error.get('ctx', {}).get('expected')}; got {shown}"
+    if kind == "greater_than":
+        return path, f"expected more than {error.get('ctx', {}).get('gt')}; got {shown}"
     if kind == "too_short":
         return path, "expected at least one entry"
     if kind in _TYPE_WORDS:
@@ -613,6 +733,8 @@ def _consistency_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
     for name, field in mapping.fields.items():
         yield from _field_problems(mapping, name, field)
     yield from _status_problems(mapping)
+    yield from _scope_problems(mapping)
+    yield from _matching_problems(mapping)
 
 
 def _field_problems(mapping: Mapping, name: str, field: FieldMapping) -> Iterator[tuple[str, str]]:
@@ -694,3 +816,17 @@ def _status_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
                     "on_cancel is close, so a canceled Zenvia status must map to a CRM status "
                     "whose base is closed",
                 )
+
+
+def _scope_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    if mapping.scope.states is not None and (
+        mapping.statuses is None or "status" not in mapping.fields
+    ):
+        yield "scope.states", "needs fields.status and the statuses section to tell a base status"
+
+
+def _matching_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
+    names = [rule.name for rule in mapping.matching.rules]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            yield f"matching.rules.{index}.name", f"{name!r} names an earlier rule too"

@@ -237,6 +237,8 @@ def stack_settings(database_url: str, zenvia_url: str, salesforce_url: str) -> d
         "SYNCWORKER_POLL_INTERVAL_SECONDS": "2",
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "5",
         "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "1",
+        # one clock for the sandboxes and the product: no skew to allow for
+        "SYNCWORKER_CLOCK_SKEW_SECONDS": "0",
         "SYNCWORKER_HTTP_TIMEOUT_SECONDS": "3",
         "SYNCWORKER_MAX_RETRIES": "4",
         "SYNCWORKER_LOG_JSON": "true",

@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(mapping_app, name="mapping")
     app.command()(resync)
     app.command()(status)
+    from syncworker.cli import onboard  # its commands use this module's helpers
+
+    onboard.register(app)
 
 
 def _mapping() -> Mapping:

@@ -177,6 +177,64 @@ def add_link(session: Session, link: Link) -> Link:
     return link
 
 
+def pair_records(session: Session, *, crm_system: str, crm_id: str, zenvia_id: str) -> Link:
+    """Link two records that already exist (found by onboarding or listed by an operator): a
+    new complete link, or a half link of one of them completed (a poll saw it before; nothing
+    was created for it). Without baselines, so the first sync merges them. A record linked to
+    another record, or whose counterpart a create may be making, raises DuplicateLinkError."""
+    found = (
+        find_link(session, side="crm", remote_id=crm_id, crm_system=crm_system),
+        find_link(session, side="zenvia", remote_id=zenvia_id, crm_system=crm_system),
+    )
+    links = [link for link in found if link is not None]
+    if not links:
+        return add_link(session, Link(crm_system=crm_system, crm_id=crm_id, zenvia_id=zenvia_id))
+    half = links[0]
+    missing: Side = "zenvia" if half.zenvia_id is None else "crm"
+    if (
+        len(links) > 1
+        or (half.crm_id and half.zenvia_id)
+        or half.id is None
+        or create_intent_for(session, link_id=half.id, side=missing) is not None
+    ):
+        raise DuplicateLinkError(
+            f"{crm_system} case {crm_id} or Zenvia ticket {zenvia_id} is already linked "
+            f"(link {', '.join(dict.fromkeys(str(link.id) for link in links))}): "
+            "one link per record per side"
+        )
+    values = {
+        f"{missing}_id": zenvia_id if missing == "zenvia" else crm_id,
+        **dict.fromkeys(("crm_baseline", "zenvia_baseline", "crm_version", "zenvia_version")),
+        "last_synced_at": None,
+    }
+    if not save_link_state(
+        session, link_id=half.id, expected_revision=half.revision, values=values
+    ):
+        raise DuplicateLinkError(f"link {half.id} changed while it was being paired")
+    session.refresh(half)
+    return half
+
+
+def count_finished(
+    session: Session,
+    *,
+    crm_system: str,
+    crm_ids: Sequence[str],
+    zenvia_ids: Sequence[str],
+    since: datetime,
+) -> tuple[int, int]:
+    """Among the links of these records: (finished — synced at or after `since`, or flagged
+    in error by a dead letter —, flagged in error)."""
+    mine = or_(
+        and_(col(Link.crm_system) == crm_system, _one_of(session, col(Link.crm_id), crm_ids)),
+        _one_of(session, col(Link.zenvia_id), zenvia_ids),
+    )
+    error = col(Link.state) == "error"
+    finished = func.count().filter(or_(col(Link.last_synced_at) >= since, error))
+    done, failed = session.exec(select(finished, func.count().filter(error)).where(mine)).one()
+    return int(done), int(failed)
+
+
 def save_link_state(
     session: Session, *, link_id: int, expected_revision: int, values: dict[str, Any]
 ) -> bool:

@@ -23,6 +23,11 @@ def committed_database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def stack(committed_database_url: str, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(committed_database_url, tmp_path) as running:
+def stack(
+    committed_database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """The running stack; `@pytest.mark.stack_settings(NAME="value")` overrides settings."""
+    marker = request.node.get_closest_marker("stack_settings")
+    overrides = marker.kwargs if marker else {}
+    with running_stack(committed_database_url, tmp_path, **overrides) as running:
         yield running

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from syncworker import engine
 from syncworker import mapping as mapping_module
 from syncworker.mapping import Mapping, MappingError, from_data, load, load_default
-from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, Side
+from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, RemoteRecord, Side
 
 SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
 
@@ -145,6 +146,91 @@ def test_in_scope_follows_the_scope_section(
     assert default.in_scope(side, fields) is expected
 
 
+SINCE_AND_STATES = (
+    PRIORITY.replace(
+        "priority:", "status: {crm: Status, zenvia: status, conflict: crm_wins}\n  priority:"
+    )
+    + "statuses: {crm: {New: new, Closed: closed}, zenvia: {1: new, 6: closed}}\n"
+    + "scope:\n"
+    + "  since: {crm: {CreatedDate: 2026-06-01, SystemModstamp: '2026-06-01T12:00:00-03:00'}}\n"
+    + "  states: [new]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("side", "fields", "misses"),
+    [
+        pytest.param(
+            "crm",
+            {"Status": "New", "CreatedDate": "2026-06-01T00:00:00.000+0000"},
+            (),
+            id="created-on-the-day",
+        ),
+        pytest.param(
+            "crm",
+            {"Status": "New", "CreatedDate": "2026-05-31T23:59:59.000+0000"},
+            ("since",),
+            id="created-the-day-before",
+        ),
+        pytest.param(
+            "crm",
+            {
+                "Status": "New",
+                "CreatedDate": "2025-01-01T00:00:00.000+0000",
+                "SystemModstamp": "2026-06-01T15:00:00.000+0000",
+            },
+            (),
+            id="old-but-changed-since-in-another-zone",
+        ),
+        pytest.param(
+            "crm",
+            {"Status": "New", "SystemModstamp": "2026-06-01T14:59:59Z"},
+            ("since",),
+            id="changed-a-second-too-early",
+        ),
+        pytest.param("crm", {"Status": "New", "CreatedDate": None}, ("since",), id="no-stamp"),
+        pytest.param(
+            "crm", {"Status": "New", "CreatedDate": "yesterday"}, ("since",), id="unreadable-stamp"
+        ),
+        pytest.param(
+            "crm",
+            {"Status": "Closed", "CreatedDate": "2027-01-01T00:00:00Z"},
+            ("states",),
+            id="recent-but-closed",
+        ),
+        pytest.param("zenvia", {"status": 1}, (), id="a-new-ticket-any-date"),
+        pytest.param("zenvia", {"status": 6}, ("states",), id="a-closed-ticket"),
+        pytest.param(
+            "zenvia", {"status": 99, "statusType": "NEW"}, (), id="unknown-status-by-its-type"
+        ),
+    ],
+)
+def test_scope_by_date_and_state_names_the_conditions_a_record_misses(
+    tmp_path: Path, side: Side, fields: dict[str, object], misses: tuple[str, ...]
+) -> None:
+    mapping = load(write(tmp_path, SINCE_AND_STATES))
+    assert mapping.scope_misses(side, fields) == misses
+    assert mapping.in_scope(side, fields) is (misses == ())
+
+
+@pytest.mark.parametrize(
+    ("fields", "copied"),
+    [
+        pytest.param({"Status": "New", "CreatedDate": "2026-07-01T00:00:00Z"}, True, id="in"),
+        pytest.param({"Status": "New", "CreatedDate": "2025-07-01T00:00:00Z"}, False, id="old"),
+        pytest.param({"Status": "Closed", "CreatedDate": "2026-07-01T00:00:00Z"}, False, id="done"),
+    ],
+)
+def test_the_engine_never_copies_a_record_out_of_date_or_state_scope(
+    tmp_path: Path, fields: dict[str, object], copied: bool
+) -> None:
+    mapping = load(write(tmp_path, SINCE_AND_STATES))
+    case = RemoteRecord("500A", datetime(2026, 7, 1, tzinfo=UTC), {"Subject": "x", **fields})
+    plan = engine.plan(mapping, link=None, crm=case, zenvia=None)
+    assert any(isinstance(op, engine.CreateRecord) for op in plan.operations) is copied
+    assert ("out of scope" in plan.reason) is not copied
+
+
 def test_a_zenvia_create_carries_defaults_translations_and_the_justification(
     default: Mapping,
 ) -> None:
@@ -245,8 +331,8 @@ BAD_FILES = [
     pytest.param(
         MINIMAL + "on_delte: close\n",
         "on_delte: unknown key; expected one of: crm_system, fields, statuses, "
-        "zenvia_justifications, create_defaults, description, comments, scope, on_delete, "
-        "on_cancel, display",
+        "zenvia_justifications, create_defaults, description, comments, scope, matching, "
+        "on_delete, on_cancel, display",
         id="unknown-top-level-key",
     ),
     pytest.param(
@@ -351,6 +437,62 @@ BAD_FILES = [
         "statuses.zenvia.1: expected 'new', 'open', 'waiting', 'resolved', 'closed' "
         "or 'canceled'; got 'fresh'",
         id="unknown-base-status",
+    ),
+    pytest.param(
+        MINIMAL + "scope: {since: {crm: {CreatedDate: last year}}}\n",
+        "scope.since.crm.CreatedDate: expected a date or time (ISO 8601, e.g. 2026-01-31); "
+        "got 'last year'",
+        id="scope-since-not-a-date",
+    ),
+    pytest.param(
+        MINIMAL + "scope: {since: {crm: {CreatedDate: 20260101}}}\n",
+        "scope.since.crm.CreatedDate: expected a date or time (ISO 8601, e.g. 2026-01-31); "
+        "got an integer",
+        id="scope-since-a-number",
+    ),
+    pytest.param(
+        MINIMAL + "scope: {states: [open, active]}\n",
+        "scope.states.1: expected 'new', 'open', 'waiting', 'resolved', 'closed' "
+        "or 'canceled'; got 'active'",
+        id="scope-unknown-state",
+    ),
+    pytest.param(
+        MINIMAL + "scope: {states: [open]}\n",
+        "scope.states: needs fields.status and the statuses section to tell a base status",
+        id="scope-states-without-statuses",
+    ),
+    pytest.param(
+        MINIMAL + "scope: {states: []}\n",
+        "scope.states: expected at least one entry",
+        id="scope-no-states",
+    ),
+    pytest.param(
+        MINIMAL + "matching: {rules: [{name: r, same: [{crm: Subject, zenvia: subject}], "
+        "within_minutes: 60}]}\n",
+        "matching.rules.0: `created` and `within_minutes` go together: give both or neither",
+        id="matching-window-without-stamps",
+    ),
+    pytest.param(
+        MINIMAL + "matching: {rules: [{name: r, same: []}]}\n",
+        "matching.rules.0.same: expected at least one entry",
+        id="matching-rule-comparing-nothing",
+    ),
+    pytest.param(
+        MINIMAL + "matching: {rules: [{name: r, same: [{crm: Subject, zenvia: subject}], "
+        "created: {crm: CreatedDate, zenvia: createdAt}, within_minutes: 0}]}\n",
+        "matching.rules.0.within_minutes: expected more than 0; got 0",
+        id="matching-empty-window",
+    ),
+    pytest.param(
+        MINIMAL + "matching: {rules: [{name: r, same: [{crm: Subject, zenvia: subject}]}, "
+        "{name: r, same: [{crm: Subject, zenvia: subject}]}]}\n",
+        "matching.rules.1.name: 'r' names an earlier rule too",
+        id="matching-rule-named-twice",
+    ),
+    pytest.param(
+        MINIMAL + "matching: {by_id: {crm: Zenvia_Ticket_Id__c, salesforce: X}}\n",
+        "matching.by_id.salesforce: unknown key; expected one of: crm, zenvia",
+        id="matching-unknown-side",
     ),
     pytest.param("", "expected a mapping at the top level; got null", id="empty-file"),
 ]
