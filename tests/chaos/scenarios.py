@@ -380,10 +380,10 @@ class DeliverTwice(Scenario):
 
 
 class SameSecondEdits(Scenario):
-    """Every turn, a human edits one Case `edits` times within one second, half the time the
-    same field: Salesforce stamps whole seconds, so the edits share one `SystemModstamp`, and a
-    poll run right after the first edit reads that stamp with the first value. Only the last
-    value may end up on both sides."""
+    """Every turn, a human edits one Case `edits` times within one second, mostly the same
+    field (one turn in six a field at random each time): Salesforce stamps whole seconds, so
+    the edits share one `SystemModstamp`, and a poll run right after the first edit reads that
+    stamp with the first value. Only the last value may end up on both sides."""
 
     name = "same-second-edits"
     edits = 3
