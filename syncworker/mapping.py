@@ -22,7 +22,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -31,6 +33,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.markers import strip_marker
 from syncworker.model import (
     SIDES,
@@ -342,6 +345,30 @@ class Mapping(_Section):
     on_delete: EndPolicy = "unlink"
     on_cancel: EndPolicy = "close"
     display: Display = Display()
+    _normalised_ids: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _ids_in_18_characters(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Salesforce returns 18-character ids; a 15-character one in the file (as URLs show
+        them) names the same record, so it is read as its 18-character form. Left as written,
+        it would never equal what the API returns: our own write would read as a change."""
+        seen: dict[str, str] = {}
+        if isinstance(data, dict) and isinstance(data.get("fields"), dict):
+            fields = {
+                name: _with_ids_in_18(spec, seen) if _holds_ids(spec) else spec
+                for name, spec in data["fields"].items()
+            }
+            data = {**data, "fields": fields}
+        mapping = handler(data)
+        if seen:
+            mapping._normalised_ids = seen
+        return mapping
+
+    @property
+    def normalised_ids(self) -> dict[str, str]:
+        """Ids the file wrote in 15 characters and the 18-character forms they were read as."""
+        return dict(self._normalised_ids)
 
     def synced_native_names(self, side: Side) -> tuple[str, ...]:
         return tuple(field.native(side) for field in self.fields.values())
@@ -548,6 +575,33 @@ def record_stamp(value: Any) -> datetime | None:
     else:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _holds_ids(spec: object) -> bool:
+    """A CRM field that holds record ids (`OwnerId`, `ContactId`, …)."""
+    return isinstance(spec, dict) and str(spec.get("crm", "")).endswith("Id")
+
+
+def _with_ids_in_18(spec: dict[str, Any], seen: dict[str, str]) -> dict[str, Any]:
+    def id18(value: Any) -> Any:
+        if not isinstance(value, str) or len(value) != 15:
+            return value
+        try:
+            seen[value] = to_id18(value)
+        except ValueError:
+            return value  # not an id: the value check says what is wrong with it
+        return seen[value]
+
+    spec = dict(spec)
+    if isinstance(spec.get("to_zenvia"), dict):
+        spec["to_zenvia"] = {id18(key): value for key, value in spec["to_zenvia"].items()}
+    if isinstance(spec.get("to_crm"), dict):
+        spec["to_crm"] = {key: id18(value) for key, value in spec["to_crm"].items()}
+    if isinstance(spec.get("crm_values"), list):
+        spec["crm_values"] = [id18(value) for value in spec["crm_values"]]
+    if "default_to_crm" in spec:
+        spec["default_to_crm"] = id18(spec["default_to_crm"])
+    return spec
 
 
 def _text(value: Any) -> str | None:

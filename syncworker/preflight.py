@@ -256,13 +256,14 @@ class OwnerId:
 def owner_ids_named(mapping: FieldMap) -> list[OwnerId]:
     """The ids the mapping names for Case fields holding ids (`…Id`: OwnerId and the like)."""
     named = crm_values_named(mapping)
-    written = sorted(
+    read = sorted(
         {str(v) for native, values in named.items() if native.endswith("Id") for v in values}
     )
+    as_written = {id18: written for written, id18 in mapping.normalised_ids.items()}
     found: list[OwnerId] = []
-    for value in written:
+    for value in read:
         try:
-            found.append(OwnerId(value, to_id18(value)))
+            found.append(OwnerId(as_written.get(value, value), to_id18(value)))
         except ValueError as refused:
             found.append(OwnerId(value, None, str(refused)))
     return found
@@ -303,14 +304,7 @@ def judge_owner_ids(
                 )
             )
         elif owner.normalised:
-            items.append(
-                warn(
-                    "salesforce",
-                    name,
-                    f"exists; {normalised_note(owner)}",
-                    f"write {owner.id18} in the mapping: values are compared as written",
-                )
-            )
+            items.append(ok("salesforce", name, f"exists; {normalised_note(owner)}"))
         else:
             kind = "user" if owner.id18 in users else "queue"
             items.append(ok("salesforce", name, f"{kind} {owner.id18} exists"))

@@ -14,6 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session
 
+from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.mapping import Mapping
 from syncworker.model import Side
 from syncworker.settings import get_settings
@@ -136,6 +137,11 @@ def resync(
     """
     if sum(bool(x) for x in (crm_id, zenvia_id, since, everything)) != 1:
         raise typer.BadParameter("give exactly one of --crm-id, --zenvia-id, --since, --all")
+    if crm_id:
+        try:
+            crm_id = to_id18(crm_id)
+        except ValueError as malformed:
+            raise typer.BadParameter(f"--crm-id: {malformed}") from None
     from syncworker import service
     from syncworker.runtime import get_runtime
 
@@ -296,6 +302,15 @@ RECORD_HELP = (
 )
 
 
+def _case_id(value: str) -> str:
+    """A case id as Salesforce returns it (18 characters): a 15-character one names the same
+    case; anything else is looked up as written."""
+    try:
+        return to_id18(value)
+    except ValueError:
+        return value
+
+
 def _find_link(session: Session, record: str) -> Link:
     """The one link `record` names (see RECORD_HELP); never a guess between two."""
     crm_system = _mapping().crm_system
@@ -309,7 +324,8 @@ def _find_link(session: Session, record: str) -> Link:
             link = repo.get_link(session, int(value)) if value.isdigit() else None
         else:
             side: Side = "crm" if kind == "crm" else "zenvia"
-            link = repo.find_link(session, side=side, remote_id=value, crm_system=crm_system)
+            remote_id = _case_id(value) if side == "crm" else value
+            link = repo.find_link(session, side=side, remote_id=remote_id, crm_system=crm_system)
         if link is not None and link.id is not None:
             found.setdefault(link.id, link)
             named.setdefault(link.id, f"{kind}:{value}")
@@ -447,4 +463,4 @@ def mapping_check(path: Path) -> None:
     typer.echo(f"{path}: OK ({len(mapping.fields)} fields, crm system {mapping.crm_system})")
     for owner in owner_ids_named(mapping):
         if owner.normalised:
-            typer.echo(f"  {normalised_note(owner)}: write the 18-character form")
+            typer.echo(f"  {normalised_note(owner)}")

@@ -197,7 +197,7 @@ def test_a_15_character_owner_id_is_normalised_and_both_checks_say_so(
         mapping_check = run_cli("mapping", "check", str(mapping), env=running.env)
     note = f"{AGENT_5[:15]} normalised to {AGENT_5}"
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"! salesforce owner {AGENT_5[:15]}: exists; {note}" in result.stdout
+    assert f"✓ salesforce owner {AGENT_5[:15]}: exists; {note}" in result.stdout
     assert mapping_check.returncode == 0, mapping_check.stderr
     assert note in mapping_check.stdout
 

@@ -640,6 +640,9 @@ def test_links_show_finds_a_link_by_case_ticket_or_link_id_and_never_guesses(
 
     by_ticket = run_cli("links", "show", f"zenvia:{parked.fine_ticket}", env=parked.env)
     assert json.loads(by_ticket.stdout)["id"] == link["id"]
+    # the 15 characters a Salesforce URL shows name the same case
+    by_short_id = run_cli("links", "show", f"crm:{parked.fine_case[:15]}", env=parked.env)
+    assert json.loads(by_short_id.stdout)["id"] == link["id"]
 
     # Ticket ids and link ids are both small numbers: a new ticket's id is another link's id.
     ticket_id = str(stack.zenvia.agent.create_ticket("Numbered like a link")["id"])

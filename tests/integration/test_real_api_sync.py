@@ -3,9 +3,12 @@ a stamp shared by two changes is not "no change". Real Postgres, Redis, worker a
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from syncworker import service
+from syncworker.model import Side
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import DeadLetterStatus
@@ -97,3 +100,51 @@ def test_an_operator_restores_a_link_orphaned_by_mistake(stack: Stack) -> None:
 
     assert outcome.state == "active"
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while orphaned"
+
+
+def test_an_agents_comment_reaches_the_case_although_it_does_not_move_updated_at(
+    stack: Stack,
+) -> None:
+    case_id, ticket_id = synced_pair(stack, "Quiet comment")
+    before = stack.zenvia.ticket(ticket_id)["updatedAt"]
+    stack.zenvia.agent.add_action(ticket_id, "Agent replied", public=True)
+    assert stack.zenvia.ticket(ticket_id)["updatedAt"] == before, "the sandbox's harsh default"
+
+    settle_here(stack)  # the test stack sweeps each open ticket's comments every second
+
+    copies = [c["CommentBody"] for c in stack.salesforce.comments(case_id)]
+    assert sum("Agent replied" in body for body in copies) == 1
+
+
+def test_a_closed_ticket_leaves_the_sweep(stack: Stack) -> None:
+    case_id, ticket_id = synced_pair(stack, "Closing sweep")
+    stack.salesforce.agent.edit(case_id, Status="Closed")
+    settle_here(stack)
+    assert stack.zenvia.ticket(ticket_id)["status"]["type"] == "CLOSED"
+    (link,) = stack.links()
+    assert link.comments_due_at is None
+
+
+def test_a_case_edited_again_in_the_second_the_poll_read_it_still_reaches_the_ticket(
+    stack: Stack,
+) -> None:
+    """Salesforce stamps whole seconds: the second edit keeps the first one's stamp."""
+    case_id, ticket_id = synced_pair(stack, "Twice in a second")
+    time.sleep(1 - time.time() % 1 + 0.05)  # the start of a fresh second
+    stack.salesforce.agent.edit(case_id, Subject="First edit")
+    queued: list[tuple[Side, str]] = []
+    send = stack.runtime.enqueue_sync
+    stack.runtime.enqueue_sync = lambda side, record_id: queued.append((side, record_id))
+    try:
+        stack.poll()
+    finally:
+        stack.runtime.enqueue_sync = send
+    sync_here(stack, [(side, rid) for side, rid in queued if side == "crm"])
+    first = stack.salesforce.agent.case(case_id)["SystemModstamp"]
+    stack.salesforce.agent.edit(case_id, Subject="Second edit")
+    assert stack.salesforce.agent.case(case_id)["SystemModstamp"] == first, "same second"
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "First edit"
+
+    settle_here(stack)
+
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Second edit"

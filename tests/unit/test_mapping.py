@@ -523,3 +523,18 @@ def test_a_missing_file_fails_with_its_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     with pytest.raises(MappingError, match=r"nope\.yaml: cannot read the mapping file"):
         load(missing)
+
+
+def test_a_15_character_owner_id_names_the_same_user_as_the_18_character_one_salesforce_returns(
+    default: Mapping,
+) -> None:
+    """Left as written, an agent's assignment read back from Salesforce (18 characters) would
+    not match the map and would be taken for a change: the ticket's owner would be cleared."""
+    data = default.model_dump(exclude_unset=True)
+    owner = data["fields"]["owner"]
+    owner["to_zenvia"] = {k[:15]: v for k, v in owner["to_zenvia"].items()}
+    owner["to_crm"] = {k: v[:15] for k, v in owner["to_crm"].items()}
+    mapping = from_data(data)
+    assert mapping.translate("owner", "crm", "005000000000003AAA") == "agent-3"
+    assert mapping.translate("owner", "zenvia", "agent-3") == "005000000000003AAA"
+    assert mapping.normalised_ids["005000000000003"] == "005000000000003AAA"
