@@ -444,8 +444,13 @@ def seed_pairs(
     created from the case: `Mapping.create_fields`); links, baselines (`Mapping.project`),
     observations (synced) and cursors go in with COPY, exactly as a finished sync leaves them.
     With `past_overlap`, return only once the next poll's window (cursor minus overlap) no
-    longer holds the seeded records (the Salesforce sandbox's SystemModstamps, strictly
-    increasing by at least 1 ms, run ahead of the clock when records are made this fast).
+    longer holds the seeded records: one overlap after the newest seeded version (Salesforce
+    stamps whole seconds, so many records share a stamp, none ahead of the clock).
+
+    Each ticket is what a sync would create from its case (`Mapping.create_fields`), so it
+    meets the Zenvia sandbox's rules (catalogue dependencies, clients) exactly when the
+    product's creates do. People editing them must keep to those rules too: use
+    `syncworker.sandbox.people`, as the demo and the chaos suite do.
     """
     rng = random.Random(seed)
     mapping = stack.mapping
@@ -537,8 +542,8 @@ def seed_pairs(
         cursor.execute("ANALYZE observations")
     if past_overlap:
         latest = max(r.version for r in [*cases.values(), *tickets.values()])
-        ahead = (latest - datetime.now(UTC)).total_seconds()
-        time.sleep(max(0.0, ahead) + stack.settings.poll_overlap_seconds + 0.2)
+        outside = latest + timedelta(seconds=stack.settings.poll_overlap_seconds + 0.2)
+        time.sleep(max(0.0, (outside - datetime.now(UTC)).total_seconds()))
     return [
         Pair(link_of[case_id], case_id, ticket_id)
         for case_id, ticket_id in zip(case_ids, ticket_ids, strict=True)

@@ -43,6 +43,7 @@ from syncworker.mapping import Mapping
 from syncworker.model import SIDES, Side
 from syncworker.ratelimit import redis_client
 from syncworker.runtime import get_runtime, reset_runtime
+from syncworker.sandbox.people import SalesforcePerson, ZenviaPerson
 from syncworker.sandbox.salesforce import OWNER_IDS, SalesforceSandbox
 from syncworker.sandbox.server import HttpError, SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
@@ -152,9 +153,13 @@ def logging_into(path: Path, settings: Settings) -> Iterator[IO[str]]:
 
 
 class TaskTally:
-    """Counts our tasks as they are published and finish, and how quiet the last polls were."""
+    """Counts our tasks as they are published and finish, and how quiet the last polls were.
 
-    def __init__(self) -> None:
+    A poll counts as quiet only when it started `listing_lag` seconds after the last change:
+    Zenvia's date listings show a change only that long after it was made."""
+
+    def __init__(self, listing_lag: float = 0.0) -> None:
+        self.listing_lag = listing_lag
         self._lock = threading.Lock()
         self.published: collections.Counter[str] = collections.Counter()
         self.finished: collections.Counter[str] = collections.Counter()
@@ -212,7 +217,7 @@ class TaskTally:
             if started is None or not isinstance(retval, dict) or "side" not in retval:
                 return
             side = retval["side"]
-            if retval.get("enqueued") == 0 and started >= self._changed_at:
+            if retval.get("enqueued") == 0 and started >= self._changed_at + self.listing_lag:
                 self.quiet_polls[side] += 1
             elif retval.get("enqueued"):
                 self.quiet_polls[side] = 0
@@ -227,6 +232,8 @@ class Desks:
     Each round touches about a quarter of the records on each side with one change (subject,
     priority/urgency, status, owner, public or internal comment) and changes the same field
     on both sides of a few linked pairs, which the mapping's conflict policies must settle.
+    They work as the real APIs let them (`syncworker.sandbox.people`): Zenvia values that fit
+    the catalogue, a closed record reopened before it is touched, a client on every ticket.
     """
 
     def __init__(self, salesforce: SalesforceSandbox, zenvia: ZenviaSandbox, seed: int) -> None:
@@ -266,37 +273,34 @@ class Desks:
 
     def _on_case(self, case_id: str, change: str, round_no: int) -> None:
         rng = self.rng
-        desk = self.salesforce.as_user(rng.choice(OWNER_IDS))
+        person = SalesforcePerson(self.salesforce, rng.choice(OWNER_IDS))
         if change == "subject":
-            desk.edit(case_id, Subject=f"{rng.choice(TOPICS)} (Salesforce, round {round_no})")
+            person.edit(case_id, Subject=f"{rng.choice(TOPICS)} (Salesforce, round {round_no})")
         elif change == "priority":
-            desk.edit(case_id, Priority=rng.choice(self.salesforce.picklists["Priority"]))
+            person.edit(case_id, Priority=rng.choice(self.salesforce.picklists["Priority"]))
         elif change == "status":
-            desk.edit(case_id, Status=rng.choice(self.salesforce.picklists["Status"]))
+            person.edit(case_id, Status=rng.choice(self.salesforce.picklists["Status"]))
         elif change == "owner":
-            desk.edit(case_id, OwnerId=rng.choice(OWNER_IDS))
+            person.edit(case_id, OwnerId=rng.choice(OWNER_IDS))
         else:
             public = change == "public comment"
-            desk.add_comment(case_id, f"{rng.choice(NOTES)} (round {round_no})", public=public)
+            person.comment(case_id, f"{rng.choice(NOTES)} (round {round_no})", public=public)
 
     def _on_ticket(self, ticket_id: str, change: str, round_no: int) -> None:
         rng = self.rng
         catalogue = self.zenvia.catalogue
-        desk = self.zenvia.as_agent(rng.choice(catalogue.agents).id)
+        person = ZenviaPerson(self.zenvia, rng, rng.choice(catalogue.agents).id)
         if change == "subject":
-            subject = f"{rng.choice(TOPICS)} (Zenvia, round {round_no})"
-            desk.edit(ticket_id, "subject", {"subject": subject})
+            person.set_subject(ticket_id, f"{rng.choice(TOPICS)} (Zenvia, round {round_no})")
         elif change == "priority":
-            desk.edit(ticket_id, "urgency", {"urgency": {"id": rng.choice(catalogue.urgencies).id}})
+            person.set_urgency(ticket_id)
         elif change == "status":
-            status = rng.choice(catalogue.statuses)
-            reason = status.justifications[0] if status.justifications else None
-            desk.set_status(ticket_id, status.id, reason)
+            person.set_status(ticket_id, catalogue.statuses)
         elif change == "owner":
-            desk.edit(ticket_id, "owner", {"ownerId": rng.choice(catalogue.agents).id})
+            person.set_owner(ticket_id)
         else:
             public = change == "public comment"
-            desk.add_action(ticket_id, f"{rng.choice(NOTES)} (round {round_no})", public=public)
+            person.comment(ticket_id, f"{rng.choice(NOTES)} (round {round_no})", public=public)
 
 
 def _share(items: list[Any], divisor: int) -> int:
@@ -323,7 +327,7 @@ class Demo:
     zenvia: ZenviaSandbox
     zenvia_server: SandboxServer
     desks: Desks
-    tally: TaskTally = field(default_factory=TaskTally)
+    tally: TaskTally
     phase: str = "starting"
     started: float = field(default_factory=time.monotonic)
     _last_beat: float = 0.0
@@ -515,6 +519,7 @@ def run(options: DemoOptions, console: Console) -> int:
             zenvia=zenvia,
             zenvia_server=zenvia_server,
             desks=Desks(salesforce, zenvia, options.seed),
+            tally=TaskTally(listing_lag=zenvia.listing_lag.total_seconds()),
         )
         stack.enter_context(demo.tally.listening())
         # The worker's start sets logging up again (our setup_logging receiver, on stderr).

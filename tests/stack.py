@@ -40,6 +40,7 @@ ZENVIA_TOKEN = "zen-test-token-7f3a9c"
 SF_CLIENT_ID = "sw-test-client"
 SF_CLIENT_SECRET = "sf-test-secret-41be02"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+QUIET_MARGIN = 0.05  # seconds past the listing lag before the last quiet poll
 BROKER_URL = os.environ.get("SYNCWORKER_TEST_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -182,11 +183,19 @@ class Stack:
         return [c for c in self.salesforce.cases() if not c.get("IsDeleted")]
 
     def settle(self, *, timeout: float = 90.0) -> None:
-        """Poll both sides until a poll finds nothing new and every queued sync has run."""
+        """Poll both sides until polls find nothing new and every queued sync has run.
+
+        Zenvia's date-filtered listings lag (`listing_lag`): a ticket written just before a
+        poll is not listed yet. So the quiet polls must span more than the lag, counted from
+        the start of the first one (after every write the syncs before it made): the last of
+        them lists all of it. Between the first quiet poll and that one the stack just waits.
+        """
         deadline = time.monotonic() + timeout
-        quiet = 0
-        while quiet < 2:
-            if time.monotonic() > deadline:
+        lag = self.zenvia.listing_lag.total_seconds()
+        quiet_since: float | None = None
+        while True:
+            started = time.monotonic()
+            if started > deadline:
                 raise AssertionError(f"no quiet state within {timeout:.0f} s")
             outcomes = self.poll()
             enqueued = sum(outcome.enqueued for outcome in outcomes)
@@ -196,7 +205,14 @@ class Stack:
                 timeout=timeout,
                 what="the sync backlog to drain",
             )
-            quiet = quiet + 1 if enqueued == 0 and complete else 0
+            if not (enqueued == 0 and complete):
+                quiet_since = None
+                continue
+            if quiet_since is None:
+                quiet_since = started
+            elif started - quiet_since > lag:
+                return
+            time.sleep(max(0.0, quiet_since + lag + QUIET_MARGIN - time.monotonic()))
 
 
 def _queues_empty() -> bool:

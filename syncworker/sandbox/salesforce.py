@@ -369,6 +369,7 @@ class SalesforceSandbox(SandboxApp):
         self._case_number = 1000
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._late = random.Random(self.seed + 1)  # which writes commit late
+        self.late_writes = 0  # agents' writes that committed late (read-only, for reports)
         self._cursors: collections.OrderedDict[str, _Cursor] = collections.OrderedDict()
         self._started = self._minute(self._now())
 
@@ -799,6 +800,7 @@ class SalesforceSandbox(SandboxApp):
             and self._late.random() < delay.share
         ):
             self._pending[key] = _Pending(self._now() + timedelta(seconds=delay.seconds), previous)
+            self.late_writes += 1
         self._rows[sobject][row["Id"]] = row
 
     def _uncommitted(self, sobject: str, row: Row) -> bool:

@@ -304,6 +304,7 @@ class ZenviaSandbox(SandboxApp):
         self.signature_secret = signature_secret
         self.subject_max_length = subject_max_length
         self._lockouts: dict[str, _Lockout] = {}
+        self.lockout_refusals = 0  # requests answered "Too many failed requests" (read-only)
         self._tickets: dict[str, _Ticket] = {}
         self._in_order: list[_Ticket] = []  # by id: ids are sequential and never reused
         self._shuffled: list[_Ticket] = []  # the same tickets in the stable shuffle's order
@@ -379,6 +380,7 @@ class ZenviaSandbox(SandboxApp):
             now = self._now()
             if state is not None and state.until is not None and now < state.until:
                 left = (state.until - now).total_seconds()
+                self.lockout_refusals += 1
                 raise _LockedOut(max(1, int(left + 0.999)))
 
     def _count_failure(self, token: str) -> None:
@@ -439,8 +441,15 @@ class ZenviaSandbox(SandboxApp):
             self._next_id = 1
             self._random = random.Random(self.seed)
             self._lockouts.clear()
+            self.lockout_refusals = 0
 
     # -- inspection (tests) -----------------------------------------------------------------
+
+    @property
+    def lockouts(self) -> int:
+        """How many times a token was locked out for failed requests (every token, ever)."""
+        with self.lock:
+            return sum(state.strikes for state in self._lockouts.values())
 
     def tickets(self) -> list[dict[str, Any]]:
         """Every ticket as GET /tickets would render it, by id."""

@@ -1,8 +1,12 @@
 """The chaos suite's invariant checker: both sandboxes + the mapping table → what is wrong.
 
 Built on `syncworker.convergence` (one link per record, linked pairs equal under the mapping,
-every human comment copied exactly once with its visibility and text), it adds what only a
-test that watched the run can know or what the mapping table says:
+every person's comment copied exactly once with its visibility, copies known by their text),
+it adds what only a test that watched the run can know or what the mapping table says:
+
+- *echoes*: a copy of a comment syncworker wrote itself (the sandboxes tell which comments came
+  through the API), found by its text as the product finds copies (`engine.copy_text`,
+  `engine.is_copy_of`), counts as a duplicate;
 
 - *duplicates*: records we created twice (two tickets with one create marker, two cases with
   one external id) or created and never linked, and comments copied twice;
@@ -27,9 +31,10 @@ from typing import Any
 
 from syncworker import convergence
 from syncworker.convergence import SideState
+from syncworker.engine import copy_text, is_copy_of
 from syncworker.mapping import Mapping
 from syncworker.markers import find_marker
-from syncworker.model import SIDES, Side
+from syncworker.model import SIDES, Side, other_side
 from syncworker.sandbox.salesforce import API_USER_ID, SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
 from syncworker.store import repo
@@ -73,6 +78,9 @@ class World:
     states: dict[Side, SideState]
     links: list[Link]
     dead_letters: list[DeadLetter]
+    ours: dict[Side, frozenset[str]] = field(
+        default_factory=lambda: {side: frozenset() for side in SIDES}
+    )  # ids of the comments written through the API (by syncworker)
 
     def record(self, side: Side, record_id: str | None) -> dict[str, Any] | None:
         return dict(self.states[side].records.get(record_id or "", {})) or None
@@ -82,13 +90,21 @@ def snapshot(zenvia: ZenviaSandbox, salesforce: SalesforceSandbox, database_url:
     with session_scope(database_url) as session:
         links = list(repo.all_links(session))
         letters = list(repo.list_dead_letters(session))
+    zenvia_state = convergence.zenvia_state(zenvia)
+    ours_on_zenvia = frozenset(
+        f"{ticket_id}:{action['id']}"
+        for ticket_id in zenvia_state.records
+        for action in zenvia.actions(ticket_id)
+        if action.get("origin") == API_ORIGIN
+    )
+    ours_on_crm = frozenset(
+        str(row["Id"]) for row in salesforce.comments() if row.get("CreatedById") == API_USER_ID
+    )
     return World(
-        states={
-            "crm": convergence.crm_state(salesforce),
-            "zenvia": convergence.zenvia_state(zenvia),
-        },
+        states={"crm": convergence.crm_state(salesforce), "zenvia": zenvia_state},
         links=links,
         dead_letters=letters,
+        ours={"crm": ours_on_crm, "zenvia": ours_on_zenvia},
     )
 
 
@@ -102,12 +118,13 @@ class Findings:
     dead_letters_without_reason: list[str] = field(default_factory=list)
     open_dead_letters: list[str] = field(default_factory=list)
     unhealthy_links: list[str] = field(default_factory=list)
+    echoes: list[str] = field(default_factory=list)  # our own comment copied back
     duplicated: int = 0  # of the differences: a comment copied twice, a record in two links
     lost_in_differences: int = 0  # of the differences: a comment or human record not copied
 
     @property
     def duplicates(self) -> int:
-        return len(self.duplicate_records) + self.duplicated
+        return len(self.duplicate_records) + len(self.echoes) + self.duplicated
 
     @property
     def lost(self) -> int:
@@ -182,6 +199,10 @@ def check(
             findings.differences.append(str(difference))
             findings.duplicated += difference.kind in _DUPLICATE_KINDS
             findings.lost_in_differences += difference.kind in _LOST_KINDS
+    for link in links:
+        ids: dict[Side, str] = {"crm": link.crm_id or "", "zenvia": link.zenvia_id or ""}
+        if all(ids[side] in states[side].records for side in SIDES):
+            _check_echoes(world, mapping, states, ids, findings)
     _check_created_twice(world, mapping, states, links, findings, external_id_field)
     for link in links:
         _check_edits(world, mapping, link, findings, edits or EditLog())
@@ -227,6 +248,31 @@ def _parked(difference: convergence.Difference, links: list[Link]) -> bool:
         )
         for link in links
     )
+
+
+def _check_echoes(
+    world: World,
+    mapping: Mapping,
+    states: dict[Side, SideState],
+    ids: dict[Side, str],
+    findings: Findings,
+) -> None:
+    """No comment syncworker wrote on one side of a pair was copied to the other (echo-free)."""
+    for source in SIDES:
+        target = other_side(source)
+        ours = [c for c in states[target].comments_of(ids[target]) if c.id in world.ours[target]]
+        for comment in states[source].comments_of(ids[source]):
+            if comment.id not in world.ours[source]:
+                continue
+            text = copy_text(mapping, source, comment)
+            if any(is_copy_of(c.body, text) for c in ours):
+                findings.echoes.append(
+                    f"our {_NOUN[source]} {ids[source]} comment {comment.id} was copied back "
+                    f"to {_NOUN[target]} {ids[target]}"
+                )
+
+
+_NOUN = {"crm": "case", "zenvia": "ticket"}
 
 
 def _check_created_twice(

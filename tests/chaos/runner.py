@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from syncworker.model import Side
+from syncworker.sandbox.people import OPEN_TYPES, SalesforcePerson, ZenviaPerson, statuses_of
 from syncworker.sandbox.salesforce import OWNER_IDS
-from syncworker.sandbox.server import Request, Response, SandboxApp
+from syncworker.sandbox.server import HttpError, Request, Response, SandboxApp
 from tests.chaos.invariants import EditLog, Findings, check, snapshot
 from tests.stack import Stack, WorkerExited
 
-ZENVIA_AGENTS = ("agent-1", "agent-2", "agent-3", "agent-4", "agent-5")
-CRM_STATUSES = ("New", "Working", "Escalated", "On Hold")
-ZENVIA_STATUSES = {1: None, 2: None, 3: 11}  # status → justification it needs
+CRM_STATUSES = ("New", "Working", "Escalated", "On Hold")  # open ones, as Zenvia's OPEN_TYPES
 CRM_TYPES = ("Question", "Problem", "Feature Request")
 WORDS = ("printer", "boleto", "VPN", "fatura", "login", "café", "naïve", "日本", "ação", "🙂")
 
@@ -116,76 +115,86 @@ class Pair:
 
 
 class Human:
-    """Support agents on both sides: random edits, comments and new records, all logged."""
+    """Support agents on both sides: random edits, comments and new records, all logged.
+
+    They work as the real APIs let them (`syncworker.sandbox.people`): Zenvia lookups that
+    fit the catalogue, a client on every ticket, a closed record reopened first; whatever an
+    action changed (a reopening, an urgency Zenvia cleared) goes into the `EditLog`.
+    """
 
     def __init__(self, stack: Stack, rng: random.Random, edits: EditLog) -> None:
         self.stack, self.rng, self.edits = stack, rng, edits
         self.counts: Counter[str] = Counter()
         self.serial = 0
+        catalogue = stack.zenvia.catalogue
+        self.agents = tuple(agent.id for agent in catalogue.agents)
+        self.zenvia_statuses = statuses_of(catalogue, OPEN_TYPES)
+        self.canonical: dict[Side, dict[str, str]] = {
+            side: {
+                (mapped.crm if side == "crm" else mapped.zenvia): name
+                for name, mapped in stack.mapping.fields.items()
+            }
+            for side in ("crm", "zenvia")
+        }
 
     def _text(self, prefix: str) -> str:
         self.serial += 1
         return f"{prefix} {self.serial} " + " ".join(self.rng.choices(WORDS, k=3))
+
+    def _log(self, side: Side, record_id: str, changed: dict[str, Any]) -> None:
+        """Log each mapped native value an action changed under its canonical name."""
+        for native, value in changed.items():
+            name = self.canonical[side].get(native)
+            if name is not None:
+                self.edits.record(side, record_id, name, value)
+
+    def _zenvia(self) -> ZenviaPerson:
+        return ZenviaPerson(self.stack.zenvia, self.rng, self.rng.choice(self.agents))
+
+    def _salesforce(self) -> SalesforcePerson:
+        return SalesforcePerson(self.stack.salesforce, self.stack.salesforce.agent.user_id)
 
     # -- records ----------------------------------------------------------------------------
 
     def create_case(self, *, log: bool) -> str:
         rng = self.rng
         values = {
-            "subject": self._text("Case"),
-            "status": rng.choice(CRM_STATUSES),
-            "priority": rng.choice(("High", "Medium", "Low")),
-            "category": rng.choice(CRM_TYPES),
-            "owner": rng.choice(OWNER_IDS),
+            "Subject": self._text("Case"),
+            "Status": rng.choice(CRM_STATUSES),
+            "Priority": rng.choice(("High", "Medium", "Low")),
+            "Type": rng.choice(CRM_TYPES),
+            "OwnerId": rng.choice(OWNER_IDS),
         }
         case_id = self.stack.salesforce.agent.create_case(
-            Subject=values["subject"],
-            Status=values["status"],
-            Priority=values["priority"],
-            Type=values["category"],
-            OwnerId=values["owner"],
+            **values,
             Origin=rng.choice(("Web", "Email", "Phone")),
             Description=self._text("Description"),
         )
         if log:
-            for name, value in values.items():
-                self.edits.record("crm", case_id, name, value)
+            self._log("crm", case_id, values)
         self.counts["cases created"] += 1
         return case_id
 
     def create_ticket(self, *, log: bool) -> str:
         rng = self.rng
-        status = rng.choice(sorted(ZENVIA_STATUSES))
-        subject, urgency = self._text("Chamado"), rng.randint(1, 4)
-        category, owner = rng.randint(1, 3), rng.choice(ZENVIA_AGENTS)
-        ticket = self.stack.zenvia.agent.create_ticket(
-            subject,
-            status=status,
-            justification=ZENVIA_STATUSES[status],
-            urgency=urgency,
-            category=category,
-            owner_id=owner,
+        ticket = self._zenvia().create_ticket(
+            self._text("Chamado"),
+            status=rng.choice(self.zenvia_statuses),
+            owner_id=rng.choice(self.agents),
             description=self._text("Descrição") if rng.random() < 0.7 else None,
             public=rng.random() < 0.5,
         )
-        values: dict[str, Any] = {
-            "subject": subject,
-            "status": status,
-            "priority": urgency,
-            "category": category,
-            "owner": owner,
-        }
         ticket_id = str(ticket["id"])
         if log:
-            for name, value in values.items():
-                self.edits.record("zenvia", ticket_id, name, value)
+            self._log("zenvia", ticket_id, {key: _flat(value) for key, value in ticket.items()})
         self.counts["tickets created"] += 1
         return ticket_id
 
     # -- edits ------------------------------------------------------------------------------
 
-    def edit(self, side: Side, record_id: str) -> None:
-        name = self.rng.choice(("subject", "status", "priority", "category", "owner"))
+    def edit(self, side: Side, record_id: str, name: str | None = None) -> None:
+        """Change one mapped field (`name`, or one at random) to a random value."""
+        name = name or self.rng.choice(("subject", "status", "priority", "category", "owner"))
         if side == "crm":
             choices: dict[str, tuple[str, ...]] = {
                 "status": CRM_STATUSES,
@@ -196,41 +205,31 @@ class Human:
             value: Any = (
                 self._text("Edited case") if name == "subject" else self.rng.choice(choices[name])
             )
-            native = {
-                "subject": "Subject",
-                "status": "Status",
-                "priority": "Priority",
-                "category": "Type",
-                "owner": "OwnerId",
-            }[name]
-            self.stack.salesforce.agent.edit(record_id, **{native: value})
+            native = self.stack.mapping.fields[name].crm
+            changed = self._salesforce().edit(record_id, **{native: value})
         else:
-            desk = self.stack.zenvia.agent
+            person = self._zenvia()
             if name == "subject":
-                value = self._text("Chamado editado")
-                desk.edit(record_id, "subject", {"subject": value})
+                changed = person.set_subject(record_id, self._text("Chamado editado"))
             elif name == "status":
-                value = self.rng.choice(sorted(ZENVIA_STATUSES))
-                desk.set_status(record_id, value, ZENVIA_STATUSES[value])
+                changed = person.set_status(record_id, self.zenvia_statuses)
             elif name == "priority":
-                value = self.rng.randint(1, 4)
-                desk.edit(record_id, "urgency", {"urgency": {"id": value}})
+                changed = person.set_urgency(record_id)
             elif name == "category":
-                value = self.rng.randint(1, 3)
-                desk.edit(record_id, "category", {"category": {"id": value}})
+                changed = person.set_category(record_id)
             else:
-                value = self.rng.choice(ZENVIA_AGENTS)
-                desk.edit(record_id, "owner", {"ownerId": value})
-        self.edits.record(side, record_id, name, value)
+                changed = person.set_owner(record_id)
+        self._log(side, record_id, changed)
         self.counts[f"{side} edits"] += 1
 
     def comment(self, side: Side, record_id: str) -> None:
         body = self._text("Comentário" if side == "zenvia" else "Comment")
         public = self.rng.random() < 0.5
         if side == "crm":
-            self.stack.salesforce.agent.add_comment(record_id, body, public=public)
+            changed = self._salesforce().comment(record_id, body, public=public)
         else:
-            self.stack.zenvia.agent.add_action(record_id, body, public=public)
+            changed = self._zenvia().comment(record_id, body, public=public)
+        self._log(side, record_id, changed)
         self.counts[f"{side} comments"] += 1
 
     def act(self, pairs: list[Pair], create_rate: float, comment_rate: float) -> None:
@@ -245,10 +244,20 @@ class Human:
         side = self.rng.choice(pair.sides())
         record_id = pair.crm_id if side == "crm" else pair.zenvia_id
         assert record_id is not None
-        if roll < create_rate + comment_rate:
-            self.comment(side, record_id)
-        else:
-            self.edit(side, record_id)
+        try:
+            if roll < create_rate + comment_rate:
+                self.comment(side, record_id)
+            else:
+                self.edit(side, record_id)
+        except HttpError as refused:
+            # The sync changed the record between what the person read and what they sent
+            # (a category under their urgency): a person would look again; nothing is logged.
+            self.counts[f"{side} actions refused ({refused.code})"] += 1
+
+
+def _flat(value: Any) -> Any:
+    """A rendered Zenvia lookup `{id, name}` as its id, as the connector reads it."""
+    return value["id"] if isinstance(value, dict) and "id" in value else value
 
 
 def after_each_handling(app: SandboxApp, label: str, action: Callable[[], None]) -> None:
@@ -395,6 +404,11 @@ class ChaosRun:
                 injected["429"] = server.counters.throttled
             if injected:
                 counted[name] = injected
+        zenvia = self.stack.zenvia  # always shown: no lockout is worth saying too
+        counted["zenvia lockouts (429 Too many failed requests)"] = {
+            "lockouts": zenvia.lockouts,
+            "requests refused": zenvia.lockout_refusals,
+        }
         return counted
 
     def run(self) -> ChaosResult:

@@ -1,5 +1,6 @@
 """The faults: workers SIGKILLed, flaky remotes, Redis restarted, Postgres connections killed,
-every sync delivered twice.
+every sync delivered twice, a Case edited several times within one second, Salesforce writes
+that become visible late.
 
 Redis and Postgres are shared with other engineers on a development machine, so neither is ever
 restarted here: the Redis scenario runs its own throw-away `redis-server` (no persistence, so a
@@ -25,7 +26,9 @@ from typing import Any
 import psycopg
 import redis
 
-from syncworker.sandbox.server import Faults, RateLimit
+from syncworker.sandbox.salesforce import VisibilityDelay
+from syncworker.sandbox.server import Faults, HttpError, RateLimit
+from syncworker.settings import Settings
 from tests.chaos.runner import ChaosRun, Scenario, after_each_handling
 from tests.conftest import ADMIN_URL
 
@@ -371,3 +374,89 @@ class DeliverTwice(Scenario):
 
     def faults(self, run: ChaosRun) -> dict[str, Any]:
         return {"extra deliveries": self.extra}
+
+
+# -- (f) several edits of one Case within one second ---------------------------------------------
+
+
+class SameSecondEdits(Scenario):
+    """Every turn, a human edits one Case `edits` times within one second, mostly the same
+    field (one turn in six a field at random each time): Salesforce stamps whole seconds, so
+    the edits share one `SystemModstamp`, and a poll run right after the first edit reads that
+    stamp with the first value. Only the last value may end up on both sides."""
+
+    name = "same-second-edits"
+    edits = 3
+
+    def __init__(self) -> None:
+        self.bursts = Counter[str]()
+
+    def tick(self, run: ChaosRun) -> None:
+        case_ids = [pair.crm_id for pair in run.pairs if pair.crm_id]
+        if not case_ids:
+            return
+        case_id = run.rng.choice(case_ids)
+        name = run.rng.choice((None, "subject", "status", "priority", "category", "owner"))
+        time.sleep(1.0 - time.time() % 1.0 + 0.005)  # start at a second's beginning
+        second = int(time.time())
+        try:
+            run.human.edit("crm", case_id, name)
+            run.beat()
+            for _ in range(self.edits - 1):
+                run.human.edit("crm", case_id, name)
+        except HttpError as refused:  # a refused edit ends the burst; counted, not raised
+            self.bursts[f"refused ({refused.code})"] += 1
+            return
+        self.bursts["within one second" if int(time.time()) == second else "spilled over"] += 1
+
+    def faults(self, run: ChaosRun) -> dict[str, Any]:
+        return {f"bursts of {self.edits} Case edits with a poll after the first": dict(self.bursts)}
+
+
+# -- (g) Salesforce writes that become visible late -----------------------------------------------
+
+
+# A fifth of the agents' writes, so the ~40-pair quick run meets several late writes (at 5 %
+# it met one or none); 30 s, well past a poll interval and well below the overlap.
+LATE_WRITES = VisibilityDelay(share=0.2, seconds=30.0)
+
+
+class DelayedVisibility(Scenario):
+    """A share of the Salesforce agents' writes commits late (the sandbox's `visibility_delay`):
+    invisible to the API user for `delay.seconds`, then visible with its earlier stamp; the API
+    user's write to such a Case meets UNABLE_TO_LOCK_ROW meanwhile. Polls catch a late write
+    only because they re-read `poll_overlap_seconds` behind their cursor, so the delay must stay
+    below the overlap: the stack's short test overlap is replaced by the product's default
+    (120 s), and a delay that is not shorter is refused. After the window, beat goes on for one
+    delay, until every late write is visible, before recovery starts."""
+
+    name = "delayed-visibility"
+
+    def __init__(self, delay: VisibilityDelay = LATE_WRITES) -> None:
+        overlap = Settings.model_fields["poll_overlap_seconds"].default
+        if delay.seconds >= overlap:
+            raise ValueError(
+                f"a visibility delay of {delay.seconds} s is not below the poll overlap "
+                f"({overlap} s): polls could never see the late writes"
+            )
+        self.delay, self.overlap = delay, overlap
+
+    def overrides(self) -> dict[str, str]:
+        return {"SYNCWORKER_POLL_OVERLAP_SECONDS": str(self.overlap)}
+
+    def start(self, run: ChaosRun) -> None:
+        run.stack.salesforce.visibility_delay = self.delay
+
+    def stop(self, run: ChaosRun) -> None:
+        run.stack.salesforce.visibility_delay = None
+        every_late_write_visible = time.monotonic() + self.delay.seconds
+        while time.monotonic() < every_late_write_visible:
+            run.beat()
+            time.sleep(run.stack.settings.poll_interval_seconds)
+
+    def faults(self, run: ChaosRun) -> dict[str, Any]:
+        return {
+            f"Salesforce writes visible {self.delay.seconds:.0f} s late": (
+                run.stack.salesforce.late_writes
+            )
+        }

@@ -19,12 +19,14 @@ import tests.stack
 from syncworker.celery_app import app as celery_app
 from tests.chaos.runner import ChaosConfig, ChaosResult, ChaosRun, Scenario, report
 from tests.chaos.scenarios import (
+    DelayedVisibility,
     DeliverTwice,
     FlakyRemotes,
     KillPostgresConnections,
     KillWorkers,
     OwnRedis,
     RestartRedis,
+    SameSecondEdits,
 )
 from tests.stack import running_stack
 
@@ -35,7 +37,15 @@ def forget_broker_connections() -> None:
     celery_app.amqp._producer_pool = None
 
 
-SCENARIOS = ["kill-workers", "flaky-remotes", "redis-restart", "postgres-restart", "deliver-twice"]
+SCENARIOS = [
+    "kill-workers",
+    "flaky-remotes",
+    "redis-restart",
+    "postgres-restart",
+    "deliver-twice",
+    "same-second-edits",
+    "delayed-visibility",
+]
 
 
 @contextmanager
@@ -50,6 +60,10 @@ def scenario_named(
         yield KillPostgresConnections(database)
     elif name == "deliver-twice":
         yield DeliverTwice()
+    elif name == "same-second-edits":
+        yield SameSecondEdits()
+    elif name == "delayed-visibility":
+        yield DelayedVisibility()
     elif name == "redis-restart":
         server = OwnRedis(tmp_path)
         server.start()

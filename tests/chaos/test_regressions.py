@@ -43,19 +43,30 @@ def only_ticket(stack: Stack) -> str:
 
 
 def synced_question(stack: Stack, subject: str) -> tuple[str, str]:
-    """A case of Type Question synced in-process to its ticket: (case id, ticket id)."""
+    """A case of Type Question synced in-process to its ticket: (case id, ticket id). Returns
+    in the next whole second: these tests' later edits must not share a stamp with the sync's
+    read (the same-second-edits chaos scenario covers that)."""
     case_id = stack.salesforce.agent.create_case(
         Subject=subject, Status="New", Origin="Web", Type="Question"
     )
     service.sync_record(stack.runtime, "crm", case_id)
+    next_second()
     return case_id, only_ticket(stack)
+
+
+def next_second() -> None:
+    """Wait for the next whole second: a later edit then gets a later Salesforce stamp."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
 def assert_a_later_case_edit_wins(stack: Stack, case_id: str, ticket_id: str) -> None:
     """The agent changes the case's Type once more; the retry must carry it to the ticket
-    (category is zenvia_wins, so our own unrecorded write would beat it)."""
+    (category is zenvia_wins, so our own unrecorded write would beat it). The edit comes a
+    second after the failed sync's read, as it would for a person, and a poll sees it."""
+    next_second()
     stack.salesforce.agent.edit(case_id, Type="Problem")
     time.sleep(stack.settings.poll_interval_seconds + 0.2)
+    stack.poll()  # the retry runs once a poll has seen the edit (no worker: it runs here)
     service.sync_record(stack.runtime, "crm", case_id)  # the retry
 
     assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"

@@ -1,0 +1,103 @@
+"""The chaos checker knows our comment copies by their text, as the product does (no marker),
+and tells an echo of our own comment by where the comments came from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from syncworker.convergence import SideState
+from syncworker.engine import copy_text
+from syncworker.mapping import Mapping, load_default
+from syncworker.model import RemoteComment, Side
+from syncworker.store.tables import Link
+from tests.chaos.invariants import World, check
+
+WHEN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+CASE = {
+    "Subject": "Printer on fire",
+    "Status": "Working",
+    "Priority": "High",
+    "Type": "Problem",
+    "OwnerId": "005000000000002AAA",
+}
+TICKET = {
+    "subject": "Printer on fire",
+    "status": 2,
+    "urgency": 3,
+    "category": 2,
+    "ownerId": "agent-2",
+}
+HUMAN = RemoteComment("00a1", "500A", "Customer called", True, WHEN, "005000000000002AAA")
+
+
+@pytest.fixture(scope="module")
+def mapping() -> Mapping:
+    return load_default()
+
+
+def copy(mapping: Mapping, original: RemoteComment, source: Side, copy_id: str) -> RemoteComment:
+    """What the engine writes on the other side of `original`."""
+    record = "7" if source == "crm" else "500A"
+    return RemoteComment(
+        copy_id, record, copy_text(mapping, source, original), original.public, WHEN
+    )
+
+
+def world(crm: list[RemoteComment], zenvia: list[RemoteComment], ours: set[str]) -> World:
+    return World(
+        states={
+            "crm": SideState({"500A": CASE}, {"500A": crm}),
+            "zenvia": SideState({"7": TICKET}, {"7": zenvia}),
+        },
+        links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
+        dead_letters=[],
+        ours={
+            "crm": frozenset(i for i in ours if not i.startswith("7:")),
+            "zenvia": frozenset(i for i in ours if i.startswith("7:")),
+        },
+    )
+
+
+def test_a_human_comment_copied_once_without_a_marker_is_in_order(mapping: Mapping) -> None:
+    findings = check(world([HUMAN], [copy(mapping, HUMAN, "crm", "7:2")], {"7:2"}), mapping)
+
+    assert findings.ok, findings.describe()
+    assert findings.comments_checked == 1
+
+
+def test_a_human_comment_never_copied_is_lost(mapping: Mapping) -> None:
+    findings = check(world([HUMAN], [], set()), mapping)
+
+    assert findings.lost == 1
+    assert "case 500A comment 00a1 ('Customer called') is not on ticket 7" in findings.describe()
+
+
+def test_a_comment_copied_twice_is_a_duplicate(mapping: Mapping) -> None:
+    copies = [copy(mapping, HUMAN, "crm", "7:2"), copy(mapping, HUMAN, "crm", "7:3")]
+
+    findings = check(world([HUMAN], copies, {"7:2", "7:3"}), mapping)
+
+    assert findings.duplicates == 1
+    assert "is on ticket 7 2 times" in findings.describe()
+
+
+def test_a_copy_of_our_own_copy_is_an_echo_counted_as_a_duplicate(mapping: Mapping) -> None:
+    ours = copy(mapping, HUMAN, "crm", "7:2")
+    echo = copy(mapping, ours, "zenvia", "00a2")
+
+    findings = check(world([HUMAN, echo], [ours], {"7:2", "00a2"}), mapping)
+
+    assert findings.duplicates == 1
+    assert findings.echoes == ["our ticket 7 comment 7:2 was copied back to case 500A"]
+
+
+def test_a_copy_with_the_wrong_visibility_is_reported(mapping: Mapping) -> None:
+    internal = RemoteComment("7:2", "7", copy_text(mapping, "crm", HUMAN), False, WHEN)
+
+    findings = check(world([HUMAN], [internal], {"7:2"}), mapping)
+
+    assert findings.differences == [
+        "comment visibility: case 500A comment 00a1 ('Customer called') is internal on ticket 7"
+    ]
