@@ -178,6 +178,7 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
             records=chunk,
             fetched_at=fetched_at,
             margin=_settle_margin(rt, side),
+            compare_payloads=True,
         )
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:
@@ -521,7 +522,7 @@ def _load_pair(
             observations.get(side),
             trust_observation=trust_observations,
             as_left=bool(news - {side}) or sweep,
-            every_comment=not trust_observations or (sweep and side == "zenvia"),
+            every_comment=not trust_observations or side in news or (sweep and side == "zenvia"),
         )
     return pair
 
@@ -573,9 +574,16 @@ def _synced(link: Link, side: Side) -> datetime | None:
 
 
 def _news(rt: Runtime, link: Link, side: Side, seen: Observation) -> bool:
-    """Whether the newest observation holds anything the last sync did not read (a boundary
-    read's stamp counts only once read late enough: `repo.needs_sync`)."""
-    return repo.needs_sync(
+    """Whether the newest observation holds anything the last sync did not read: a newer
+    stamp (a boundary read's stamp counts only once read late enough: `repo.needs_sync`), or
+    the same stamp with another payload, which a poll flagged after the last commit (a change
+    committed late with an earlier stamp)."""
+    flagged = (
+        seen.sync_queued_at is not None
+        and link.last_synced_at is not None
+        and seen.observed_at > link.last_synced_at
+    )
+    return flagged or repo.needs_sync(
         seen.version, _synced(link, side), seen.observed_at, _settle_margin(rt, side)
     )
 

@@ -83,6 +83,9 @@ COLLECTION_LIMIT = 200  # records per sObject Collections call
 COMMENT_MAX_BYTES = 4000
 QUOTA_RETRY_AFTER = 300.0  # the daily quota is a rolling 24 h window: look again in 5 minutes
 DEFAULT_RETRY_AFTER = 60.0
+# a listed Case's synthetic field: its comments changed since the listing's start (see
+# `changed_since`); never mapped, never written
+RECENT_COMMENTS = "_recent_comment_ids"
 PARENT_CHUNK = 200  # ids per `WHERE Id IN (...)`, keeping the query URL well under 16 KB
 KEYSET_CHUNK = 10_000  # rows per keyset query after a QUERY_TIMEOUT: five 2,000-row batches
 MIN_KEYSET_CHUNK = 50  # a timeout this small is not about size: give up (transient)
@@ -376,7 +379,9 @@ class SalesforceConnector:
         not themselves changed (SystemModstamp < since: they sort first) are read in one
         `Id IN (...)` query; then one `queryAll` reads every changed Case, live or deleted.
         A query meeting QUERY_TIMEOUT is split into SystemModstamp ranges, down to one second,
-        then Id chunks (`_ranged`).
+        then Id chunks (`_ranged`). Each Case's fields also name its comments changed since
+        `since` (`RECENT_COMMENTS`): a comment committed late carries a stamp older than the
+        version already synced, and only this list shows the poll that something changed.
         """
         since = _aware(since, "since")
         literal = _soql_datetime(since)
@@ -395,6 +400,10 @@ class SalesforceConnector:
         later = [self._listed(row) for row in self._ranged(f"SELECT {columns} FROM Case", since)]
         yield from (item for item in earlier + later if isinstance(item, Unreadable))
         records = [item for item in earlier + later if isinstance(item, RemoteRecord)]
+        seen = _comment_ids_by_parent(changed_comments)
+        records = [
+            replace(r, fields={**r.fields, RECENT_COMMENTS: seen.get(r.id, [])}) for r in records
+        ]
         yield from sorted(_fold_comment_versions(records, newest), key=_order)
 
     def _ranged(self, select: str, since: datetime) -> list[dict[str, Any]]:
@@ -1008,6 +1017,15 @@ def _json(response: httpx.Response) -> object:
             path=f"{response.request.method} {response.request.url.path}",
         ) from exc
     return payload
+
+
+def _comment_ids_by_parent(comments: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for row in comments:
+        parent, comment_id = row.get("ParentId"), row.get("Id")
+        if isinstance(parent, str) and isinstance(comment_id, str):
+            ids.setdefault(parent, []).append(comment_id)
+    return {parent: sorted(found) for parent, found in ids.items()}
 
 
 def _note_newest(newest: dict[str, datetime], comments: Iterable[dict[str, Any]]) -> None:

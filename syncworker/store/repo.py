@@ -6,7 +6,7 @@ database's job (unique constraints + ON CONFLICT); these functions never check-t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -422,6 +422,7 @@ def observe_many(
     records: Sequence[RemoteRecord],
     fetched_at: datetime | None = None,
     margin: timedelta = timedelta(0),
+    compare_payloads: bool = False,
 ) -> list[str]:
     """Store each record whose version is newer than the one stored; return the ids that are
     newer than what was synced and not queued yet (the caller marks them queued and enqueues).
@@ -430,7 +431,8 @@ def observe_many(
     pass over unchanged records writes nothing. `fetched_at` is when the remote was read (not
     when this row is written): a sync may trust the payload only if it was read after the
     pair's last commit; re-reading an unchanged version does not refresh it. `margin`: see
-    `needs_sync`.
+    `needs_sync`. With `compare_payloads` (polls) a record listed again with the same version
+    but another payload (a change committed late, with its earlier stamp) is stored and due.
     """
     latest: dict[str, RemoteRecord] = {}
     for record in records:
@@ -438,6 +440,7 @@ def observe_many(
             latest[record.id] = record
     if not latest:
         return []
+    mine = (Observation.side == side, _one_of(session, col(Observation.remote_id), list(latest)))
     stored = {
         remote_id: (version, synced, queued)
         for remote_id, version, synced, queued in session.exec(
@@ -446,15 +449,27 @@ def observe_many(
                 Observation.version,
                 Observation.synced_version,
                 Observation.sync_queued_at,
-            ).where(
-                Observation.side == side, _one_of(session, col(Observation.remote_id), list(latest))
-            )
+            ).where(*mine)
         )
+    }
+    payloads: dict[str, Mapping[Any, Any]] = (
+        dict(session.exec(select(Observation.remote_id, Observation.payload).where(*mine)).all())
+        if compare_payloads
+        else {}
+    )
+    rewritten = {
+        record.id
+        for record in latest.values()
+        if record.id in payloads
+        and record.version == stored[record.id][0]
+        and record.fields != payloads[record.id]
     }
     newer = [
         record
         for record in latest.values()
-        if record.id not in stored or record.version > stored[record.id][0]
+        if record.id not in stored
+        or record.version > stored[record.id][0]
+        or record.id in rewritten
     ]
     now = fetched_at or utcnow()
     if newer:
@@ -479,13 +494,16 @@ def observe_many(
                 "deleted": statement.excluded.deleted,
                 "observed_at": now,
             },
-            where=statement.excluded.version > Observation.version,
+            where=statement.excluded.version >= Observation.version,
         )
         session.execute(statement)
     due = []
     for record in latest.values():
         version, synced, queued = stored.get(record.id, (record.version, None, None))
-        if queued is None and needs_sync(max(version, record.version), synced, now, margin):
+        changed = record.id in rewritten or needs_sync(
+            max(version, record.version), synced, now, margin
+        )
+        if queued is None and changed:
             due.append(record.id)
     return due
 

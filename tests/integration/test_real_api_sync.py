@@ -9,6 +9,7 @@ import pytest
 
 from syncworker import service
 from syncworker.model import Side
+from syncworker.sandbox.salesforce import VisibilityDelay
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import DeadLetterStatus
@@ -148,3 +149,27 @@ def test_a_case_edited_again_in_the_second_the_poll_read_it_still_reaches_the_ti
     settle_here(stack)
 
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Second edit"
+
+
+def test_a_case_edit_committed_late_reaches_the_ticket_after_our_comment_moved_the_case(
+    stack: Stack,
+) -> None:
+    """A long transaction commits the edit with its earlier stamp, after our comment copy has
+    already moved the case's version past it, and that version was synced for good: the
+    stamp alone never shows the edit."""
+    case_id, ticket_id = synced_pair(stack, "Late commit")
+    committed = time.monotonic() + 10
+    stack.salesforce.visibility_delay = VisibilityDelay(share=1.0, seconds=10)
+    stack.salesforce.agent.edit(case_id, Subject="Committed late")
+    stack.salesforce.visibility_delay = None
+    stack.zenvia.agent.add_action(ticket_id, "Agent note", public=True)
+    settle_here(stack)  # the sweep copies the note onto the case: its version moves on
+    time.sleep(2.5)
+    settle_here(stack)  # that version read again once final
+    assert any("Agent note" in c["CommentBody"] for c in stack.salesforce.comments(case_id))
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Late commit", "not visible yet"
+
+    time.sleep(max(0.0, committed - time.monotonic()) + 0.5)
+    settle_here(stack)
+
+    assert stack.zenvia.ticket(ticket_id)["subject"] == "Committed late"
