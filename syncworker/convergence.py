@@ -6,8 +6,9 @@ fields, and their comments) and the links as (crm id, zenvia id) pairs; it retur
 
 - every live record on each side is in exactly one link, and every link names one live
   record on each side (one case ↔ one ticket, nothing half-linked or dangling);
-- every linked pair agrees on every mapped field under the mapping (`Mapping.agree`, so a lossy
-  value map such as Escalated → 2 counts as agreement);
+- every linked pair agrees on every mapped field under the mapping (`Mapping.settled`, so a
+  lossy value map such as Escalated → 2 counts as agreement), except what waits for a CLOSED
+  ticket to reopen (it takes no edit and no comment until then);
 - every comment a person wrote exists exactly once on the other side, as the copy the engine
   makes (`engine.copy_text`, known by `engine.is_copy_of`), with the same visibility. What
   the sync wrote itself (copies, notices, a create's first action) is not a person's.
@@ -29,7 +30,7 @@ from typing import Any
 from syncworker.engine import copy_text, is_copy_of, is_notice
 from syncworker.mapping import Mapping as FieldMap
 from syncworker.markers import find_marker
-from syncworker.model import SIDES, NativeFields, RemoteComment, Side, other_side
+from syncworker.model import SIDES, BaseStatus, NativeFields, RemoteComment, Side, other_side
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
 
@@ -100,7 +101,10 @@ def check(
     for crm_id, zenvia_id in pairs:
         assert crm_id is not None
         assert zenvia_id is not None
+        closed = _closed(mapping, zenvia.records[zenvia_id])
         for name, field in mapping.fields.items():
+            if closed and field.flows_from("crm"):
+                continue  # waits for the ticket to reopen
             fields_checked += 1
             crm_value = crm.records[crm_id].get(field.crm)
             zenvia_value = zenvia.records[zenvia_id].get(field.zenvia)
@@ -114,7 +118,8 @@ def check(
                 )
         if mapping.comments.sync:
             ids: dict[Side, str] = {"crm": crm_id, "zenvia": zenvia_id}
-            for side in SIDES:
+            sources: tuple[Side, ...] = ("zenvia",) if closed else SIDES
+            for side in sources:
                 found, checked = _comment_differences(mapping, states, ids, side)
                 differences.extend(found)
                 comments_checked += checked
@@ -155,6 +160,11 @@ def _link_differences(states: dict[Side, SideState], links: list[LinkedPair]) ->
                     Difference("dangling link", f"{label}: {_NOUN[side]} {record_id} is gone")
                 )
     return differences
+
+
+def _closed(mapping: FieldMap, ticket: NativeFields) -> bool:
+    status = ticket.get(mapping.status_native("zenvia") or "")
+    return mapping.status_base("zenvia", status) is BaseStatus.CLOSED
 
 
 def _comment_differences(

@@ -30,7 +30,7 @@ from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.http import retry_after_seconds
 
-Priority = Literal["sync", "poll"]
+Priority = Literal["sync", "poll", "sweep"]
 _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
     "request_priority", default="sync"
 )
@@ -42,9 +42,10 @@ _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 @contextmanager
-def background_priority() -> Iterator[None]:
-    """Requests made inside this block are polling: they yield the budget's reserve to syncs."""
-    token = _priority.set("poll")
+def background_priority(priority: Priority = "poll") -> Iterator[None]:
+    """Requests made inside this block are background work: polls yield the budget's reserve
+    to syncs; the comment sweep yields twice that, so a poll always finds a request."""
+    token = _priority.set(priority)
     try:
         yield
     finally:
@@ -188,10 +189,14 @@ class SharedGate:
         self._check_feedback()
         if self.window is None or self._item is None or not self.window.applies_at(self.clock()):
             return
-        if _priority.get() == "poll":
+        priority = _priority.get()
+        if priority != "sync":
             stats = self._limiter.get_window_stats(self._item, self._prefix)
-            if stats.remaining <= self.window.poll_reserve:
-                raise self._limited("budget reserved for syncs", stats.reset_time)
+            reserve = self.window.poll_reserve * (2 if priority == "sweep" else 1)
+            if stats.remaining <= reserve:
+                raise self._limited(
+                    f"budget reserved for what comes before a {priority}", stats.reset_time
+                )
         if not self._limiter.hit(self._item, self._prefix):
             stats = self._limiter.get_window_stats(self._item, self._prefix)
             raise self._limited("shared request budget spent", stats.reset_time)

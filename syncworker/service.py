@@ -396,8 +396,8 @@ def _sync_link(
         return SyncOutcome(link_id=link_id, skipped="link no longer exists")
     pairs = [engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id) for c in rows.comment_links]
     sweep = _sweep_due(rt, rows.link)
-    # a sweep's listing is background work: it never takes the budget's reserve for writes
-    with background_priority() if sweep else contextlib.nullcontext():
+    # a sweep's listing is background work: it leaves the budget's reserve to writes and polls
+    with background_priority("sweep") if sweep else contextlib.nullcontext():
         pair = _load_pair(
             rt, rows.link, rows.observations, trust_observations=not fresh, sweep=sweep
         )

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     zenvia_actions_move_updated_at: bool = False
     zenvia_comment_sweep_seconds: float = Field(default=300.0, ge=0)
     zenvia_sweep_share: float = Field(default=0.3, gt=0, le=1)
-    zenvia_sweep_night_batch: int = Field(default=200, ge=1)
+    zenvia_sweep_night_batch: int = Field(default=50, ge=1)
 
     # The org's My Domain (https://NAME.my.salesforce.com): no default can work, since
     # Salesforce refuses client credentials on login.salesforce.com and test.salesforce.com.

@@ -33,7 +33,7 @@ def runtime(left: int | None, **settings: str) -> Any:
 @pytest.mark.parametrize(
     ("left", "expected"),
     [
-        pytest.param(None, 200, id="night-a-whole-batch"),
+        pytest.param(None, 50, id="night-a-whole-batch"),
         pytest.param(10, 1, id="day-its-share-of-a-poll-interval"),
         pytest.param(2, 0, id="day-never-the-last-requests-the-syncs-need"),
     ],
