@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import random
 import threading
@@ -480,6 +481,28 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
     }
 
 
+def positive_rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate <= 100:
+        raise argparse.ArgumentTypeError(f"{value}: changes a minute, a number in (0, 100]")
+    return rate
+
+
+def at_rate(day: Day, per_minute: float | None) -> Day:
+    """`day` with `per_minute` changes a business minute (night scaled alike), or as it is."""
+    if per_minute is None:
+        return day
+    factor = per_minute * day.business_minutes / day.day_changes
+    return dataclasses.replace(
+        day,
+        day_changes=round(day.day_changes * factor),
+        night_changes=round(day.night_changes * factor),
+    )
+
+
 def plot_path(value: str) -> Path:
     """`--plot`'s argument, refused before the day runs rather than after it."""
     path = Path(value)
@@ -497,14 +520,21 @@ def plot_path(value: str) -> Path:
 
 
 def main() -> None:
-    def add_plot(parser: argparse.ArgumentParser) -> None:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--plot", type=plot_path, metavar="FILE.png", help="draw the day (needs matplotlib)"
         )
+        parser.add_argument(
+            "--per-minute",
+            type=positive_rate,
+            metavar="N",
+            help="changes a business-hours minute (default: 3 quick, ~1.9 full)",
+        )
 
-    opts = options(__doc__ or "", add_arguments=add_plot)
+    opts = options(__doc__ or "", add_arguments=add_arguments)
     load_before = machine()
-    case = run_day(opts, opts.pick(QUICK, FULL), opts.extra["plot"])
+    day = at_rate(opts.pick(QUICK, FULL), opts.extra["per_minute"])
+    case = run_day(opts, day, opts.extra["plot"])
     emit(report("business_day", opts, load_before=load_before, **case))
 
 

@@ -95,3 +95,13 @@ def test_the_plot_draws_a_png(tmp_path: Path) -> None:
     path = business_day.plot_path(str(tmp_path / "day.png"))
     draw(path, trace)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_rate_rescales_the_day_and_a_bad_rate_is_refused() -> None:
+    day = business_day.at_rate(business_day.QUICK, 1.0)
+    assert (day.day_changes, day.night_changes) == (60, 7)
+    assert business_day.at_rate(business_day.QUICK, None) == business_day.QUICK
+    with pytest.raises(argparse.ArgumentTypeError, match=r"fast: changes a minute"):
+        business_day.positive_rate("fast")
+    with pytest.raises(argparse.ArgumentTypeError, match="changes a minute"):
+        business_day.positive_rate("0")
