@@ -1,12 +1,12 @@
 """A support team's business day inside Zenvia's 10 requests a minute, time compressed 20x.
 
-Thousands of linked pairs are seeded (open tickets, their comment sweep spread over one sweep
-interval, as a running deployment leaves them); then, for the business part, agents change
-pairs at a steady rate on both sides (comments, status changes, edits, owner changes), each
-change on its own pair; then a night part with a few more changes. Zenvia is limited exactly as
-in production, 10 requests a window, but the window is WINDOW seconds standing for a minute:
-every duration the product knows (poll interval, sweep interval, overlap, rate window) is
-scaled by the same factor. Business hours end on the real clock (settings and sandbox alike),
+Thousands of linked pairs are seeded (open tickets made the day before, their comment sweep
+spread over one sweep interval, as a running deployment leaves them); then, for the business
+part, agents change pairs at a steady rate on both sides (comments, status changes, edits,
+owner changes), each change on its own pair; then a night part with a few more changes.
+Zenvia is limited exactly as in production, 10 requests a window, but the window is WINDOW
+seconds standing for a minute: every duration the product knows (poll interval, sweep interval,
+overlap, rate window) is scaled by the same factor. Business hours end on the real clock (settings and sandbox alike),
 so the gate and the sandbox lift the limit by themselves when the night starts.
 
 Figures: Zenvia requests per propagated change against the physical minimum (one request per
@@ -15,7 +15,7 @@ polls, actions listings are comment discovery, other reads are re-reads), propag
 (change made -> its write on the other side) by part of the day in real minutes, backlog over
 the day, 429s, and a quiet poll's requests.
 
-    python -m bench.business_day [--full] [--plot FILE.png]
+    python -m bench.business_day [--full] [--plot FILE.png] [--per-minute N]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from bench.common import (
+    OWNERS,
     Options,
     Pair,
     PollLoop,
@@ -69,7 +70,6 @@ WORKER_PROCESSES = 4
 KINDS = ("poll", "comment_discovery", "re_read", "write")
 # What agents do to a ticket in a day, and how often (a guess at a typical desk's mix).
 CHANGE_MIX = (("comment", 0.35), ("status", 0.25), ("edit", 0.25), ("owner", 0.15))
-OWNERS = tuple(f"00500000000000{n}AAA" for n in range(1, 6))
 AGENTS = tuple(f"agent-{n}" for n in range(1, 6))
 ON_HOLD, IN_ATTENDANCE, WAITING_JUSTIFICATION = 3, 2, 11
 
@@ -188,8 +188,8 @@ class Arrivals:
         """The first write to the change's counterpart after it was made."""
         if change.made_at is None:
             return None
-        target = ("zenvia", change.pair.ticket_id) if change.side == "crm" else None
-        target = target or ("crm", change.pair.case_id)
+        pair = change.pair
+        target = ("zenvia", pair.ticket_id) if change.side == "crm" else ("crm", pair.case_id)
         with self.lock:
             later = [t for t in self.times.get(target, ()) if t >= change.made_at]
         return min(later, default=None)
