@@ -6,8 +6,9 @@ part, agents change pairs at a steady rate on both sides (comments, status chang
 owner changes), each change on its own pair; then a night part with a few more changes.
 Zenvia is limited exactly as in production, 10 requests a window, but the window is WINDOW
 seconds standing for a minute: every duration the product knows (poll interval, sweep interval,
-overlap, rate window) is scaled by the same factor. Business hours end on the real clock (settings and sandbox alike),
-so the gate and the sandbox lift the limit by themselves when the night starts.
+overlap, rate window) is scaled by the same factor. Business hours end on the real clock
+(settings and sandbox alike), so the gate and the sandbox lift the limit by themselves when the
+night starts.
 
 Figures: Zenvia requests per propagated change against the physical minimum (one request per
 Zenvia write), what the budget was spent on (by the sandbox's endpoint labels: the listing is
