@@ -15,7 +15,7 @@ import time
 
 from bench.common import ROOT
 
-BENCHMARKS = ("throughput", "efficiency", "rate_budget", "latency", "reconcile")
+BENCHMARKS = ("throughput", "efficiency", "rate_budget", "latency", "reconcile", "business_day")
 
 
 def main() -> int:

@@ -59,6 +59,7 @@ TYPES = ("Question", "Problem", "Feature Request", None)
 class Options:
     full: bool
     profile_dir: Path | None
+    extra: dict[str, Any] = field(default_factory=dict)  # a benchmark's own arguments
 
     @property
     def mode(self) -> str:
@@ -68,8 +69,16 @@ class Options:
         return full if self.full else quick
 
 
-def options(description: str, argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(description=description)
+def options(
+    description: str,
+    argv: Sequence[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> Options:
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
     parser.add_argument("--full", action="store_true", help="the figures run (default: quick)")
     parser.add_argument(
         "--profile",
@@ -82,7 +91,8 @@ def options(description: str, argv: Sequence[str] | None = None) -> Options:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if parsed.profile:
         parsed.profile.mkdir(parents=True, exist_ok=True)
-    return Options(full=parsed.full, profile_dir=parsed.profile)
+    own = {k: v for k, v in vars(parsed).items() if k not in ("full", "profile")}
+    return Options(full=parsed.full, profile_dir=parsed.profile, extra=own)
 
 
 def machine() -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,15 +17,22 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlmodel import Session
 
+from syncworker.connectors.errors import RateLimitedError, RemoteError
 from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.mapping import Mapping
-from syncworker.model import Side
+from syncworker.model import SIDES, Side
+from syncworker.ratelimit import SharedGate, background_priority
 from syncworker.settings import get_settings
 from syncworker.store import repo
 from syncworker.store.db import check_database, session_scope
 from syncworker.store.tables import DeadLetterStatus, Link
 
+if TYPE_CHECKING:
+    from syncworker.runtime import Runtime
+
 console = Console()
+# Syncs queued at once while a listing is read: progress shows, and a stop keeps what was queued.
+QUEUE_PAGE = 100
 # What `links show` tries a bare argument as; a `kind:` prefix picks one.
 LOOKUPS = ("link", "crm", "zenvia")
 
@@ -147,26 +157,113 @@ def resync(
 
     _database()
     _redis()
-    rt = get_runtime()
-    targets = service.resync_targets(
-        rt, crm_id=crm_id, zenvia_id=zenvia_id, since=since, everything=everything
-    )
-    if dry_run:
-        for side, record_id in targets:
-            outcome = service.sync_record(rt, side, record_id, dry_run=True)
-            console.print(f"[bold]{side} {record_id}[/] (link {outcome.link_id})")
-            for line in outcome.plan_lines or [outcome.skipped or "nothing to do"]:
-                console.print(f"  {line}")
-        return
-    from syncworker.tasks import sync
-
-    results = [
-        sync.apply_async(args=(side, record_id, 0, True), queue="sync")
-        for side, record_id in targets
-    ]
+    rt = _waiting_runtime(get_runtime())
+    if crm_id or zenvia_id:
+        targets: Iterator[tuple[Side, str]] = iter(
+            service.resync_targets(rt, crm_id=crm_id, zenvia_id=zenvia_id)
+        )
+    else:
+        targets = _listed(rt, since)
+    done = 0
+    results: list[Any] = []
+    try:
+        # Listing is background work, as a poll is: the syncs keep their share of each window.
+        with background_priority():
+            if dry_run:
+                for side, record_id in targets:
+                    outcome = service.sync_record(rt, side, record_id, dry_run=True)
+                    console.print(f"[bold]{side} {record_id}[/] (link {outcome.link_id})")
+                    for line in outcome.plan_lines or [outcome.skipped or "nothing to do"]:
+                        console.print(f"  {line}")
+                    done += 1
+                return
+            for page in _pages(targets):
+                results += _queue(page)
+                done = len(results)
+                if done >= QUEUE_PAGE:
+                    typer.echo(f"queued {done} sync(s) so far")
+    except RemoteError as error:
+        what = "planned" if dry_run else "queued"
+        raise OperatorError(_stopped(error, f"after {done} sync(s) {what}")) from None
     typer.echo(f"queued {len(results)} sync(s)")
     if wait:
         _wait_for(results)
+
+
+def _listed(rt: Runtime, since: datetime | None) -> Iterator[tuple[Side, str]]:
+    """Every record (or every one changed since `since`) on both sides, as it is listed."""
+    for side in SIDES:
+        connector = rt.connectors[side]
+        for record in connector.changed_since(since) if since else connector.iter_all():
+            yield side, record.id
+
+
+def _pages(targets: Iterator[tuple[Side, str]]) -> Iterator[list[tuple[Side, str]]]:
+    while page := list(itertools.islice(targets, QUEUE_PAGE)):
+        yield page
+
+
+def _queue(page: list[tuple[Side, str]]) -> list[Any]:
+    from syncworker.tasks import sync
+
+    return [
+        sync.apply_async(args=(side, record_id, 0, True), queue="sync") for side, record_id in page
+    ]
+
+
+def _stopped(error: RemoteError, progress: str) -> str:
+    """The line that ends a command a remote stopped: how far it got, when to run it again."""
+    line = f"stopped by {error.describe()} {progress}"
+    if isinstance(error, RateLimitedError):
+        again = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+        line += f"; run the same command again after {again:%H:%M:%S} UTC"
+        if error.remote == "zenvia":
+            line += " or after Zenvia's business hours, when it does not limit"
+        line += " (a record synced twice is not harmed)"
+    return line
+
+
+class _WaitingGate(SharedGate):
+    """The shared gate for an operator's command: a spent window is waited out (a line says
+    so) instead of ending the command; a longer wait (a 429's block, a daily quota) still
+    raises. Workers never wait: this gate exists only in the command's process."""
+
+    longest_wait = 0.0
+
+    def before_request(self, endpoint: str) -> None:
+        while True:
+            try:
+                super().before_request(endpoint)
+            except RateLimitedError as error:
+                if error.retry_after > self.longest_wait:
+                    raise
+                console.print(
+                    f"{self.remote} request budget spent ({error.describe()}): "
+                    f"waiting {error.retry_after:.0f} s",
+                    style="yellow",
+                )
+                time.sleep(error.retry_after)
+            else:
+                return
+
+
+def _waiting_runtime(rt: Runtime) -> Runtime:
+    """`rt` with gates that wait out one budget window (`_WaitingGate`)."""
+    from syncworker.runtime import _closed_zenvia, build_connectors
+
+    gates: dict[Side, SharedGate] = {}
+    for side, gate in rt.gates.items():
+        waiting = _WaitingGate(
+            remote=gate.remote,
+            redis_url=rt.settings.effective_redis_url,
+            window=gate.window,
+            quota=gate.quota,
+            clock=gate.clock,
+        )
+        waiting.longest_wait = rt.settings.zenvia_rate_window_seconds + 1
+        gates[side] = waiting
+    connectors = build_connectors(rt.settings, gates, zenvia_closed=_closed_zenvia(rt.mapping))
+    return dataclasses.replace(rt, gates=gates, connectors=connectors)
 
 
 def _wait_for(results: list[Any]) -> None:
@@ -419,9 +516,12 @@ def links_resolve(
 
     _database()
     side: Side = "crm" if winner == "crm" else "zenvia"
-    outcome = service.resolve_conflict(
-        get_runtime(), link_id, dict.fromkeys(field, side), dry_run=dry_run
-    )
+    try:
+        outcome = service.resolve_conflict(
+            _waiting_runtime(get_runtime()), link_id, dict.fromkeys(field, side), dry_run=dry_run
+        )
+    except RemoteError as error:
+        raise OperatorError(_stopped(error, f"before link {link_id} was settled")) from None
     for line in outcome.plan_lines:
         console.print(f"  {line}")
     console.print(f"link {link_id} is now {outcome.state}")
