@@ -73,7 +73,7 @@ def test_a_pairs_history_tells_its_update_conflict_comment_and_dead_letter_in_or
     ]
     assert story == sorted(story), "the history reads oldest first, newest last"
     assert rows[story[1]]["new"] == "Slow app on Mondays"
-    assert rows[story[2]]["new"] == {"crm": "Medium", "zenvia": 4}
+    assert rows[story[2]]["new"] == {"crm": "Medium", "zenvia": 3}
     assert rows[story[4]]["detail"].startswith("public comment copied from crm comment ")
     error = rows[story[5]]
     assert (error["side"], error["record_id"]) in {("crm", case_id), ("zenvia", ticket_id)}
