@@ -86,7 +86,13 @@ def busy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     name, url = create_throwaway_database("syncworker_security")
     tmp = tmp_path_factory.mktemp("security")
     try:
-        with running_stack(url, tmp, SYNCWORKER_LOG_LEVEL="DEBUG") as stack:
+        # no comment sweep: the busy worker's backlog must drain for these looks
+        with running_stack(
+            url,
+            tmp,
+            SYNCWORKER_LOG_LEVEL="DEBUG",
+            SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600",
+        ) as stack:
             _make_busy(stack)
             yield stack
     finally:

@@ -207,7 +207,12 @@ def test_two_workers_and_duplicate_deliveries_never_double_a_write(stack: Stack)
 def test_a_rate_limited_zenvia_sees_zero_429s(committed_database_url: str, tmp_path: Path) -> None:
     from syncworker.sandbox.server import RateLimit
 
-    overrides = {"SYNCWORKER_ZENVIA_RATE_LIMIT": "10", "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "3"}
+    overrides = {
+        "SYNCWORKER_ZENVIA_RATE_LIMIT": "10",
+        "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "3",
+        # the creates under test, not a sweep that waits on the same small budget
+        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "3600",
+    }
     with running_stack(committed_database_url, tmp_path, **overrides) as stack:
         stack.zenvia_server.faults.rate_limit = RateLimit(requests=10, window_seconds=2.5)
         stack.start_worker(concurrency=4)
@@ -295,6 +300,7 @@ def test_a_manual_conflict_parks_the_link_until_an_operator_resolves_it(
         case_id = stack.salesforce.agent.create_case(Subject="Original", Origin="Web")
         stack.settle()
         ticket_id = str(ticket_for(stack, "Original")["id"])
+        time.sleep(1.1)  # both edits in a second of their own: the conflict is the subject here
 
         stack.salesforce.agent.edit(case_id, Subject="Case says")
         stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Ticket says"})
