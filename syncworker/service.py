@@ -521,7 +521,8 @@ def _load_pair(
             side,
             observations.get(side),
             trust_observation=trust_observations,
-            as_left=bool(news - {side}) or sweep,
+            # a parked conflict keeps old baselines: only a read tells what the side holds
+            as_left=(bool(news - {side}) or sweep) and link.state == LinkState.ACTIVE,
             every_comment=not trust_observations or side in news or (sweep and side == "zenvia"),
         )
     return pair
