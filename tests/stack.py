@@ -207,6 +207,8 @@ class Stack:
             )
             if not (enqueued == 0 and complete):
                 quiet_since = None
+                if not complete:  # the budget stopped a poll: give the window time, as beat does
+                    time.sleep(self.settings.poll_interval_seconds)
                 continue
             if quiet_since is None:
                 quiet_since = started
