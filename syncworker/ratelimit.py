@@ -194,9 +194,8 @@ class SharedGate:
             stats = self._limiter.get_window_stats(self._item, self._prefix)
             reserve = self.window.poll_reserve * (2 if priority == "sweep" else 1)
             if stats.remaining <= reserve:
-                raise self._limited(
-                    f"budget reserved for what comes before a {priority}", stats.reset_time
-                )
+                before = "syncs" if priority == "poll" else "syncs and polls"
+                raise self._limited(f"budget reserved for {before}", stats.reset_time)
         if not self._limiter.hit(self._item, self._prefix):
             stats = self._limiter.get_window_stats(self._item, self._prefix)
             raise self._limited("shared request budget spent", stats.reset_time)
