@@ -166,6 +166,7 @@ def test_a_worker_killed_between_remote_create_and_commit_creates_nothing_twice(
             upsert = "PATCH /services/data/{version}/sobjects/Case/{field}/{value}"
             after_handling(stack.salesforce, upsert, worker.kill)
             stack.zenvia.agent.create_ticket("Crash me")
+            time.sleep(stack.zenvia.listing_lag.total_seconds() + 0.1)  # until listings show it
         stack.poll()
         stack.workers[0].process.wait(timeout=30)  # the hook killed it mid-sync
         stack.start_worker()
