@@ -114,6 +114,7 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
             for chunk in _chunks(_readable(rt, side, connector.changed_since(since)), POLL_CHUNK):
                 outcome.seen += len(chunk)
                 outcome.enqueued += _observe_chunk(rt, side, chunk, fetched_at)
+            _advance_to_listed(rt, side, fetched_at)
         if side == "zenvia":
             outcome.swept = _sweep_comments(rt)
     except RemoteError as error:
@@ -128,6 +129,18 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
             error=outcome.stopped_by,
         )
     return outcome
+
+
+def _advance_to_listed(rt: Runtime, side: Side, fetched_at: datetime) -> None:
+    """After a complete listing, the cursor moves up to what the listing provably held, even
+    when nothing changed: a quiet remote's first poll pins the start (records made before the
+    next poll are then found), and a quiet day's polls list one date, not every date since
+    the last change."""
+    listed_up_to = fetched_at - rt.connectors[side].listing_lag - _settle_margin(rt, side)
+    with session_scope(rt.database_url) as session:
+        cursor = repo.get_cursor(session, side=side)
+        if cursor is None or listed_up_to > cursor.watermark:
+            repo.advance_cursor(session, side=side, watermark=listed_up_to, last_id="")
 
 
 def _sweep_comments(rt: Runtime) -> int:

@@ -88,6 +88,8 @@ class Connector(Protocol):
     requests: RequestCounter
     # The remote's stamps are cut to this: changes within it may share one stamp.
     stamp_precision: timedelta
+    # How long a change may take to show in listings (a poll trusts only what is older).
+    listing_lag: timedelta
 
     def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Records whose own version (or whose comments) changed at or after `since`,

@@ -198,6 +198,7 @@ class SalesforceConnector:
 
     side: Side = "crm"
     stamp_precision = timedelta(seconds=1)  # SystemModstamp stores whole seconds
+    listing_lag = timedelta(0)  # a committed change is queryable at once
     system = "salesforce"
 
     def __init__(

@@ -145,7 +145,7 @@ class ZenviaConnector:
         self._clients_required = clients_required
         if listing_lag_seconds < 0:
             raise ValueError("listing_lag_seconds cannot be negative")
-        self._listing_lag = timedelta(seconds=listing_lag_seconds)
+        self.listing_lag = timedelta(seconds=listing_lag_seconds)
         self._signed = signature_secret is not None
         if signature_secret is not None:
             if not isinstance(signature_secret, SecretStr):
@@ -241,7 +241,7 @@ class ZenviaConnector:
         proves nothing, so it raises RateLimitedError (wait, nothing is lost) instead.
         """
         moments = [_aware(moment, "attempt") for moment in (around, *attempts)]
-        settled = max(moments) + self._listing_lag - _aware(self._clock(), "clock()")
+        settled = max(moments) + self.listing_lag - _aware(self._clock(), "clock()")
         if settled > timedelta(0):
             raise RateLimitedError(
                 "a ticket created by the last attempt may not be listed yet",

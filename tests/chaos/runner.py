@@ -337,6 +337,9 @@ class ChaosRun:
                 self.stack.start_worker(concurrency=self.config.concurrency)
 
     def seed(self) -> None:
+        """People create the pairs' first sides after the first polls, as in a deployment whose
+        beat polls from its start (what existed before is onboarding's job)."""
+        self.stack.poll()
         half = self.config.pairs // 2
         for _ in range(half):
             self.human.create_case(log=False)

@@ -497,3 +497,17 @@ def test_an_operators_resync_lists_every_comment_even_if_the_version_did_not_mov
 
     copies = [a["description"] for a in stack.zenvia.actions(ticket_id)]
     assert sum("Made in the same second as our read" in text for text in copies) == 1
+
+
+@pytest.mark.stack_settings(SYNCWORKER_POLL_OVERLAP_SECONDS="1")
+def test_records_made_on_a_quiet_remote_long_after_the_first_poll_are_found(stack: Stack) -> None:
+    """A first poll that finds nothing still pins where the next one starts: a record made
+    well past the overlap before the next poll is copied, not left to a reconcile."""
+    stack.start_worker()
+    assert all(outcome.seen == 0 and outcome.complete for outcome in stack.poll())
+    stack.salesforce.agent.create_case(Subject="Quiet case", Status="New", Origin="Web")
+    stack.zenvia.agent.create_ticket("Quiet ticket")
+    time.sleep(stack.zenvia.listing_lag.total_seconds() + 1.5)  # listed, and past the overlap
+    stack.settle()
+    assert ticket_for(stack, "Quiet case")
+    assert case_for(stack, "Quiet ticket")
