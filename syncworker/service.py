@@ -19,7 +19,9 @@ from sqlmodel import Session
 from syncworker import engine, history, metrics
 from syncworker.connectors.base import Listed, Unreadable
 from syncworker.connectors.errors import (
+    MalformedResponseError,
     NotFoundError,
+    PermanentError,
     RateLimitedError,
     RemoteError,
     TransientError,
@@ -671,17 +673,52 @@ def _apply(rt: Runtime, pair: _Pair, plan: engine.Plan) -> int:
     last = len(plan.operations) - 1
     for index, operation in enumerate(plan.operations):
         kind: metrics.Kind
-        if isinstance(operation, engine.CreateRecord):
-            kind, written = "create", _create(rt, pair, plan, operation)
-        elif isinstance(operation, engine.UpdateFields):
-            _update(rt, pair, plan, operation, final=index == last)
-            kind, written = "update", True
-        else:
-            kind, written = "comment", _add_comment(rt, pair, operation)
+        try:
+            if isinstance(operation, engine.CreateRecord):
+                kind, written = "create", _create(rt, pair, plan, operation)
+            elif isinstance(operation, engine.UpdateFields):
+                _update(rt, pair, plan, operation, final=index == last)
+                kind, written = "update", True
+            else:
+                kind, written = "comment", _add_comment(rt, pair, operation)
+        except PermanentError as refused:
+            if not isinstance(refused, NotFoundError | MalformedResponseError):
+                _replan_if_ended_meanwhile(rt, pair, operation.side, refused)
+            raise
         if written:
             writes += 1
             metrics.count_propagated(rt.redis, kind, metrics.towards(operation.side))
     return writes
+
+
+def _replan_if_ended_meanwhile(
+    rt: Runtime, pair: _Pair, side: Side, refused: PermanentError
+) -> None:
+    """A write refused because a person closed or canceled the record after we read it (a
+    CLOSED Zenvia ticket takes nothing) is a race, not a defect: the fresh read is recorded
+    and the pair planned again, where the ended record waits, instead of a dead letter. Any
+    other refusal stands (one GET, only on this path)."""
+    planned = pair.records.get(side)
+    if planned is None or _ended(rt, side, planned.fields):
+        return
+    fetched_at = rt.clock()
+    try:
+        current = rt.connectors[side].get(planned.id)
+    except RemoteError:
+        return
+    if not _ended(rt, side, current.fields):
+        return
+    with session_scope(rt.database_url) as session:  # flagged: durable until a sync reads it
+        repo.observe(session, side=side, record=current, fetched_at=fetched_at)
+        repo.mark_queued(session, side=side, remote_ids=[current.id])
+    raise StaleLink(
+        f"{side} record {planned.id} ended while this sync wrote to it "
+        f"({refused.describe()}): planned again"
+    ) from refused
+
+
+def _ended(rt: Runtime, side: Side, fields: NativeFields) -> bool:
+    return rt.mapping.base_status(side, fields) in (BaseStatus.CLOSED, BaseStatus.CANCELED)
 
 
 def _update(
@@ -976,8 +1013,7 @@ def _next_sweep(rt: Runtime, pair: _Pair, plan: engine.Plan) -> datetime | None:
     """When the sweep lists this ticket's comments again: one interval after this sync listed
     them; unchanged if it did not; never for a ticket that is closed or canceled (a closed
     ticket takes no comment) or an account whose actions move updatedAt."""
-    status = (plan.zenvia_baseline or {}).get(rt.mapping.status_native("zenvia") or "")
-    ended = rt.mapping.status_base("zenvia", status) in (BaseStatus.CLOSED, BaseStatus.CANCELED)
+    ended = _ended(rt, "zenvia", plan.zenvia_baseline or {})
     if rt.settings.zenvia_actions_move_updated_at or pair.link.zenvia_id is None or ended:
         return None
     due = pair.link.comments_due_at

@@ -13,7 +13,13 @@ from syncworker.sandbox.salesforce import VisibilityDelay
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import DeadLetterStatus
-from tests.integration.test_sync_flows import held_poll, settle_here, sync_here, synced_pair
+from tests.integration.test_sync_flows import (
+    before_handling,
+    held_poll,
+    settle_here,
+    sync_here,
+    synced_pair,
+)
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -173,3 +179,30 @@ def test_a_case_edit_committed_late_reaches_the_ticket_after_our_comment_moved_t
     settle_here(stack)
 
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Committed late"
+
+
+def test_a_comment_meeting_a_ticket_closed_that_instant_waits_for_its_reopening(
+    stack: Stack,
+) -> None:
+    """Zenvia refuses an action on a CLOSED ticket. An agent who closes it between our read
+    and our post is a race: the pair is planned again on the closed ticket (the comment waits,
+    the case closes), not parked as a dead letter; the comment follows when it reopens."""
+    case_id, ticket_id = synced_pair(stack, "Closed meanwhile")
+    stack.salesforce.agent.add_comment(case_id, "Any news?")
+    close = lambda: stack.zenvia.agent.set_status(ticket_id, 6)  # noqa: E731
+    before_handling(stack.zenvia, "POST /v2/tickets/{ticket_id}/actions", close)
+
+    queued = held_poll(stack)
+    with pytest.raises(service.StaleLink, match="ended while this sync wrote"):
+        sync_here(stack, queued)
+    sync_here(stack, queued)  # the sync task's retry
+    settle_here(stack)
+
+    assert open_letters(stack) == []
+    assert stack.salesforce.agent.case(case_id)["Status"] == "Closed"
+    assert stack.zenvia.ticket(ticket_id)["status"]["type"] == "CLOSED"
+    stack.zenvia.agent.set_status(ticket_id, 2)
+    settle_here(stack)
+    bodies = [action["description"] for action in stack.zenvia.actions(ticket_id)]
+    assert sum("Any news?" in body for body in bodies) == 1
+    assert open_letters(stack) == []

@@ -43,10 +43,23 @@ def case_for(stack: Stack, subject: str) -> dict[str, Any]:
 
 def after_handling(app: SandboxApp, label: str, action: Callable[[], None]) -> None:
     """Run `action` once, right after the sandbox applied a request to `label`."""
+    _once_around(app, label, action, before=False)
+
+
+def before_handling(app: SandboxApp, label: str, action: Callable[[], None]) -> None:
+    """Run `action` once, right before the sandbox handles a request to `label` (a person
+    who acts in the instant between our read and our write)."""
+    _once_around(app, label, action, before=True)
+
+
+def _once_around(app: SandboxApp, label: str, action: Callable[[], None], *, before: bool) -> None:
     route = next(r for r in app.routes if r.label == label)
     original, fired = route.handler, []
 
     def handler(request: Request) -> Response:
+        if before and not fired:
+            fired.append(True)
+            action()
         response = original(request)
         if not fired:
             fired.append(True)
