@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
 from syncworker import engine, history, metrics
-from syncworker.connectors.base import Listed, Unreadable
+from syncworker.connectors.base import Listed, ListingPage, Unreadable
 from syncworker.connectors.errors import (
     MalformedResponseError,
     NotFoundError,
@@ -40,7 +41,7 @@ from syncworker.ratelimit import background_priority
 from syncworker.runtime import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import Link, LinkState, Observation
+from syncworker.store.tables import Cursor, Link, LinkState, Observation
 
 log = logging.getLogger(__name__)
 
@@ -100,23 +101,30 @@ class PollOutcome:
 def poll(rt: Runtime, side: Side) -> PollOutcome:
     """Observe what changed on `side` since the cursor (minus an overlap), enqueue syncs.
 
-    The cursor moves only past records whose sync is durably enqueued. A rate limit stops the
-    poll early; what was done is kept and the next poll continues from there.
+    Each page the remote serves is observed, and its syncs queued, before the next request,
+    so every request is progress. An ordered listing moves the cursor with its records; an
+    unordered one (Zenvia) keeps its position after each page, and the cursor moves only
+    once the whole pass is read. A rate limit stops the poll early; the next poll goes on
+    from there.
     """
     outcome = PollOutcome(side=side)
     connector = rt.connectors[side]
-    overlap = timedelta(seconds=rt.settings.poll_overlap_seconds)
     with session_scope(rt.database_url) as session:
         cursor = repo.get_cursor(session, side=side)
         run_id = _start_run(session, "poll", side)
-    since = (cursor.watermark if cursor else rt.clock()) - overlap
-    fetched_at = rt.clock()
+    listing = _Pass.resumed(cursor) or _Pass.new(rt, cursor)
     try:
         with background_priority():
-            for chunk in _chunks(_readable(rt, side, connector.changed_since(since)), POLL_CHUNK):
-                outcome.seen += len(chunk)
-                outcome.enqueued += _observe_chunk(rt, side, chunk, fetched_at)
-            _advance_to_listed(rt, side, fetched_at)
+            pages = iter(connector.changed_pages(listing.since, listing.resume))
+            while (page := _next_page(rt, pages)) is not None:
+                read_at, records = page[0], list(_readable(rt, side, page[1].records))
+                for chunk in _chunks(records, POLL_CHUNK):
+                    outcome.seen += len(chunk)
+                    outcome.enqueued += _observe_chunk(rt, side, chunk, read_at)
+                if not connector.listing_ordered:
+                    listing.resume = page[1].resume
+                    _save_listing(rt, side, listing)
+            _finish_listing(rt, side, listing.started)
         if side == "zenvia":
             outcome.swept = _sweep_comments(rt)
     except RemoteError as error:
@@ -133,16 +141,64 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
     return outcome
 
 
-def _advance_to_listed(rt: Runtime, side: Side, fetched_at: datetime) -> None:
-    """After a complete listing, the cursor moves up to what the listing provably held, even
-    when nothing changed: a quiet remote's first poll pins the start (records made before the
-    next poll are then found), and a quiet day's polls list one date, not every date since
-    the last change."""
-    listed_up_to = fetched_at - rt.connectors[side].listing_lag - _settle_margin(rt, side)
+@dataclass
+class _Pass:
+    """One poll pass: the `since` it lists from, when it started, and (unordered listings)
+    the connector's position after the last page it observed."""
+
+    since: datetime
+    started: datetime
+    resume: dict[str, Any] | None = None
+
+    @classmethod
+    def new(cls, rt: Runtime, cursor: Cursor | None) -> _Pass:
+        started = rt.clock()
+        overlap = timedelta(seconds=rt.settings.poll_overlap_seconds)
+        return cls((cursor.watermark if cursor else started) - overlap, started)
+
+    @classmethod
+    def resumed(cls, cursor: Cursor | None) -> _Pass | None:
+        stored = cursor.listing if cursor else None
+        if stored is None:
+            return None
+        try:
+            return cls(
+                datetime.fromisoformat(stored["since"]),
+                datetime.fromisoformat(stored["started"]),
+                stored["resume"],
+            )
+        except (KeyError, TypeError, ValueError):  # not a stored pass: start a new one
+            return None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "started": self.started.isoformat(),
+            "resume": self.resume,
+        }
+
+
+def _next_page(rt: Runtime, pages: Iterator[ListingPage]) -> tuple[datetime, ListingPage] | None:
+    """The next page and when its request began (a read's time: whole-second stamps are
+    judged against it)."""
+    read_at = rt.clock()
+    page = next(pages, None)
+    return None if page is None else (read_at, page)
+
+
+def _save_listing(rt: Runtime, side: Side, listing: _Pass) -> None:
     with session_scope(rt.database_url) as session:
-        cursor = repo.get_cursor(session, side=side)
-        if cursor is None or listed_up_to > cursor.watermark:
-            repo.advance_cursor(session, side=side, watermark=listed_up_to, last_id="")
+        repo.save_listing(session, side=side, listing=listing.dump(), start=listing.since)
+
+
+def _finish_listing(rt: Runtime, side: Side, started: datetime) -> None:
+    """After a complete pass the cursor moves up to what the listing provably held, even when
+    nothing changed: a quiet remote's first poll pins the start (records made before the next
+    poll are then found), and a quiet day's polls list one date, not every date since the
+    last change."""
+    listed_up_to = started - rt.connectors[side].listing_lag - _settle_margin(rt, side)
+    with session_scope(rt.database_url) as session:
+        repo.finish_listing(session, side=side, listed_up_to=listed_up_to)
 
 
 def _sweep_comments(rt: Runtime) -> int:
@@ -180,7 +236,7 @@ def _sweep_batch(rt: Runtime) -> int:
 
 
 def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_at: datetime) -> int:
-    """Observations and queued flags, then the messages, then the cursor.
+    """Observations and queued flags, then the messages, then (an ordered listing's) cursor.
 
     The flags commit before the messages go out, so a worker that starts a sync at once sees
     the flag it must clear. A crash between the two leaves flagged records without a message:
@@ -198,11 +254,12 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
         repo.mark_queued(session, side=side, remote_ids=due)
     for record_id in due:
         rt.enqueue_sync(side, record_id)
-    last = max(chunk, key=lambda record: (record.version, record.id))
-    with session_scope(rt.database_url) as session:
-        cursor = repo.get_cursor(session, side=side)
-        if cursor is None or (last.version, last.id) > (cursor.watermark, cursor.last_id):
-            repo.advance_cursor(session, side=side, watermark=last.version, last_id=last.id)
+    if rt.connectors[side].listing_ordered:
+        last = max(chunk, key=lambda record: (record.version, record.id))
+        with session_scope(rt.database_url) as session:
+            cursor = repo.get_cursor(session, side=side)
+            if cursor is None or (last.version, last.id) > (cursor.watermark, cursor.last_id):
+                repo.advance_cursor(session, side=side, watermark=last.version, last_id=last.id)
     return len(due)
 
 

@@ -8,10 +8,10 @@ mapping layer, not the connector, decides what they mean. Every connector takes 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -21,6 +21,7 @@ from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 __all__ = [
     "Connector",
     "Listed",
+    "ListingPage",
     "NativeFields",
     "OpenGate",
     "RemoteComment",
@@ -42,6 +43,15 @@ class Unreadable:
 
 
 Listed = RemoteRecord | Unreadable
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    """One page of a poll's listing, and where a poll that stops after it resumes (a JSON-able
+    position; None once the listing has ended or when its order lets the cursor resume it)."""
+
+    records: list[Listed]
+    resume: dict[str, Any] | None = None
 
 
 class RequestGate(Protocol):
@@ -91,9 +101,20 @@ class Connector(Protocol):
     # How long a change may take to show in listings (a poll trusts only what is older).
     listing_lag: timedelta
 
+    # Whether `changed_pages` lists in ascending (version, id) order: then a poll's cursor
+    # follows the records, else it moves only when a whole listing has been read.
+    listing_ordered: bool
+
     def changed_since(self, since: datetime) -> Iterator[Listed]:
         """Records whose own version (or whose comments) changed at or after `since`,
         in ascending (version, id) order; unreadable ones may come in any position."""
+        ...
+
+    def changed_pages(
+        self, since: datetime, resume: Mapping[str, Any] | None = None
+    ) -> Iterator[ListingPage]:
+        """What `changed_since` finds, a page at a time as the remote serves it (what a poll
+        observes before the next request); `resume` is a page's position, to go on from it."""
         ...
 
     def iter_all(self) -> Iterator[Listed]:

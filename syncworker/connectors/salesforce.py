@@ -55,7 +55,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from syncworker.connectors import http
-from syncworker.connectors.base import Listed, OpenGate, RequestCounter, RequestGate, Unreadable
+from syncworker.connectors.base import (
+    Listed,
+    ListingPage,
+    OpenGate,
+    RequestCounter,
+    RequestGate,
+    Unreadable,
+)
 from syncworker.connectors.errors import (
     AuthError,
     MalformedResponseError,
@@ -199,6 +206,7 @@ class SalesforceConnector:
     side: Side = "crm"
     stamp_precision = timedelta(seconds=1)  # SystemModstamp stores whole seconds
     listing_lag = timedelta(0)  # a committed change is queryable at once
+    listing_ordered = True
     system = "salesforce"
 
     def __init__(
@@ -406,6 +414,13 @@ class SalesforceConnector:
             replace(r, fields={**r.fields, RECENT_COMMENTS: seen.get(r.id, [])}) for r in records
         ]
         yield from sorted(_fold_comment_versions(records, newest), key=_order)
+
+    def changed_pages(
+        self, since: datetime, resume: Mapping[str, Any] | None = None
+    ) -> Iterator[ListingPage]:
+        """`changed_since` as one page: it is ordered, so a stopped poll resumes from its
+        cursor, and `resume` is never needed."""
+        yield ListingPage(list(self.changed_since(since)))
 
     def _ranged(self, select: str, since: datetime) -> list[dict[str, Any]]:
         """queryAll `select` (its columns include Id) over SystemModstamp ≥ since. A range that

@@ -21,9 +21,11 @@ Request costs, since the account allows 10 requests/min in business hours:
 - `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
 - `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
   `justification` costs an extra GET for the current status);
-- `changed_since` ≥ 2 per calendar date in [since, now]: `updatedAt` = that date, and
-  `createdAt` = that date for never-edited tickets whose `updatedAt` is null (1 per 100
-  tickets each), re-listed at most twice more when `x-total` moves during paging;
+- `changed_pages` (a poll's pass; `changed_since` is one whole pass) ≥ 2 per calendar date
+  in [since, now]: `updatedAt` = that date, and `createdAt` = that date for never-edited
+  tickets whose `updatedAt` is null (1 per 100 tickets each); a past date's listing whose
+  total shrank is read again (`zenvia_pass`). A pass stopped by the budget goes on from its
+  next page, so each request is progress;
 - `find_created` lists `createdAt` for each distinct date within a day of any attempt (D
   dates: 3 for one attempt, up to 3 per attempt on distinct days), the attempts' own dates
   first, and after each date checks its new candidates' actions (1 request each, more only
@@ -45,7 +47,14 @@ import httpx
 from pydantic import SecretStr
 
 from syncworker.connectors import http
-from syncworker.connectors.base import Listed, OpenGate, RequestCounter, RequestGate, Unreadable
+from syncworker.connectors.base import (
+    Listed,
+    ListingPage,
+    OpenGate,
+    RequestCounter,
+    RequestGate,
+    Unreadable,
+)
 from syncworker.connectors.errors import (
     AuthError,
     MalformedResponseError,
@@ -55,6 +64,7 @@ from syncworker.connectors.errors import (
     RemoteError,
     TransientError,
 )
+from syncworker.connectors.zenvia_pass import ListingPass
 from syncworker.connectors.zenvia_signature import SignatureAuth
 from syncworker.markers import marker, with_marker
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
@@ -68,7 +78,7 @@ MAX_PAGE_SIZE = 100
 API_ORIGIN = "TICKETS_API"
 DEFAULT_RETRY_AFTER = 60.0
 _MAX_PAGES = 10_000
-_MAX_RELISTS = 2
+_DATE_STAMPS = ("updatedAt", "createdAt")
 _OPEN_GATE = OpenGate()
 
 # native field → (PATCH attribute, body key, kind), in PATCH order: each of type, service,
@@ -111,6 +121,7 @@ class ZenviaConnector:
 
     side: Side = "zenvia"
     stamp_precision = timedelta(milliseconds=1)
+    listing_ordered = False  # undocumented: a poll's pass reads every page
     system = "zenvia"
 
     def __init__(
@@ -180,40 +191,59 @@ class ZenviaConnector:
                 yield self._listed(raw)
 
     def changed_since(self, since: datetime) -> Iterator[Listed]:
-        """Tickets with `updatedAt` ≥ `since`, ascending (version, id).
-
-        The `updatedAt` filter takes a DATE: every calendar date from `since` to now is listed
-        (whether the API reads it as "on" or "since" that date, the union is the same), the
-        full timestamp is compared here, and duplicates are merged keeping the newest. A
-        never-edited ticket's `updatedAt` may be null (no date matches it), so each date's
-        `createdAt` listing is read too.
-        """
-        since = _aware(since, "since")
-        now = _aware(self._clock(), "clock()")
-        days = self._dates(since, now)
+        """Tickets with `updatedAt` ≥ `since`, ascending (version, id): one whole pass of
+        `changed_pages`, duplicates merged keeping the newest."""
         found: dict[str, RemoteRecord] = {}
         unreadable: dict[str, Unreadable] = {}
-        listings = (
-            [self.iter_all()]
-            if len(days) > self._max_filter_days
-            else [
-                self._stable_listing({stamp: day.isoformat()})
-                for day in days
-                for stamp in ("updatedAt", "createdAt")
-            ]
-        )
-        for listing in listings:
-            for item in listing:
+        for page in self.changed_pages(since):
+            for item in page.records:
                 if isinstance(item, Unreadable):
                     unreadable[item.id] = item
                 else:
                     _keep_newest(found, item)
-        selected = sorted(
-            (r for r in found.values() if r.version >= since), key=lambda r: (r.version, r.id)
-        )
-        log.debug("zenvia changed_since: %d dates, %d records", len(days), len(selected))
         yield from (item for item in unreadable.values() if item.id not in found)
-        yield from selected
+        yield from sorted(found.values(), key=lambda r: (r.version, r.id))
+
+    def changed_pages(
+        self, since: datetime, resume: Mapping[str, Any] | None = None
+    ) -> Iterator[ListingPage]:
+        """Tickets with `updatedAt` ≥ `since`, a page at a time, each page with the position
+        after it (`zenvia_pass`: a poll the budget stops goes on from there).
+
+        The `updatedAt` filter takes a DATE: every calendar date from `since` to now is listed
+        (whether the API reads it as "on" or "since" that date, the union is the same) and the
+        full timestamp is compared here. A never-edited ticket's `updatedAt` may be null (no
+        date matches it), so each date's `createdAt` listing is read too. Past
+        `max_filter_days` dates, every ticket is listed instead. The order is undocumented, so
+        every page is read; a ticket may come twice (callers keep the newest).
+        """
+        since = _aware(since, "since")
+        position = ListingPass.load(resume) if resume is not None else None
+        if position is None:
+            position = ListingPass(self._listings(since))
+        previous: list[object] | None = None
+        while not position.done:
+            listing, page = position.index, position.page
+            items, total = self._page("/tickets", "GET /tickets", position.params(), page)
+            if items and items == previous:
+                raise _malformed(f"GET /tickets page {page} repeats page {page - 1}", "/tickets")
+            position = position.after(items=len(items), total=total, page_size=self._page_size)
+            if position.page > _MAX_PAGES:
+                raise _malformed(f"GET /tickets did not end after {_MAX_PAGES} pages", "/tickets")
+            same_listing = position.index == listing and position.page == page + 1
+            previous = items if same_listing else None
+            records = [
+                listed
+                for listed in map(self._listed, items)
+                if not isinstance(listed, RemoteRecord) or listed.version >= since
+            ]
+            yield ListingPage(records, None if position.done else position.dump())
+
+    def _listings(self, since: datetime) -> tuple[tuple[str, str], ...]:
+        days = self._dates(since, _aware(self._clock(), "clock()"))
+        if len(days) > self._max_filter_days:
+            return (("", ""),)
+        return tuple((stamp, day.isoformat()) for day in days for stamp in _DATE_STAMPS)
 
     def list_comments(self, record_id: str) -> list[RemoteComment]:
         ticket = _segment(record_id)
@@ -447,13 +477,7 @@ class ZenviaConnector:
         """Yield (items, x-total) page by page until a short page or the stated total."""
         previous: list[object] | None = None
         for page in range(1, _MAX_PAGES + 1):
-            response = self._call(
-                "GET", path, endpoint, params={**params, "page": page, "size": self._page_size}
-            )
-            items = _json(response, "page")
-            if not isinstance(items, list):
-                raise _malformed(f"{endpoint} page {page} is not a JSON array", endpoint)
-            total = _header_int(response, "x-total", endpoint)
+            items, total = self._page(path, endpoint, params, page)
             if items and items == previous:
                 raise _malformed(f"{endpoint} page {page} repeats page {page - 1}", endpoint)
             yield items, total
@@ -464,18 +488,17 @@ class ZenviaConnector:
             previous = items
         raise _malformed(f"{endpoint} did not end after {_MAX_PAGES} pages", endpoint)
 
-    def _stable_listing(self, params: Mapping[str, str]) -> Iterator[Listed]:
-        """List all pages; when `x-total` moved while paging (a ticket left or joined this
-        date, shifting the pages), list again, at most twice more; callers merge duplicates."""
-        for _attempt in range(_MAX_RELISTS + 1):
-            totals: set[int | None] = set()
-            for items, total in self._pages("/tickets", "GET /tickets", params):
-                totals.add(total)
-                for raw in items:
-                    yield self._listed(raw)
-            if len(totals) <= 1:
-                return
-            log.debug("zenvia listing %s moved while paging; listing again", dict(params))
+    def _page(
+        self, path: str, endpoint: str, params: Mapping[str, str | int], page: int
+    ) -> tuple[list[object], int | None]:
+        """One page's items and the `x-total` it states."""
+        response = self._call(
+            "GET", path, endpoint, params={**params, "page": page, "size": self._page_size}
+        )
+        items = _json(response, "page")
+        if not isinstance(items, list):
+            raise _malformed(f"{endpoint} page {page} is not a JSON array", endpoint)
+        return items, _header_int(response, "x-total", endpoint)
 
     def _first_actions_carry(self, record_id: str, wanted: str) -> bool:
         """Whether an action carries `wanted` (only the create's first action carries its key;

@@ -297,6 +297,26 @@ def advance_cursor(session: Session, *, side: Side, watermark: datetime, last_id
     session.add(cursor)
 
 
+def save_listing(
+    session: Session, *, side: Side, listing: dict[str, Any] | None, start: datetime
+) -> None:
+    """Where the side's poll pass goes on. A side polled for the first time gets its cursor at
+    `start`, where the pass lists from."""
+    cursor = session.get(Cursor, side) or Cursor(side=side, watermark=start, last_id="")
+    cursor.listing, cursor.updated_at = listing, utcnow()
+    session.add(cursor)
+
+
+def finish_listing(session: Session, *, side: Side, listed_up_to: datetime) -> None:
+    """A pass read its whole listing: no position to keep, and the watermark moves up to what
+    the listing provably held (never back)."""
+    cursor = session.get(Cursor, side) or Cursor(side=side, watermark=listed_up_to, last_id="")
+    if listed_up_to > cursor.watermark:
+        cursor.watermark, cursor.last_id = listed_up_to, ""
+    cursor.listing, cursor.updated_at = None, utcnow()
+    session.add(cursor)
+
+
 # -- intents ----------------------------------------------------------------------------------
 
 

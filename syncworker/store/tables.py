@@ -82,13 +82,16 @@ class Link(SQLModel, table=True):
 
 
 class Cursor(SQLModel, table=True):
-    """How far polling of one side has durably got: watermark plus the last id at it."""
+    """How far polling of one side has durably got: watermark plus the last id at it, and,
+    while a pass over an unordered listing is under way, where it goes on (`listing`: the
+    pass's `since` and start, and the connector's position after its last page read)."""
 
     __tablename__ = "cursors"
 
     side: str = Field(primary_key=True, max_length=16)
     watermark: datetime = _ts()
     last_id: str = Field(default="", max_length=64)
+    listing: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     updated_at: datetime = _ts()
 
 

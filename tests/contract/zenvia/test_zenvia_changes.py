@@ -198,3 +198,27 @@ def test_changed_since_uses_the_full_listing_for_a_long_span(
 def test_changed_since_refuses_a_naive_cursor(connector: ZenviaConnector) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         list(connector.changed_since(datetime(2026, 3, 10, 12, 0)))
+
+
+def test_a_pass_resumed_after_a_stop_misses_nothing_it_began_with_and_reads_each_page_once(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    """Pages shift when tickets join a date's listing between two polls; the pass goes on
+    from its next page, never back to the first, and still lists every ticket it began with."""
+    sandbox.listing_lag = timedelta(0)
+    since = clock.current - timedelta(minutes=1)
+    began_with = set(sandbox.agent.populate(250))  # never edited: the createdAt listing
+    pages = connector.changed_pages(since)
+    first = [next(pages) for _ in range(2)]  # updatedAt's one page, createdAt's first
+    assert first[1].resume is not None
+    clock.advance(seconds=5)
+    for n in range(30):  # between two polls, new tickets take places early and late in the order
+        sandbox.agent.create_ticket(f"entre duas sondagens {n}")
+    rest = list(connector.changed_pages(since, first[1].resume))
+
+    listed = {r.id for page in first + rest for r in page.records}
+    assert began_with <= listed
+    assert rest[-1].resume is None, "the last page ends the pass"
+    assert all(page.resume is not None for page in first + rest[:-1])
+    assert connector.requests.by_endpoint == {"GET /tickets": len(first) + len(rest)}
+    assert len(first) + len(rest) == 1 + 3, "280 created tickets are 3 pages; none read twice"
