@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 POLL_CHUNK = 100
 # A queued sync not started after this long is presumed lost and queued again by reconcile.
-STALE_QUEUED_SECONDS = 900
 
 
 class StaleLink(Exception):
@@ -105,7 +104,7 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
     so every request is progress. An ordered listing moves the cursor with its records; an
     unordered one (Zenvia) keeps its position after each page, and the cursor moves only
     once the whole pass is read. A rate limit stops the poll early; the next poll goes on
-    from there.
+    from there. Syncs queued long ago whose message may be lost are sent again first.
     """
     outcome = PollOutcome(side=side)
     connector = rt.connectors[side]
@@ -113,6 +112,7 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
         cursor = repo.get_cursor(session, side=side)
         run_id = _start_run(session, "poll", side)
     listing = _Pass.resumed(cursor) or _Pass.new(rt, cursor)
+    outcome.enqueued += _requeue_stale(rt, side)
     try:
         with background_priority():
             pages = iter(connector.changed_pages(listing.since, listing.resume))
@@ -240,7 +240,7 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
 
     The flags commit before the messages go out, so a worker that starts a sync at once sees
     the flag it must clear. A crash between the two leaves flagged records without a message:
-    the cursor has not moved, and reconcile re-queues flags older than STALE_QUEUED_SECONDS.
+    the cursor has not moved, and a later poll re-sends flags older than `stale_queued_seconds`.
     """
     with session_scope(rt.database_url) as session:
         due = repo.observe_many(
@@ -1179,7 +1179,6 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
                     outcome.enqueued += _reconcile_chunk(rt, side, chunk)
         outcome.complete = True
         outcome.orphans = _enqueue_orphans(rt, seen)
-        outcome.enqueued += _requeue_stale(rt)
     except RemoteError as failure:
         error = failure.describe()
         log.warning("reconcile stopped early, no orphan check this time: %s", error)
@@ -1235,13 +1234,15 @@ def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
     return count
 
 
-def _requeue_stale(rt: Runtime) -> int:
-    """Syncs marked queued long ago whose message was lost (e.g. a Redis restart)."""
-    cutoff = rt.clock() - timedelta(seconds=STALE_QUEUED_SECONDS)
+def _requeue_stale(rt: Runtime, side: Side) -> int:
+    """Syncs marked queued long ago whose message may be lost (a Redis restart, a worker
+    killed holding it): sent again, their flags renewed first, as a poll's are."""
+    cutoff = rt.clock() - timedelta(seconds=rt.settings.stale_queued_seconds)
     with session_scope(rt.database_url) as session:
-        stale = [(o.side, o.remote_id) for o in repo.stale_queued(session, older_than=cutoff)]
-    for side, record_id in stale:
-        rt.enqueue_sync("crm" if side == "crm" else "zenvia", record_id)
+        stale = repo.stale_queued(session, side=side, older_than=cutoff)
+        repo.mark_queued(session, side=side, remote_ids=stale)
+    for record_id in stale:
+        rt.enqueue_sync(side, record_id)
     return len(stale)
 
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # may be followed by a change carrying the same stamp, so it is read again later.
     clock_skew_seconds: float = Field(default=1.0, ge=0)
     reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
+    # A sync flagged queued this long ago whose message may be lost (a worker killed holding
+    # it comes back only after the visibility timeout): the next poll of its side re-sends it.
+    stale_queued_seconds: float = Field(default=900.0, gt=0)
     mapping_file: Path | None = None
 
     visibility_timeout_seconds: int = Field(

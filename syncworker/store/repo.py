@@ -638,10 +638,12 @@ def give_up_version(session: Session, *, side: Side, remote_id: str) -> None:
     )
 
 
-def stale_queued(session: Session, *, older_than: datetime) -> Sequence[Observation]:
-    """Syncs marked queued long ago whose message may have been lost with a broker restart."""
-    query = select(Observation).where(col(Observation.sync_queued_at) < older_than)
-    return session.exec(query).all()
+def stale_queued(session: Session, *, side: Side, older_than: datetime) -> list[str]:
+    """Records of `side` marked queued before `older_than`: their message may be lost."""
+    query = select(Observation.remote_id).where(
+        col(Observation.side) == side, col(Observation.sync_queued_at) < older_than
+    )
+    return list(session.exec(query))
 
 
 def backlog(session: Session) -> int:

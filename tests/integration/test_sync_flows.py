@@ -524,3 +524,19 @@ def test_records_made_on_a_quiet_remote_long_after_the_first_poll_are_found(stac
     stack.settle()
     assert ticket_for(stack, "Quiet case")
     assert case_for(stack, "Quiet ticket")
+
+
+@pytest.mark.stack_settings(
+    SYNCWORKER_STALE_QUEUED_SECONDS="2", SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600"
+)
+def test_a_sync_whose_message_a_killed_worker_took_is_sent_again_by_a_poll(stack: Stack) -> None:
+    case_id, _ = synced_pair(stack, "Message lost")
+    with session_scope(stack.database_url) as session:  # queued; the message died with a worker
+        repo.mark_queued(session, side="crm", remote_ids=[case_id])
+
+    assert held_poll(stack) == [], "not stale yet: its message may still be on its way"
+    time.sleep(2)
+    assert held_poll(stack) == [("crm", case_id)]
+    assert held_poll(stack) == [], "sent once: the flag is renewed with the message"
+    sync_here(stack, [("crm", case_id)])
+    assert stack.backlog() == 0
