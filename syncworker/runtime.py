@@ -102,6 +102,8 @@ def build_connectors(
             signature_secret=settings.zenvia_signature_secret,
             closed_statuses=zenvia_closed,
             listing_lag_seconds=settings.zenvia_listing_lag_seconds,
+            # a create lands within its request's timeout, give or take the clocks' difference
+            send_window_seconds=settings.http_timeout_seconds + 2 * settings.clock_skew_seconds,
         ),
         "crm": SalesforceConnector(
             client(),

@@ -26,13 +26,15 @@ Request costs, since the account allows 10 requests/min in business hours:
   tickets whose `updatedAt` is null (1 per 100 tickets each); a past date's listing whose
   total shrank is read again (`zenvia_pass`). A pass stopped by the budget goes on from its
   next page, so each request is progress;
-- `find_created` lists `createdAt` for each distinct date within a day of any attempt (D
-  dates: 3 for one attempt, up to 3 per attempt on distinct days), the attempts' own dates
-  first, and after each date checks its new candidates' actions (1 request each, more only
-  past 100 actions; API-created and closest to an attempt first), stopping at the first hit.
-  Worst case D + (tickets created on those dates); found: usually 1 listing + 1 actions
-  request. Within `listing_lag_seconds` of the newest attempt it sends nothing and raises
-  RateLimitedError (a lagging listing would wrongly say "not created").
+- `find_created` lists `createdAt` (1 per 100 tickets created that date) for each distinct
+  date an attempt's send window touches (D dates: usually 1, 2 across midnight in either
+  zone), the attempts' own dates first, and after each date checks the actions of its new
+  candidates, the tickets created within the send window of an attempt (1 request each,
+  more only past 100 actions; API-created and closest to an attempt first), stopping at the
+  first hit. Worst case D listings + (tickets created within a minute of an attempt); found:
+  usually 1 listing + 1 actions request. Within `listing_lag_seconds` of the newest attempt
+  it sends nothing and raises RateLimitedError (a lagging listing would wrongly say "not
+  created").
 """
 
 from __future__ import annotations
@@ -116,7 +118,9 @@ class ZenviaConnector:
     a create without clients before sending it. With `signature_secret` (a signature-mode
     token's secret) every request is signed: the connector sets the client's `auth`.
     `closed_statuses` are the status ids of base type CLOSED (also learned from reads).
-    `listing_lag_seconds` is how long a new ticket may be missing from date listings.
+    `listing_lag_seconds` is how long a new ticket may be missing from date listings;
+    `send_window_seconds` how far from a create's send its ticket's `createdAt` may be (the
+    request timeout plus the clocks' difference): `find_created` looks no further.
     """
 
     side: Side = "zenvia"
@@ -139,6 +143,7 @@ class ZenviaConnector:
         signature_secret: str | SecretStr | None = None,
         closed_statuses: Iterable[int] = (),
         listing_lag_seconds: float = 5.0,
+        send_window_seconds: float = 60.0,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -157,6 +162,9 @@ class ZenviaConnector:
         if listing_lag_seconds < 0:
             raise ValueError("listing_lag_seconds cannot be negative")
         self.listing_lag = timedelta(seconds=listing_lag_seconds)
+        if send_window_seconds <= 0:
+            raise ValueError("send_window_seconds must be positive")
+        self._send_window = timedelta(seconds=send_window_seconds)
         self._signed = signature_secret is not None
         if signature_secret is not None:
             if not isinstance(signature_secret, SecretStr):
@@ -258,12 +266,14 @@ class ZenviaConnector:
     def find_created(
         self, idempotency_key: str, *, around: datetime, attempts: Sequence[datetime] = ()
     ) -> RemoteRecord | None:
-        """The ticket whose first action carries this key's marker, created within a day of
-        `around` or of any of `attempts` (each send's time: a retry days later may be the one
-        that created it).
+        """The ticket whose first action carries this key's marker, created within
+        `send_window` of `around` or of any of `attempts` (each send's time: a retry days
+        later may be the one that created it; a send lands within its timeout, give or take
+        the clocks' difference).
 
         Subject-independent (a human may have renamed it): candidates come from the
-        `createdAt` date filter, one listing per distinct date, the attempts' own dates first;
+        `createdAt` date filter, one listing per distinct date those windows touch, the
+        attempts' own dates first; only tickets created inside a window are candidates, and
         each date's new candidates have their first actions page searched for the marker
         before the next date is listed, so the search stops at the first hit.
 
@@ -289,7 +299,7 @@ class ZenviaConnector:
                     "/tickets", "GET /tickets", {"createdAt": day.isoformat()}
                 )
                 for record in (self._record(raw) for raw in items)
-                if record.id not in seen
+                if record.id not in seen and self._sent_within_window(record, moments)
             ]
             seen.update(record.id for record in fresh)
             for record in sorted(fresh, key=lambda r: _likelihood(r, moments)):
@@ -519,14 +529,18 @@ class ZenviaConnector:
         return False
 
     def _dates_around(self, moments: Sequence[datetime]) -> list[date]:
-        """Each distinct date within a day of a moment (in every zone), their own dates first,
-        the newest moment's first among equals."""
+        """Each distinct date the send windows touch (in every zone): the moments' own dates
+        first, the newest moment's first among equals."""
         ordered: dict[date, None] = {}
-        for delta in (0, -1, 1):
+        for offset in (timedelta(0), -self._send_window, self._send_window):
             for moment in sorted(moments, reverse=True):
                 for zone in self._zones:
-                    ordered[moment.astimezone(zone).date() + timedelta(days=delta)] = None
+                    ordered[(moment + offset).astimezone(zone).date()] = None
         return list(ordered)
+
+    def _sent_within_window(self, record: RemoteRecord, moments: Sequence[datetime]) -> bool:
+        created = _parse_time(record.fields["createdAt"], "createdAt", record.id)
+        return any(abs(created - moment) <= self._send_window for moment in moments)
 
     def _dates(self, start: datetime, end: datetime) -> list[date]:
         days: set[date] = set()

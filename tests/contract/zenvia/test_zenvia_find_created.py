@@ -67,11 +67,32 @@ def test_find_created_returns_none_when_nothing_was_created_and_checks_every_can
     clock.advance(seconds=5)  # past the listing lag
 
     assert connector.find_created(KEY, around=around) is None
-    assert connector.requests.by_endpoint["GET /tickets"] == 3
+    assert connector.requests.by_endpoint["GET /tickets"] == 1  # the one date the window touches
     assert connector.requests.by_endpoint["GET /tickets/{id}/actions"] == 5
 
 
-def test_find_created_looks_one_day_either_side_of_around(
+def test_find_created_checks_only_tickets_created_within_the_send_window(
+    connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
+) -> None:
+    """A busy day's other tickets are no candidates: a retry costs the date's listing and the
+    few tickets created around its attempts, not one request per ticket of the day."""
+    for _ in range(40):
+        clock.advance(minutes=5)
+        sandbox.agent.create_ticket("outro pedido do dia")
+    attempt = clock.advance(minutes=5)
+    connector.create(FIELDS, idempotency_key=OTHER_KEY)
+    clock.advance(minutes=5)
+    sandbox.agent.create_ticket("mais um")
+
+    assert connector.find_created(KEY, around=attempt) is None
+    assert connector.requests.by_endpoint == {
+        "POST /tickets": 1,
+        "GET /tickets": 1,
+        "GET /tickets/{id}/actions": 1,  # only the ticket created at the attempt
+    }
+
+
+def test_find_created_looks_across_midnight_when_the_send_window_does(
     connector: ZenviaConnector, sandbox: ZenviaSandbox, clock: Any
 ) -> None:
     clock.set(datetime(2026, 3, 10, 23, 59, 59, tzinfo=UTC))
@@ -153,8 +174,8 @@ def test_find_created_lists_each_date_once_and_stops_at_the_first_match(
 
     connector.requests.by_endpoint.clear()
     assert connector.find_created(OTHER_KEY, around=morning, attempts=[morning, afternoon]) is None
-    assert connector.requests.by_endpoint == {  # 3 dates, not 6; one candidate, checked once
-        "GET /tickets": 3,
+    assert connector.requests.by_endpoint == {  # one date for both; one candidate, checked once
+        "GET /tickets": 1,
         "GET /tickets/{id}/actions": 1,
     }
 
