@@ -377,6 +377,11 @@ def _plan_merge(pair: _Pair) -> Plan:
             writes[loser][field.native(loser)] = value
             baselines[loser][field.native(loser)] = value
             notes.append(mapping.adaptation(name, winner, values[winner]))
+    reasserted = mapping.with_dependents(
+        writes["zenvia"], records["crm"].fields, records["zenvia"].fields
+    )
+    baselines["zenvia"].update(reasserted)
+    writes["zenvia"] = reasserted
     if canceled_now:
         cancel_notice = _cancel_notice(pair, records["crm"].id)
     copies, pairs = _copy_comments(pair, {side: records[side].id for side in SIDES})

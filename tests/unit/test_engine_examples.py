@@ -650,3 +650,21 @@ def test_a_comment_made_as_the_case_closes_reaches_the_ticket_before_it_closes()
     comment, close = result.operations
     assert isinstance(comment, AddComment)
     assert close == UpdateFields("zenvia", "77", {"status": 6})
+
+
+def test_a_category_change_rewrites_an_urgency_that_agreed_only_through_a_lossy_map() -> None:
+    """Urgency 4 fits problems only and agrees with High; when the case becomes a question,
+    Zenvia would clear it. The urgency is written after the category as High's own value."""
+    urgent_case, urgent_ticket = {**CASE, "Priority": "High"}, {**TICKET, "urgency": 4}
+    link = LinkSnapshot(
+        "500A", "77", DEFAULT.project("crm", urgent_case), DEFAULT.project("zenvia", urgent_ticket)
+    )
+    edited = RemoteRecord("500A", T0, {**urgent_case, "Type": "Question"})
+    result = plan(DEFAULT, link=link, crm=edited, zenvia=RemoteRecord("77", T0, urgent_ticket))
+
+    assert writes(result) == {"zenvia": {"category": 1, "urgency": 3}}
+    assert result.zenvia_baseline["urgency"] == 3
+
+
+def test_a_category_change_leaves_an_urgency_that_is_the_cases_own_value() -> None:
+    assert writes(merge(case(Type="Question"), ticket())) == {"zenvia": {"category": 1}}
