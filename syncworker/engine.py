@@ -67,13 +67,16 @@ class CommentPair:
 
 @dataclass(frozen=True)
 class CreateRecord:
-    """Create the record on `side`; `idempotency_key` guards the write-ahead intent."""
+    """Create the record on `side`; `idempotency_key` guards the write-ahead intent.
+    `client_email`: the ticket's client is the Zenvia contact with this e-mail, when one
+    exists (looked up at the create); `fields` hold the default clients."""
 
     side: Side
     fields: NativeFields
     description: str
     idempotency_key: str
     source_id: str
+    client_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,7 @@ def _plan_create(pair: _Pair, source: Side) -> Plan:
         description=mapping.create_description(target, record.fields),
         idempotency_key=idempotency_key("create", source, record.id),
         source_id=record.id,
+        client_email=mapping.client_email(target, record.fields),
     )
     copies, _ = _copy_comments(pair, {source: record.id, target: None}, only_from=source)
     baselines = {
@@ -377,8 +381,10 @@ def _plan_merge(pair: _Pair) -> Plan:
             writes[loser][field.native(loser)] = value
             baselines[loser][field.native(loser)] = value
             notes.append(mapping.adaptation(name, winner, values[winner]))
-    reasserted = mapping.with_dependents(
-        writes["zenvia"], records["crm"].fields, records["zenvia"].fields
+    reasserted = mapping.with_dependents(  # judged on what each side holds after the writes
+        writes["zenvia"],
+        {**records["crm"].fields, **writes["crm"]},
+        {**records["zenvia"].fields, **writes["zenvia"]},
     )
     baselines["zenvia"].update(reasserted)
     writes["zenvia"] = reasserted
@@ -609,7 +615,8 @@ def is_copy_of(text: str, written: str) -> bool:
 def _describe_operation(op: Operation) -> str:
     if isinstance(op, CreateRecord):
         values = ", ".join(f"{k}={v!r}" for k, v in op.fields.items())
-        return f"create {op.side} record from {other_side(op.side)} {op.source_id}: {values}"
+        line = f"create {op.side} record from {other_side(op.side)} {op.source_id}: {values}"
+        return line + (f" ({client_lookup_note(op.client_email)})" if op.client_email else "")
     if isinstance(op, UpdateFields):
         values = ", ".join(f"{k}={v!r}" for k, v in op.changes.items())
         return f"update {op.side} {op.record_id}: {values}"
@@ -622,6 +629,11 @@ def _describe_operation(op: Operation) -> str:
     )
     first_line = op.body.splitlines()[0] if op.body else ""
     return f"add {visibility} comment to {op.side} {where}{origin}: {first_line[:60]!r}"
+
+
+def client_lookup_note(email: str) -> str:
+    """What a create that looks its client up does, for the dry run and the history."""
+    return f"clients: the Zenvia contact with e-mail {email}, if one exists"
 
 
 def _describe_conflict(conflict: Conflict) -> str:

@@ -82,12 +82,14 @@ def of_sync(
 
 def _created(operation: engine.CreateRecord, record_ids: Mapping[Side, str | None]) -> Entry:
     source = other_side(operation.side)
+    looked_up = operation.client_email
     return Entry(
         "create",
         operation.side,
         record_ids.get(operation.side),
         new=dict(operation.fields),
-        detail=f"created from {source} {operation.source_id}",
+        detail=f"created from {source} {operation.source_id}"
+        + (f"; {engine.client_lookup_note(looked_up)}" if looked_up else ""),
     )
 
 

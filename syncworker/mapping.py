@@ -308,6 +308,13 @@ class Matching(_Section):
     rules: tuple[MatchRule, ...] = ()
 
 
+class ClientLookup(_Section):
+    """Where a ticket created from a Case finds its client: the Zenvia contact whose e-mail is
+    the Case's `crm` field (`ContactEmail`); none found → `create_defaults.zenvia.clients`."""
+
+    crm: StrictStr = Field(min_length=1)
+
+
 class DescriptionSource(_Section):
     """The CRM text that becomes the Zenvia first action on create (v2 has no description)."""
 
@@ -345,6 +352,7 @@ class Mapping(_Section):
     statuses: Statuses | None = None
     zenvia_justifications: dict[StrictInt, StrictInt] = Field(default_factory=dict)
     create_defaults: PerSide = PerSide()
+    client_lookup: ClientLookup | None = None
     description: DescriptionSource | None = None
     comments: CommentSync = CommentSync()
     scope: Scope = Scope()
@@ -506,7 +514,8 @@ class Mapping(_Section):
         """A parent change (category, service, type) may make Zenvia clear a child that only
         agreed with the CRM through a lossy map (urgency 4 "Urgente" fits problems only, and
         agrees with High): the child is written after its parent as the CRM value's own
-        translation, which the parent's change cannot leave out of step."""
+        translation, which the parent's change cannot leave out of step. `crm_fields` and
+        `zenvia_fields` are what each side holds once the plan's writes land."""
         children = {
             child
             for parent in zenvia_changes
@@ -537,6 +546,19 @@ class Mapping(_Section):
             if mapped.native(source) in source_fields or mapped.fit(target, None) is not None:
                 written[mapped.native(target)] = self.translate(name, source, value)
         return self.with_justification(written) if target == "zenvia" else written
+
+    def client_email(self, target: Side, source_fields: NativeFields) -> str | None:
+        """The e-mail a record created on `target` from these fields looks its client up by
+        (`client_lookup`); None for a Case, without the lookup, or when the field is empty."""
+        if target != "zenvia" or self.client_lookup is None:
+            return None
+        value = source_fields.get(self.client_lookup.crm)
+        return (value.strip() or None) if isinstance(value, str) else None
+
+    def lookup_fields(self, side: Side) -> tuple[str, ...]:
+        """Native attributes read only to look something up (`client_lookup`): a connector
+        selects them besides the fields it always reads."""
+        return (self.client_lookup.crm,) if side == "crm" and self.client_lookup else ()
 
     def create_description(self, target: Side, source_fields: NativeFields) -> str:
         if target != "zenvia" or self.description is None:
@@ -760,6 +782,8 @@ def _schema_problem(error: ErrorDetails) -> tuple[str, str]:
         return path, f"expected more than {error.get('ctx', {}).get('gt')}; got {shown}"
     if kind == "too_short":
         return path, "expected at least one entry"
+    if kind == "string_too_short":
+        return path, "expected text; got an empty one"
     if kind in _TYPE_WORDS:
         as_key = " as a key" if on_key else ""
         return path, f"expected {_TYPE_WORDS[kind]}{as_key}; got {_kind(given)} {shown}"
@@ -820,6 +844,12 @@ def _consistency_problems(mapping: Mapping) -> Iterator[tuple[str, str]]:
         yield from _field_problems(mapping, name, field)
     yield from _status_problems(mapping)
     yield from _scope_problems(mapping)
+    if mapping.client_lookup is not None and not mapping.create_defaults.zenvia.get("clients"):
+        yield (
+            "client_lookup",
+            "needs create_defaults.zenvia.clients: the client a ticket takes when no Zenvia "
+            "contact has the case's e-mail",
+        )
     yield from _matching_problems(mapping)
 
 

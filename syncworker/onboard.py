@@ -309,7 +309,11 @@ def patient(rt: Runtime, *, on_wait: Callable[[float], None]) -> Runtime:
     (a survey in business hours reads more than one window holds). Close its connectors."""
     gates = {side: PatientGate(gate, on_wait=on_wait) for side, gate in rt.gates.items()}
     # build_connectors only hands each gate to its connector, which takes any RequestGate
-    connectors = build_connectors(rt.settings, cast(dict[Side, SharedGate], gates))
+    connectors = build_connectors(
+        rt.settings,
+        cast(dict[Side, SharedGate], gates),
+        crm_fields=rt.mapping.lookup_fields("crm"),
+    )
     return dataclasses.replace(rt, connectors=connectors)
 
 

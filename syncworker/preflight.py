@@ -23,6 +23,7 @@ __all__ = [
     "OwnerId",
     "crm_values_named",
     "fail",
+    "judge_client_lookup",
     "judge_eviction_policy",
     "judge_external_id",
     "judge_migration",
@@ -174,6 +175,19 @@ def judge_external_id(describe: Mapping[str, Any], name: str) -> Item:
             f"edit Case.{name} in Setup → Object Manager and tick {' and '.join(missing)}",
         )
     return ok("salesforce", "external id", f"Case.{name} is External ID + Unique")
+
+
+def judge_client_lookup(describe: Mapping[str, Any], name: str) -> Item:
+    """The Case field `client_lookup` reads must exist: every Case query selects it."""
+    if name in _describe_fields(describe):
+        return ok("salesforce", "client lookup", f"Case.{name} gives a new ticket's contact")
+    return fail(
+        "salesforce",
+        "client lookup",
+        f"Case has no field {name} (the mapping's client_lookup.crm)",
+        "name the Case's e-mail field in client_lookup.crm (ContactEmail), or remove "
+        "client_lookup from the mapping",
+    )
 
 
 def crm_values_named(mapping: FieldMap) -> dict[str, set[Scalar]]:

@@ -210,6 +210,8 @@ def _case_items(
     if mapping is None:
         return items
     items += preflight.judge_picklists(describe, preflight.crm_values_named(mapping))
+    if mapping.client_lookup is not None:
+        items.append(preflight.judge_client_lookup(describe, mapping.client_lookup.crm))
     owners = preflight.owner_ids_named(mapping)
     ids = sorted({o.id18 for o in owners if o.id18 is not None})
     users: dict[str, bool] = {}

@@ -16,7 +16,7 @@ import httpx
 import redis
 
 from syncworker.connectors.base import Connector
-from syncworker.connectors.salesforce import SalesforceConnector
+from syncworker.connectors.salesforce import DEFAULT_CASE_FIELDS, SalesforceConnector
 from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.locks import Locks
@@ -75,9 +75,14 @@ def build_gates(settings: Settings) -> dict[Side, SharedGate]:
 
 
 def build_connectors(
-    settings: Settings, gates: dict[Side, SharedGate], *, zenvia_closed: Iterable[int] = ()
+    settings: Settings,
+    gates: dict[Side, SharedGate],
+    *,
+    zenvia_closed: Iterable[int] = (),
+    crm_fields: Iterable[str] = (),
 ) -> dict[Side, Connector]:
-    """`zenvia_closed`: the Zenvia status ids of base type CLOSED (a closing PATCH goes last)."""
+    """`zenvia_closed`: the Zenvia status ids of base type CLOSED (a closing PATCH goes last);
+    `crm_fields`: Case fields to read besides the connector's own (the mapping's lookups)."""
     settings.require("zenvia_token")
     if settings.salesforce_access_token is None:
         settings.require("salesforce_client_id", "salesforce_client_secret")
@@ -114,6 +119,7 @@ def build_connectors(
             access_token=settings.salesforce_access_token,
             api_version=settings.salesforce_api_version,
             external_id_field=settings.salesforce_external_id_field,
+            fields=(*DEFAULT_CASE_FIELDS, *crm_fields),
             gate=gates["crm"],
             assignment_rules_on_create=settings.salesforce_assignment_rules_on_create,
         ),
@@ -127,7 +133,12 @@ def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
     return Runtime(
         settings=settings,
         mapping=mapping,
-        connectors=build_connectors(settings, gates, zenvia_closed=_closed_zenvia(mapping)),
+        connectors=build_connectors(
+            settings,
+            gates,
+            zenvia_closed=_closed_zenvia(mapping),
+            crm_fields=mapping.lookup_fields("crm"),
+        ),
         gates=gates,
         locks=Locks(client, ttl_seconds=settings.lock_ttl_seconds),
         redis=client,

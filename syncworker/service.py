@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from syncworker import engine, history, metrics
+from syncworker import client_lookup, engine, history, metrics
 from syncworker.connectors.base import Listed, ListingPage, Unreadable
 from syncworker.connectors.errors import (
     MalformedResponseError,
@@ -546,7 +546,8 @@ def _plan(
 
 
 def zenvia_cost(plan: engine.Plan) -> int:
-    """Zenvia requests the plan's writes take: one per attribute, comment and create."""
+    """Zenvia requests the plan's writes take: one per attribute, comment and create, and a
+    create's client lookup."""
     cost = 0
     for operation in plan.operations:
         if operation.side != "zenvia":
@@ -555,6 +556,8 @@ def zenvia_cost(plan: engine.Plan) -> int:
             paired = "status" in operation.changes and "justification" in operation.changes
             cost += len(operation.changes) - int(paired)
         else:
+            cost += 1
+        if isinstance(operation, engine.CreateRecord) and operation.client_email:
             cost += 1
     return cost
 
@@ -898,11 +901,12 @@ def _create(rt: Runtime, pair: _Pair, plan: engine.Plan, operation: engine.Creat
             raise _Adopted(f"{target} record {found.id} of link {link.id}")
     created = remote_id is None
     if remote_id is None:
+        create = client_lookup.creator(rt, operation)  # looks up a ticket's client first
         remote_id = _send_once(
             rt,
             key,
             lambda: (
-                connector.create(
+                create(
                     dict(operation.fields), idempotency_key=key, description=operation.description
                 ).id
             ),

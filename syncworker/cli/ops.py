@@ -262,7 +262,12 @@ def _waiting_runtime(rt: Runtime) -> Runtime:
         )
         waiting.longest_wait = rt.settings.zenvia_rate_window_seconds + 1
         gates[side] = waiting
-    connectors = build_connectors(rt.settings, gates, zenvia_closed=_closed_zenvia(rt.mapping))
+    connectors = build_connectors(
+        rt.settings,
+        gates,
+        zenvia_closed=_closed_zenvia(rt.mapping),
+        crm_fields=rt.mapping.lookup_fields("crm"),
+    )
     return dataclasses.replace(rt, gates=gates, connectors=connectors)
 
 

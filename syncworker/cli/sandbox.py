@@ -83,6 +83,9 @@ def zenvia(
     clients_required: Annotated[
         bool, typer.Option(help="Refuse a ticket created without clients.")
     ] = True,
+    contacts_are_clients: Annotated[
+        bool, typer.Option(help="A contact's id (GET /v2/contacts) is its ticket client id.")
+    ] = False,
     signature_secret: Annotated[
         str | None,
         typer.Option(
@@ -113,6 +116,7 @@ def zenvia(
             listing_order=cast(ListingOrder, listing_order),
             listing_lag_seconds=listing_lag,
             clients_required=clients_required,
+            contacts_are_clients=contacts_are_clients,
             signature_secret=signature_secret,
         )
     except ValueError as error:

@@ -7,6 +7,7 @@ createdAt, updatedAt` (ISO strings as sent). A record's version is its parsed `u
 `createdAt` while `updatedAt` is null (a never-edited ticket). Comments are actions, in
 numeric action-id order whatever order the API lists them in; the comment id is
 `"<ticket id>:<action id>"` because action ids are only known to be unique per ticket.
+`find_client` asks the Contacts API for the contact with an e-mail, a ticket's client.
 
 Anything the API would refuse is refused here first (PermanentError, no request): every
 failed request counts toward the account's failed-request lockout (429 for 60-300 s).
@@ -18,7 +19,7 @@ Every failure is classified here (see connectors/errors.py); the only retry is t
 immediate retry of an idempotent GET whose pooled connection was dropped (connectors/http.py).
 
 Request costs, since the account allows 10 requests/min in business hours:
-- `get` 1; `create` 1; `add_comment` 1; `list_comments` 1 per 100 actions;
+- `get` 1; `create` 1; `add_comment` 1; `find_client` 1; `list_comments` 1 per 100 actions;
 - `update` 1 PATCH per changed attribute (`status` + `justification` share one; a lone
   `justification` costs an extra GET for the current status);
 - `changed_pages` (a poll's pass; `changed_since` is one whole pass) ≥ 2 per calendar date
@@ -309,6 +310,26 @@ class ZenviaConnector:
                     return record
         log.debug("zenvia find_created: none of %d candidates", checked)
         return None
+
+    def find_client(self, email: str) -> str | None:
+        """The id of the contact (Contacts API) with this e-mail, to name as a ticket's client;
+        None when there is none.
+
+        One request, `GET /contacts?channels.email=…`, the first page at the API's own size
+        (20): several contacts with one address fit in it, and the first by id is taken, since
+        listings come in no documented order. How the filter matches is not documented
+        either: a contact whose e-mail channels are all another address is passed over.
+        """
+        response = self._call("GET", "/contacts", "GET /contacts", params={"channels.email": email})
+        items = _json(response, "contacts page")
+        if not isinstance(items, list):
+            raise _malformed("GET /contacts page is not a JSON array", "GET /contacts")
+        found = [
+            contact_id
+            for contact_id, emails in map(_contact_emails, items)
+            if not emails or email.casefold() in emails
+        ]
+        return min(found, default=None)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -663,6 +684,22 @@ def _keep_newest(found: dict[str, RemoteRecord], record: RemoteRecord) -> None:
     known = found.get(record.id)
     if known is None or record.version > known.version:
         found[record.id] = record
+
+
+def _contact_emails(raw: object) -> tuple[str, set[str]]:
+    """A listed contact's id and e-mail addresses (casefolded), from `channelList` or the
+    deprecated `channels`, whichever the API sends."""
+    contact = _object(raw, "contact", None)
+    contact_id = _identifier(contact.get("id"), "contact.id", None)
+    channel_list = contact.get("channelList") or []
+    channels = contact.get("channels") or {}
+    if not isinstance(channel_list, list):
+        raise _field_error("contact.channelList", "a list", None)
+    if not isinstance(channels, dict):
+        raise _field_error("contact.channels", "an object", None)
+    listed = [c.get("id") for c in channel_list if isinstance(c, dict) and c.get("type") == "email"]
+    listed.append(channels.get("email"))
+    return contact_id, {address.casefold() for address in listed if isinstance(address, str)}
 
 
 def _malformed(message: str, where: str) -> MalformedResponseError:

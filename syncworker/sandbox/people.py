@@ -5,9 +5,10 @@ A Zenvia agent picks only lookup values the account's catalogue allows where the
 (a category of its service and type, an urgency of its category), gives every ticket they
 create a client, and reopens a CLOSED ticket before touching it (Zenvia refuses anything else).
 A Salesforce agent reopens a closed Case before working on it too, so that what they change can
-still reach its ticket. Every edit returns the native values it changed, side effects included
-(the reopening, an urgency Zenvia cleared because it no longer fits), for logs that check
-nothing was lost.
+still reach its ticket, and gives most Cases they create a contact (whose e-mail Zenvia may or
+may not know as a customer's). Every edit returns the native values it changed, side effects
+included (the reopening, an urgency Zenvia cleared because it no longer fits), for logs that
+check nothing was lost.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ OPEN_TYPES = ("NEW", "IN_ATTENDANCE", "STOPPED")
 """Base status types a ticket can be worked in; the others close or cancel it."""
 
 _REOPEN_TYPES = ("IN_ATTENDANCE", "NEW", "STOPPED")  # preferred first: reopened to work on it
+NO_CONTACT_SHARE = 0.2  # Cases created with no contact (a web form left blank)
 
 
 def fitting_categories(
@@ -170,6 +172,15 @@ class SalesforcePerson:
     def __init__(self, sandbox: SalesforceSandbox, user_id: str) -> None:
         self.sandbox = sandbox
         self.desk = sandbox.as_user(user_id)
+
+    def create_case(self, rng: random.Random, **fields: Any) -> str:
+        """A Case with `fields` and, unless `NO_CONTACT_SHARE` says none, one of the org's
+        contacts (with the default contacts: five in six an e-mail Zenvia knows, one in six
+        one it does not)."""
+        contacts = sorted(self.sandbox.contacts)
+        if contacts and rng.random() >= NO_CONTACT_SHARE:
+            fields = {"ContactId": rng.choice(contacts), **fields}
+        return self.desk.create_case(**fields)
 
     def reopen_if_closed(self, case_id: str) -> dict[str, Any]:
         """Reopen a closed Case to the first open status of its picklist; {} when open."""

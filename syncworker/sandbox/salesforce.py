@@ -10,7 +10,9 @@ upsert by external id (201/200/300/404, `updateOnly`), a SOQL subset (see `soql.
 `query`/`queryAll` with server-side cursors and `nextRecordsUrl` (Case, CaseComment, User,
 Group), the `updated/` and `deleted/` replication feeds, sObject Collections (create, update,
 upsert, `allOrNone`), field validation (unknown, read-only, too long, picklists, ids, owners),
-`SystemModstamp` bumped on every change, the daily API quota in `Sforce-Limit-Info`.
+`SystemModstamp` bumped on every change, the daily API quota in `Sforce-Limit-Info`, and the
+read-only `ContactEmail` a Case shows of its contact (the org's `contacts`; an id the sandbox
+does not know is a contact without an e-mail).
 
 Known facts played by default (docs/real-apis.md lists each, with its switch):
 - Stamps have whole-second precision: changes within one second share one stamp.
@@ -74,6 +76,7 @@ from syncworker.sandbox.soql import (
 
 __all__ = [
     "API_USER_ID",
+    "DEFAULT_CONTACTS",
     "DEFAULT_PICKLISTS",
     "DEFAULT_QUEUE_ID",
     "OWNER_IDS",
@@ -129,6 +132,15 @@ DEFAULT_PICKLISTS: dict[str, tuple[str, ...]] = {
     "Reason": ("Installation", "Equipment Complexity", "Performance", "Breakdown", "Other"),
 }
 _PICKLIST_DEFAULTS = {"Status": "New", "Priority": "Medium"}
+# The org's contacts, ContactId → Email: the first 50 are the Zenvia sandbox catalogue's
+# customers (`customer{n}@example.com`, every fifth typed with capitals), the last 10 are known
+# to no Zenvia contact. Their ids (003…900001 on) stay clear of the small ones tests pick.
+DEFAULT_CONTACTS: dict[str, str] = {
+    to_id18(f"003{900_000 + n:012d}"): (
+        f"Customer{n}@Example.com" if n % 5 == 0 else f"customer{n}@example.com"
+    )
+    for n in range(1, 61)
+}
 
 
 class _IdMaker:
@@ -200,6 +212,7 @@ def _case_schema(external_id_field: str, restricted: Collection[str]) -> dict[st
         "Reason": picklist("Reason"),
         "OwnerId": FieldSpec("reference", prefixes=OWNER_PREFIXES),
         "ContactId": FieldSpec("reference", prefixes=("003",)),
+        "ContactEmail": FieldSpec("string", createable=False, updateable=False, max_length=80),
         "AccountId": FieldSpec("reference", prefixes=("001",)),
         "IsClosed": FieldSpec("boolean", createable=False, updateable=False),
         "ClosedDate": FieldSpec("datetime", createable=False, updateable=False),
@@ -303,11 +316,13 @@ class SalesforceSandbox(SandboxApp):
         restricted_picklists: Collection[str] = (),
         fold_ids: bool = True,
         visibility_delay: VisibilityDelay | None = None,
+        contacts: Mapping[str, str] | None = None,
     ) -> None:
         """Switches (docs/real-apis.md): `assignment_rule_owner` None = no active assignment
         rule; `query_scan_limit` None = no QUERY_TIMEOUT; `restricted_picklists` names the
         picklist fields that refuse unknown values; `fold_ids` False = binary Id order;
-        `visibility_delay` = some agents' writes commit late."""
+        `visibility_delay` = some agents' writes commit late. `contacts` (ContactId → e-mail,
+        default `DEFAULT_CONTACTS`) gives a Case's read-only `ContactEmail`."""
         super().__init__(seed=seed, clock=clock)
         if not client_id or not client_secret:
             raise ValueError("the Salesforce sandbox needs a client id and secret")
@@ -334,6 +349,10 @@ class SalesforceSandbox(SandboxApp):
         self.query_scan_limit = query_scan_limit
         self.fold_ids = fold_ids
         self.visibility_delay = visibility_delay
+        self.contacts = {
+            to_id18(contact_id): email
+            for contact_id, email in (DEFAULT_CONTACTS if contacts is None else contacts).items()
+        }
         self.schema: dict[str, dict[str, FieldSpec]] = {
             "Case": _case_schema(external_id_field, frozenset(restricted_picklists)),
             "CaseComment": COMMENT_SCHEMA,
@@ -1048,6 +1067,7 @@ class SalesforceSandbox(SandboxApp):
             row["ClosedDate"] = None
         elif before is None or not before["IsClosed"]:
             row["ClosedDate"] = stamp
+        row["ContactEmail"] = self.contacts.get(row["ContactId"] or "")
 
     def _soft_delete(self, sobject: str, row: Row) -> None:
         stamp = self._stamp()

@@ -1,4 +1,5 @@
-"""A faithful local Zenvia Customer Cloud v2 tickets API (see reference/zenvia-tickets-api.md).
+"""A faithful local Zenvia Customer Cloud v2 tickets API (see reference/zenvia-tickets-api.md),
+with the Contacts API's listing that finds a customer by e-mail.
 
 Serve it with `SandboxServer(ZenviaSandbox(token=...)).start()`; tests act "as a human agent"
 through `sandbox.agent`, which runs the very same route handlers as HTTP requests do.
@@ -23,6 +24,10 @@ default, behind a named constructor switch (the table in docs/real-apis.md lists
 - `listing_lag_seconds=2.0`: date-filtered listings see a ticket as it was that many seconds
   ago (a new ticket is absent, a changed one still matches its old `updatedAt`).
 - `clients_required=True`: a ticket is created only with at least one client.
+- `contacts_are_clients=False`: `GET /v2/contacts` (the Contacts API, filtered by
+  `channels.email`, exact and ignoring letter case; 0-based `page`, `size`, `x-total`) shows
+  each catalogue contact under an id of its own, which a ticket does not take as a client
+  (True: the contact's id is its client id).
 - `signature_secret=None`: given, the token is a signature-mode token and every request must
   carry a valid `X-API-Signature` (HMAC-SHA256 as the spec's description defines it).
 - `subject_max_length=350`: v1's documented limit; v2 states none (None: no limit).
@@ -46,6 +51,7 @@ import hashlib
 import hmac
 import json
 import random
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -66,6 +72,7 @@ from syncworker.sandbox.zenvia_catalogue import (
     DEFAULT_CATALOGUE,
     Agent,
     Category,
+    Contact,
     Named,
     Status,
     Urgency,
@@ -83,6 +90,8 @@ ListingOrder = Literal["id", "updated_desc", "shuffle"]
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 LOOKUP_ATTRIBUTES = ("category", "urgency", "service")
+# Contacts API ids when they are not client ids: a stable uuid per client, as the spec's ids look
+_CONTACT_IDS = uuid.UUID("6f1d3c2e-5a4b-4e8f-9c7d-2b1a0e9f8d7c")
 
 _T = TypeVar("_T")
 
@@ -246,7 +255,8 @@ class _Lockout:
 
 
 class ZenviaSandbox(SandboxApp):
-    """Zenvia v2 tickets: `/v2/tickets…` with `X-API-TOKEN` auth and Zenvia's error bodies."""
+    """Zenvia v2 tickets (`/v2/tickets…`) and the Contacts API's listing (`/v2/contacts`), with
+    `X-API-TOKEN` auth and Zenvia's error bodies."""
 
     name = "zenvia"
 
@@ -270,6 +280,7 @@ class ZenviaSandbox(SandboxApp):
         listing_order: ListingOrder = "shuffle",
         listing_lag_seconds: float = 2.0,
         clients_required: bool = True,
+        contacts_are_clients: bool = False,
         signature_secret: str | None = None,
         subject_max_length: int | None = V1_SUBJECT_MAX,
     ) -> None:
@@ -301,6 +312,7 @@ class ZenviaSandbox(SandboxApp):
         self.listing_order: ListingOrder = listing_order
         self.listing_lag = timedelta(seconds=listing_lag_seconds)
         self.clients_required = clients_required
+        self.contacts_are_clients = contacts_are_clients
         self.signature_secret = signature_secret
         self.subject_max_length = subject_max_length
         self._lockouts: dict[str, _Lockout] = {}
@@ -332,6 +344,7 @@ class ZenviaSandbox(SandboxApp):
         self.route("DELETE", f"{t}/tags/{{tag_id}}", self._remove_tag)
         for attr in _ATTRIBUTES:
             self.route("PATCH", f"{t}/attributes/{attr}", self._patcher(attr))
+        self.route("GET", "/v2/contacts", self._list_contacts)
 
     # -- one-shot faults (tests) ------------------------------------------------------------
 
@@ -861,6 +874,44 @@ class ZenviaSandbox(SandboxApp):
                 if listed(t, now) and (status_id is None or t.status.id == status_id)
             ]
         return self._page(self._listing_order(selected), request, _Ticket.render)
+
+    def _list_contacts(self, request: Request) -> Response:
+        """The Contacts API's listing as the spec pages it (`page` from 0, `size`, `x-total`);
+        `channels.email` keeps the contacts with that e-mail, ignoring letter case."""
+        problems = _Problems()
+        page = _int_arg(request, "page", 0, problems)
+        size = _int_arg(request, "size", DEFAULT_PAGE_SIZE, problems)
+        if page is not None and page < 0:
+            problems.add("page", "INVALID_VALUE", "page must be 0 or greater")
+        if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
+            problems.add("size", "INVALID_VALUE", f"size must be between 1 and {MAX_PAGE_SIZE}")
+        problems.raise_if_any()
+        assert page is not None
+        assert size is not None
+        email = (request.arg("channels.email") or "").casefold()
+        contacts = [
+            self._render_contact(contact)
+            for contact in self.catalogue.contacts
+            if not email or contact.email.casefold() == email
+        ]
+        if self.listing_order == "shuffle":
+            contacts.sort(key=lambda c: self._shuffle_key("contact", c["id"]))
+        else:
+            contacts.sort(key=lambda c: str(c["id"]))
+        start = page * size
+        return Response(200, contacts[start : start + size], {"x-total": str(len(contacts))})
+
+    def _render_contact(self, contact: Contact) -> dict[str, Any]:
+        contact_id = (
+            contact.client
+            if self.contacts_are_clients
+            else str(uuid.uuid5(_CONTACT_IDS, contact.client))
+        )
+        return {
+            "id": contact_id,
+            "channelList": [{"type": "email", "id": contact.email}],
+            "firstName": contact.name,
+        }
 
     def _create_ticket(self, request: Request) -> Response:
         body = self._object_body(request)

@@ -2,6 +2,10 @@
 
 `DEFAULT_CATALOGUE` is what the engine's default status/field mapping is written against;
 change it only together with that mapping. Tests and demos may pass their own catalogue.
+
+Each client is also a contact of the Contacts API with an e-mail (`contacts`): by default the
+n-th client is `customer{n}@example.com`, the addresses the Salesforce sandbox's default
+contacts carry (`sandbox.salesforce.DEFAULT_CONTACTS`), so a Case's contact finds its client.
 """
 
 from __future__ import annotations
@@ -69,6 +73,23 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """A person of the Contacts API: the ticket client it is, and its e-mail channel."""
+
+    client: str
+    email: str
+    name: str
+
+
+def contacts_of(clients: tuple[str, ...]) -> tuple[Contact, ...]:
+    """One contact per client, the n-th with `customer{n}@example.com`."""
+    return tuple(
+        Contact(client, f"customer{n}@example.com", f"Cliente {n}")
+        for n, client in enumerate(clients, 1)
+    )
+
+
+@dataclass(frozen=True)
 class ZenviaCatalogue:
     statuses: tuple[Status, ...]
     justifications: tuple[Named, ...]
@@ -79,6 +100,7 @@ class ZenviaCatalogue:
     clients: tuple[str, ...]
     tags: tuple[Named, ...] = ()
     initial_status: int = 1
+    contacts: tuple[Contact, ...] = ()  # empty: one per client (`contacts_of`)
     _index: dict[str, dict[object, object]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -93,6 +115,7 @@ class ZenviaCatalogue:
         )
         object.__setattr__(self, "categories", categories)
         object.__setattr__(self, "urgencies", urgencies)
+        object.__setattr__(self, "contacts", self.contacts or contacts_of(self.clients))
         for status in self.statuses:
             if status.type not in BASE_STATUS_TYPES:
                 raise ValueError(f"status {status.id} has unknown base type {status.type!r}")
@@ -113,6 +136,9 @@ class ZenviaCatalogue:
                 raise ValueError(f"status {status.id} allows unknown justifications {missing}")
         if self.initial_status not in index["status"]:
             raise ValueError(f"initial status {self.initial_status} is not a configured status")
+        strangers = [c.client for c in self.contacts if c.client not in index["client"]]
+        if strangers:
+            raise ValueError(f"contacts name unknown clients {strangers}")
         object.__setattr__(self, "_index", index)
 
     def status(self, status_id: int) -> Status | None:

@@ -165,7 +165,8 @@ class Human:
             "Type": rng.choice(CRM_TYPES),
             "OwnerId": rng.choice(OWNER_IDS),
         }
-        case_id = self.stack.salesforce.agent.create_case(
+        case_id = self._salesforce().create_case(
+            rng,
             **values,
             Origin=rng.choice(("Web", "Email", "Phone")),
             Description=self._text("Description"),

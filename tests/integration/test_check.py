@@ -96,6 +96,7 @@ def test_check_passes_against_the_sandboxes_reading_one_zenvia_page_and_writing_
         "✓ salesforce login",
         "✓ salesforce external id: Case.Zenvia_Ticket_Id__c is External ID + Unique",
         "✓ salesforce picklist Status",
+        "✓ salesforce client lookup: Case.ContactEmail gives a new ticket's contact",
         f"✓ salesforce owner {AGENT_5}: user {AGENT_5} exists",
         "✓ salesforce daily quota",
         "✓ zenvia token",
@@ -200,6 +201,21 @@ def test_a_15_character_owner_id_is_normalised_and_both_checks_say_so(
     assert f"✓ salesforce owner {AGENT_5[:15]}: exists; {note}" in result.stdout
     assert mapping_check.returncode == 0, mapping_check.stderr
     assert note in mapping_check.stdout
+
+
+def test_a_client_lookup_field_case_does_not_have_is_a_blocker(
+    database_url: str, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    mapping.write_text(shipped.replace("crm: ContactEmail", "crm: Contact_Mail__c"))
+    with sandboxes(database_url) as running:
+        result = running.check(SYNCWORKER_MAPPING_FILE=str(mapping))
+    assert_blocked(
+        result,
+        "salesforce client lookup: Case has no field Contact_Mail__c",
+        "name the Case's e-mail field in client_lookup.crm",
+    )
 
 
 def test_a_refused_zenvia_token_is_a_blocker(database_url: str) -> None:

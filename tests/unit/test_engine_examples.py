@@ -668,3 +668,13 @@ def test_a_category_change_rewrites_an_urgency_that_agreed_only_through_a_lossy_
 
 def test_a_category_change_leaves_an_urgency_that_is_the_cases_own_value() -> None:
     assert writes(merge(case(Type="Question"), ticket())) == {"zenvia": {"category": 1}}
+
+
+def test_an_urgent_ticket_whose_case_changes_type_keeps_its_priority_on_both_sides() -> None:
+    """The agent made the ticket Urgente (problems only) as the case became a question: the
+    case takes High, and the ticket Alta after its new category, not an urgency it would lose."""
+    result = merge(case(Type="Question"), ticket(urgency=4))
+    assert writes(result) == {
+        "crm": {"Priority": "High"},
+        "zenvia": {"category": 1, "urgency": 3},
+    }

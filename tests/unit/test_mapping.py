@@ -35,6 +35,8 @@ fields:
     to_crm: {1: Low, 2: Medium, 3: High, 4: High}
 """
 
+DEFAULT_CLIENT = "create_defaults: {zenvia: {clients: [client-1]}}\n"
+
 
 @pytest.fixture(scope="module")
 def default() -> Mapping:
@@ -331,8 +333,8 @@ BAD_FILES = [
     pytest.param(
         MINIMAL + "on_delte: close\n",
         "on_delte: unknown key; expected one of: crm_system, fields, statuses, "
-        "zenvia_justifications, create_defaults, description, comments, scope, matching, "
-        "on_delete, on_cancel, display",
+        "zenvia_justifications, create_defaults, client_lookup, description, comments, scope, "
+        "matching, on_delete, on_cancel, display",
         id="unknown-top-level-key",
     ),
     pytest.param(
@@ -493,6 +495,32 @@ BAD_FILES = [
         MINIMAL + "matching: {by_id: {crm: Zenvia_Ticket_Id__c, salesforce: X}}\n",
         "matching.by_id.salesforce: unknown key; expected one of: crm, zenvia",
         id="matching-unknown-side",
+    ),
+    pytest.param(
+        MINIMAL + "client_lookup: ContactEmail\n",
+        "client_lookup: expected a mapping; got text 'ContactEmail'",
+        id="client-lookup-not-a-mapping",
+    ),
+    pytest.param(
+        MINIMAL + DEFAULT_CLIENT + "client_lookup: {crm: ContactEmail, zenvia: email}\n",
+        "client_lookup.zenvia: unknown key; expected one of: crm",
+        id="client-lookup-unknown-key",
+    ),
+    pytest.param(
+        MINIMAL + DEFAULT_CLIENT + "client_lookup: {}\n",
+        "client_lookup.crm: missing required key",
+        id="client-lookup-without-a-field",
+    ),
+    pytest.param(
+        MINIMAL + DEFAULT_CLIENT + "client_lookup: {crm: ''}\n",
+        "client_lookup.crm: expected text; got an empty one",
+        id="client-lookup-empty-field",
+    ),
+    pytest.param(
+        MINIMAL + "client_lookup: {crm: ContactEmail}\n",
+        "client_lookup: needs create_defaults.zenvia.clients: the client a ticket takes when "
+        "no Zenvia contact has the case's e-mail",
+        id="client-lookup-without-a-default-client",
     ),
     pytest.param("", "expected a mapping at the top level; got null", id="empty-file"),
 ]

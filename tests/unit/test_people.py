@@ -5,6 +5,7 @@ action changed reported."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -129,3 +130,22 @@ def test_a_salesforce_person_reopens_a_closed_case_unless_setting_its_status() -
     assert user.edit(case_id, Status="Working") == {"Status": "Working"}
     assert user.edit(case_id, Subject="y") == {"Subject": "y"}
     assert sandbox.agent.case(case_id)["Status"] == "Working"
+
+
+def test_a_salesforce_persons_cases_have_a_contact_zenvia_knows_one_it_does_not_or_none() -> None:
+    sandbox = SalesforceSandbox(client_id="c", client_secret="s")
+    user = SalesforcePerson(sandbox, OWNER_IDS[1])
+    rng = random.Random(3)
+    known = {contact.email.casefold() for contact in DEFAULT_CATALOGUE.contacts}
+
+    emails = [
+        sandbox.agent.case(user.create_case(rng, Subject=f"Case {n}", Origin="Web"))["ContactEmail"]
+        for n in range(60)
+    ]
+
+    kinds = Counter(
+        "none" if email is None else "known" if email.casefold() in known else "unknown"
+        for email in emails
+    )
+    assert set(kinds) == {"none", "known", "unknown"}
+    assert kinds["known"] > kinds["none"] > 0

@@ -98,3 +98,18 @@ def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path: Path) -> Non
     assert (item.status, item.message) == ("fail", f"{path} does not exist")
     assert "syncworker db upgrade" in item.fix
     assert not path.exists()
+
+
+def test_the_client_lookup_field_must_be_a_field_of_case() -> None:
+    describe = {"fields": [{"name": "Subject"}, {"name": "ContactEmail"}]}
+
+    found = preflight.judge_client_lookup(describe, "ContactEmail")
+    missing = preflight.judge_client_lookup(describe, "Contact_Mail__c")
+
+    assert (found.status, found.message) == (
+        "ok",
+        "Case.ContactEmail gives a new ticket's contact",
+    )
+    assert missing.status == "fail"
+    assert "Case has no field Contact_Mail__c" in missing.message
+    assert "client_lookup" in missing.fix

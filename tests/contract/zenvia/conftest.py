@@ -31,6 +31,7 @@ SWITCHES = (
     "listing_order",
     "listing_lag",
     "clients_required",
+    "contacts_are_clients",
     "signature_secret",
     "subject_max_length",
 )
