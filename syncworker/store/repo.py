@@ -461,22 +461,20 @@ def observe_many(
     if not latest:
         return []
     mine = (Observation.side == side, _one_of(session, col(Observation.remote_id), list(latest)))
-    stored = {
-        remote_id: (version, synced, queued)
-        for remote_id, version, synced, queued in session.exec(
-            select(
-                Observation.remote_id,
-                Observation.version,
-                Observation.synced_version,
-                Observation.sync_queued_at,
-            ).where(*mine)
-        )
-    }
-    payloads: dict[str, Mapping[Any, Any]] = (
-        dict(session.exec(select(Observation.remote_id, Observation.payload).where(*mine)).all())
-        if compare_payloads
-        else {}
-    )
+    # One read: a row a sync inserts meanwhile is either in both views or in neither.
+    columns = [
+        col(Observation.remote_id),
+        col(Observation.version),
+        col(Observation.synced_version),
+        col(Observation.sync_queued_at),
+        *([col(Observation.payload)] if compare_payloads else []),
+    ]
+    stored: dict[str, tuple[datetime, datetime | None, datetime | None]] = {}
+    payloads: dict[str, Mapping[Any, Any]] = {}
+    for row in session.execute(select(*columns).where(*mine)):
+        stored[row[0]] = (row[1], row[2], row[3])
+        if compare_payloads:
+            payloads[row[0]] = row[4]
     rewritten = {
         record.id
         for record in latest.values()

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -202,3 +203,35 @@ def test_an_intent_remembers_when_each_send_that_may_have_reached_the_remote_beg
     assert intent.attempts == len(times) == 2
     assert all(t.tzinfo is not None for t in times)
     assert times == sorted(times)
+
+
+def test_a_poll_observing_a_record_a_sync_inserts_meanwhile_does_not_fail(
+    session: Session, database_url: str
+) -> None:
+    """A sync's first read inserts the record's observation while a poll is observing it: the
+    poll's one read of what is stored sees the row whole or not at all (found by the
+    flaky-remotes chaos run at 1,000 pairs, as a KeyError that stopped the poll)."""
+    rid = unique_id()
+    inserted: list[bool] = []
+
+    def a_sync_commits_meanwhile(_conn: object, _cur: object, statement: str, *_: object) -> None:
+        if inserted or "FROM observations" not in statement:
+            return
+        inserted.append(True)
+        with Session(get_engine(database_url)) as sync:
+            repo.observe(sync, side="crm", record=RemoteRecord(rid, T0, {"Subject": "a"}))
+            sync.commit()
+
+    bind = session.connection()
+    event.listen(bind, "after_cursor_execute", a_sync_commits_meanwhile)
+    try:
+        due = repo.observe_many(
+            session,
+            side="crm",
+            records=[RemoteRecord(rid, T0, {"Subject": "b"})],
+            compare_payloads=True,
+        )
+    finally:
+        event.remove(bind, "after_cursor_execute", a_sync_commits_meanwhile)
+    assert inserted
+    assert due == [rid]
