@@ -597,25 +597,30 @@ class ZenviaSandbox(SandboxApp):
         return body
 
     def _page(
-        self, items: Sequence[_T], request: Request, render: Callable[[_T], dict[str, Any]]
+        self,
+        items: Sequence[_T],
+        request: Request,
+        render: Callable[[_T], dict[str, Any]],
+        *,
+        first: int = 1,
     ) -> Response:
-        """One page of `items`, rendering only that page (a full listing stays O(n))."""
+        """One page of `items`, rendering only that page (a full listing stays O(n)); pages
+        count from `first` (the tickets API's from 1, the legacy paging of contacts from 0)."""
         problems = _Problems()
-        page = _int_arg(request, "page", 1, problems)
+        page = _int_arg(request, "page", first, problems)
         size = _int_arg(request, "size", DEFAULT_PAGE_SIZE, problems)
-        if page is not None and page < 1:
-            problems.add("page", "INVALID_VALUE", "page must be 1 or greater")
+        if page is not None and page < first:
+            problems.add("page", "INVALID_VALUE", f"page must be {first} or greater")
         if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
             problems.add("size", "INVALID_VALUE", f"size must be between 1 and {MAX_PAGE_SIZE}")
         problems.raise_if_any()
         assert page is not None
         assert size is not None
-        start = (page - 1) * size
-        return Response(
-            200,
-            [render(item) for item in items[start : start + size]],
-            {"x-total": str(len(items)), "x-page": str(page), "x-page-size": str(size)},
-        )
+        start = (page - first) * size
+        headers = {"x-total": str(len(items))}
+        if first == 1:
+            headers.update({"x-page": str(page), "x-page-size": str(size)})
+        return Response(200, [render(item) for item in items[start : start + size]], headers)
 
     def _actor_or(self, body: dict[str, Any], key: str, problems: _Problems) -> str | None:
         """`updatedById` / `createdById`: a known agent; defaults to the acting agent."""
@@ -878,16 +883,6 @@ class ZenviaSandbox(SandboxApp):
     def _list_contacts(self, request: Request) -> Response:
         """The Contacts API's listing as the spec pages it (`page` from 0, `size`, `x-total`);
         `channels.email` keeps the contacts with that e-mail, ignoring letter case."""
-        problems = _Problems()
-        page = _int_arg(request, "page", 0, problems)
-        size = _int_arg(request, "size", DEFAULT_PAGE_SIZE, problems)
-        if page is not None and page < 0:
-            problems.add("page", "INVALID_VALUE", "page must be 0 or greater")
-        if size is not None and not 1 <= size <= MAX_PAGE_SIZE:
-            problems.add("size", "INVALID_VALUE", f"size must be between 1 and {MAX_PAGE_SIZE}")
-        problems.raise_if_any()
-        assert page is not None
-        assert size is not None
         email = (request.arg("channels.email") or "").casefold()
         contacts = [
             self._render_contact(contact)
@@ -898,8 +893,7 @@ class ZenviaSandbox(SandboxApp):
             contacts.sort(key=lambda c: self._shuffle_key("contact", c["id"]))
         else:
             contacts.sort(key=lambda c: str(c["id"]))
-        start = page * size
-        return Response(200, contacts[start : start + size], {"x-total": str(len(contacts))})
+        return self._page(contacts, request, dict, first=0)
 
     def _render_contact(self, contact: Contact) -> dict[str, Any]:
         contact_id = (
