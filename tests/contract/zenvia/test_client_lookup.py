@@ -140,3 +140,29 @@ def test_a_case_created_from_a_ticket_looks_nothing_up(rt: Any, connector: Zenvi
 
     assert client_lookup.creator(rt, operation(None, side="crm")) == crm.create
     assert sent(connector) == {}
+
+
+def test_one_worker_at_a_time_finds_out_whether_zenvia_takes_contacts_as_clients(
+    rt: Any, connector: ZenviaConnector, sandbox: ZenviaSandbox
+) -> None:
+    """Workers creating at once must not each send a create naming a contact that Zenvia
+    refuses (three refused requests lock the account out): while one worker finds out, the
+    others take the default client without a lookup; once one succeeded, all look up."""
+    sandbox.contacts_are_clients = True
+    probing = client_lookup.creator(rt, operation("customer7@example.com"))
+    assert send(rt, "customer8@example.com") == {"clients": ["client-1"]}
+    assert sent(connector) == {CONTACTS: 1, CREATE: 1}, "the second worker did not look up"
+
+    record = probing(dict(DEFAULTS), idempotency_key="create:crm:500A", description="")
+    assert record.fields["clients"] == ["client-7"]
+    assert not rt.redis.exists(client_lookup.PROBE_KEY)
+    assert send(rt, "customer8@example.com") == {"clients": ["client-8"]}, "confirmed: all look up"
+
+
+def test_a_refused_contact_ends_the_probe_with_the_pause(
+    rt: Any, connector: ZenviaConnector, sandbox: ZenviaSandbox
+) -> None:
+    assert send(rt, "customer7@example.com") == {"clients": ["client-1"]}
+    assert rt.redis.exists(client_lookup.PAUSE_KEY)
+    assert not rt.redis.exists(client_lookup.PROBE_KEY)
+    assert not rt.redis.exists(client_lookup.CONFIRMED_KEY)
