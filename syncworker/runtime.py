@@ -40,6 +40,7 @@ class Runtime:
     locks: Locks
     redis: redis.Redis
     enqueue_sync: Enqueue
+    syncs_waiting: Callable[[], int]  # sync messages waiting in the broker's queue
     clock: Callable[[], datetime]
 
     @property
@@ -126,7 +127,9 @@ def build_connectors(
     }
 
 
-def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
+def build_runtime(
+    settings: Settings, *, enqueue_sync: Enqueue, syncs_waiting: Callable[[], int]
+) -> Runtime:
     mapping = load(settings.mapping_file) if settings.mapping_file else load_default()
     gates = build_gates(settings)
     client = redis_client(settings.effective_redis_url)
@@ -143,6 +146,7 @@ def build_runtime(settings: Settings, *, enqueue_sync: Enqueue) -> Runtime:
         locks=Locks(client, ttl_seconds=settings.lock_ttl_seconds),
         redis=client,
         enqueue_sync=enqueue_sync,
+        syncs_waiting=syncs_waiting,
         clock=lambda: datetime.now(UTC),
     )
 
@@ -163,9 +167,11 @@ def get_runtime() -> Runtime:
     global _runtime
     with _building:
         if _runtime is None:
-            from syncworker.tasks import enqueue_sync
+            from syncworker.tasks import enqueue_sync, syncs_waiting
 
-            _runtime = build_runtime(get_settings(), enqueue_sync=enqueue_sync)
+            _runtime = build_runtime(
+                get_settings(), enqueue_sync=enqueue_sync, syncs_waiting=syncs_waiting
+            )
         return _runtime
 
 

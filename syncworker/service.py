@@ -1239,8 +1239,12 @@ def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
 
 
 def _requeue_stale(rt: Runtime, side: Side) -> int:
-    """Syncs marked queued long ago whose message may be lost (a Redis restart, a worker
-    killed holding it): sent again, their flags renewed first, as a poll's are."""
+    """Syncs marked queued long ago whose message was lost (a Redis restart, a worker killed
+    holding it): sent again, their flags renewed first, as a poll's are. Only when no sync
+    message waits in the broker: a long backlog (a day's budget spent) is not a loss, and
+    sending its syncs again would only lengthen it."""
+    if rt.syncs_waiting():
+        return 0
     cutoff = rt.clock() - timedelta(seconds=rt.settings.stale_queued_seconds)
     with session_scope(rt.database_url) as session:
         stale = repo.stale_queued(session, side=side, older_than=cutoff)

@@ -59,6 +59,16 @@ def enqueue_sync(side: Side, record_id: str) -> None:
     sync.apply_async(args=(side, record_id), queue="sync", ignore_result=True)
 
 
+def syncs_waiting() -> int:
+    """Sync messages waiting in the broker's queue (not the ones workers hold)."""
+    with app.connection_for_read() as connection:
+        try:
+            declared = connection.default_channel.queue_declare(queue="sync", passive=True)
+        except kombu.exceptions.ChannelError:  # the queue does not exist yet: nothing waits
+            return 0
+        return int(declared.message_count)
+
+
 @app.task(name="syncworker.poll", bind=True, ignore_result=True)
 def poll(self: Task, side: Side) -> dict[str, Any]:
     rt = get_runtime()
@@ -148,4 +158,4 @@ def replay(self: Task, dead_letter_id: int) -> dict[str, Any]:
     return {"dead_letter_id": dead_letter_id, "side": side, "record_id": record_id}
 
 
-__all__ = ["enqueue_sync", "poll", "reconcile", "replay", "sync"]
+__all__ = ["enqueue_sync", "poll", "reconcile", "replay", "sync", "syncs_waiting"]

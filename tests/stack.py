@@ -288,9 +288,9 @@ def running_stack(
         reset_runtime()
         settings = load_settings()
         celery_app.conf.update(celery_config(settings))
-        from syncworker.tasks import enqueue_sync
+        from syncworker.tasks import enqueue_sync, syncs_waiting
 
-        runtime = build_runtime(settings, enqueue_sync=enqueue_sync)
+        runtime = build_runtime(settings, enqueue_sync=enqueue_sync, syncs_waiting=syncs_waiting)
         for gate in runtime.gates.values():
             gate.reset()
         stack = Stack(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from syncworker import service
 from syncworker.connectors.errors import RateLimitedError
@@ -19,7 +20,7 @@ from syncworker.sandbox.server import Request, Response, SandboxApp
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from tests.stack import Stack, running_stack
+from tests.stack import BROKER_URL, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 # Tests that count requests: the comment sweep (every second in the test stack) would add its
@@ -530,12 +531,16 @@ def test_records_made_on_a_quiet_remote_long_after_the_first_poll_are_found(stac
     SYNCWORKER_STALE_QUEUED_SECONDS="2", SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600"
 )
 def test_a_sync_whose_message_a_killed_worker_took_is_sent_again_by_a_poll(stack: Stack) -> None:
+
     case_id, _ = synced_pair(stack, "Message lost")
     with session_scope(stack.database_url) as session:  # queued; the message died with a worker
         repo.mark_queued(session, side="crm", remote_ids=[case_id])
 
     assert held_poll(stack) == [], "not stale yet: its message may still be on its way"
     time.sleep(2)
+    stack.runtime.enqueue_sync("zenvia", "waiting")  # a backlog: the message may be in it
+    assert held_poll(stack) == [], "sent again only when no sync waits in the broker"
+    redis.Redis.from_url(BROKER_URL).delete("sync")
     assert held_poll(stack) == [("crm", case_id)]
     assert held_poll(stack) == [], "sent once: the flag is renewed with the message"
     sync_here(stack, [("crm", case_id)])
