@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from syncworker.markers import find_marker
 from syncworker.model import SIDES, Side, other_side
 from syncworker.sandbox.salesforce import API_USER_ID, SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
+from syncworker.sandbox.zenvia_catalogue import Named, ZenviaCatalogue
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import DeadLetter, DeadLetterStatus, Link, LinkState
@@ -81,6 +82,8 @@ class World:
     ours: dict[Side, frozenset[str]] = field(
         default_factory=lambda: {side: frozenset() for side in SIDES}
     )  # ids of the comments written through the API (by syncworker)
+    # whether Zenvia's own rules let a ticket hold a value (`zenvia_rules`); all by default
+    zenvia_holds: Callable[[str, Any, dict[str, Any]], bool] = lambda _native, _value, _t: True
 
     def record(self, side: Side, record_id: str | None) -> dict[str, Any] | None:
         return dict(self.states[side].records.get(record_id or "", {})) or None
@@ -105,7 +108,23 @@ def snapshot(zenvia: ZenviaSandbox, salesforce: SalesforceSandbox, database_url:
         links=links,
         dead_letters=letters,
         ours={"crm": ours_on_crm, "zenvia": ours_on_zenvia},
+        zenvia_holds=zenvia_rules(zenvia.catalogue),
     )
+
+
+def zenvia_rules(catalogue: ZenviaCatalogue) -> Callable[[str, Any, dict[str, Any]], bool]:
+    """Whether the catalogue lets a ticket like this one hold `value` in `native`: an urgency
+    must belong to the ticket's category (Urgente fits problems only), so an agent's Urgente
+    cannot outlive the case becoming a question, whatever a sync does."""
+    urgencies = {urgency.id: urgency for urgency in catalogue.urgencies}
+
+    def holds(native: str, value: Any, ticket: dict[str, Any]) -> bool:
+        if native != "urgency" or value not in urgencies:
+            return True
+        category = ticket.get("category")
+        return urgencies[value].fits(None if category is None else Named(category, ""))
+
+    return holds
 
 
 @dataclass
@@ -330,7 +349,16 @@ def _check_edits(
         by = [side for side in SIDES if name in edited[side]]
         where = f"link {link.id} (case {link.crm_id}, ticket {link.zenvia_id}) {name}"
         now = f"now crm={values['crm']!r} zenvia={values['zenvia']!r}"
-        if len(by) == 1 and values[by[0]] != edited[by[0]][name]:
+        ruled_out = by == ["zenvia"] and not world.zenvia_holds(
+            mapped.zenvia, edited["zenvia"][name], ticket
+        )
+        if ruled_out:  # a later parent change ruled the value out: its meaning must live on
+            if values["crm"] != mapping.translate(name, "zenvia", edited["zenvia"][name]):
+                findings.lost_updates.append(
+                    f"{where}: last edited on zenvia to {edited['zenvia'][name]!r}, which its "
+                    f"category no longer allows, and the case lost its meaning: {now}"
+                )
+        elif len(by) == 1 and values[by[0]] != edited[by[0]][name]:
             findings.lost_updates.append(
                 f"{where}: last edited on {by[0]} to {edited[by[0]][name]!r}, {now}"
             )

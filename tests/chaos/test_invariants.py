@@ -11,8 +11,9 @@ from syncworker.convergence import SideState
 from syncworker.engine import copy_text
 from syncworker.mapping import Mapping, load_default
 from syncworker.model import RemoteComment, Side
+from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store.tables import Link
-from tests.chaos.invariants import World, check
+from tests.chaos.invariants import EditLog, World, check, zenvia_rules
 
 WHEN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CASE = {
@@ -101,3 +102,23 @@ def test_a_copy_with_the_wrong_visibility_is_reported(mapping: Mapping) -> None:
     assert findings.differences == [
         "comment visibility: case 500A comment 00a1 ('Customer called') is internal on ticket 7"
     ]
+
+
+@pytest.mark.parametrize(("case_priority", "lost"), [("High", 0), ("Low", 1)])
+def test_an_urgency_a_later_category_rules_out_must_keep_its_meaning_on_the_case(
+    mapping: Mapping, case_priority: str, lost: int
+) -> None:
+    """An agent made the ticket Urgente (problems only); the case then became a question, so
+    the ticket cannot hold Urgente any more: the update survives as the case's High."""
+    edits = EditLog()
+    edits.record("zenvia", "7", "priority", 4)
+    question = World(
+        states={
+            "crm": SideState({"500A": {**CASE, "Type": "Question", "Priority": case_priority}}, {}),
+            "zenvia": SideState({"7": {**TICKET, "category": 1, "urgency": 3}}, {}),
+        },
+        links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
+        dead_letters=[],
+        zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
+    )
+    assert check(question, mapping, edits).lost == lost
