@@ -97,6 +97,9 @@ def demo_environment(
         f"{PREFIX}SALESFORCE_CLIENT_SECRET": salesforce_secret,
         f"{PREFIX}POLL_INTERVAL_SECONDS": str(BEAT_INTERVAL),
         f"{PREFIX}POLL_OVERLAP_SECONDS": "5",
+        # time runs fast here: an agent's comment (which does not move the ticket's updatedAt)
+        # is swept within seconds, not production's five minutes
+        f"{PREFIX}ZENVIA_COMMENT_SWEEP_SECONDS": str(2 * BEAT_INTERVAL),
         f"{PREFIX}HTTP_TIMEOUT_SECONDS": "5",
         f"{PREFIX}LOCK_TTL_SECONDS": "10",
         f"{PREFIX}MAX_RETRIES": "4",
