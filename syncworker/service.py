@@ -104,7 +104,8 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
     so every request is progress. An ordered listing moves the cursor with its records; an
     unordered one (Zenvia) keeps its position after each page, and the cursor moves only
     once the whole pass is read. A rate limit stops the poll early; the next poll goes on
-    from there. Syncs queued long ago whose message may be lost are sent again first.
+    from there. Syncs queued long ago whose message was lost are sent again first (when no
+    sync message waits in the broker).
     """
     outcome = PollOutcome(side=side)
     connector = rt.connectors[side]
@@ -112,7 +113,7 @@ def poll(rt: Runtime, side: Side) -> PollOutcome:
         cursor = repo.get_cursor(session, side=side)
         run_id = _start_run(session, "poll", side)
     listing = _Pass.resumed(cursor) or _Pass.new(rt, cursor)
-    outcome.enqueued += _requeue_stale(rt, side)
+    outcome.enqueued += _requeue_stale(rt, when_idle=True)
     try:
         with background_priority():
             pages = iter(connector.changed_pages(listing.since, listing.resume))
@@ -1183,6 +1184,7 @@ def reconcile(rt: Runtime) -> ReconcileOutcome:
                     outcome.enqueued += _reconcile_chunk(rt, side, chunk)
         outcome.complete = True
         outcome.orphans = _enqueue_orphans(rt, seen)
+        outcome.enqueued += _requeue_stale(rt, when_idle=False)
     except RemoteError as failure:
         error = failure.describe()
         log.warning("reconcile stopped early, no orphan check this time: %s", error)
@@ -1238,18 +1240,24 @@ def _enqueue_orphans(rt: Runtime, seen: dict[Side, set[str]]) -> int:
     return count
 
 
-def _requeue_stale(rt: Runtime, side: Side) -> int:
-    """Syncs marked queued long ago whose message was lost (a Redis restart, a worker killed
-    holding it): sent again, their flags renewed first, as a poll's are. Only when no sync
-    message waits in the broker: a long backlog (a day's budget spent) is not a loss, and
-    sending its syncs again would only lengthen it."""
-    if rt.syncs_waiting():
+def _requeue_stale(rt: Runtime, *, when_idle: bool) -> int:
+    """Syncs of either side marked queued long ago whose message was lost (a Redis restart, a
+    worker killed holding it): sent again, their flags renewed first, as a poll's are.
+
+    A poll does it `when_idle` only, when no sync message waits in the broker (a long backlog,
+    a day's budget spent, is no loss, and sending its syncs again would only lengthen it);
+    reconcile does it in any case, so a busy day still re-sends a lost one within the hour.
+    """
+    if when_idle and rt.syncs_waiting():
         return 0
     cutoff = rt.clock() - timedelta(seconds=rt.settings.stale_queued_seconds)
+    stale: list[tuple[Side, str]] = []
     with session_scope(rt.database_url) as session:
-        stale = repo.stale_queued(session, side=side, older_than=cutoff)
-        repo.mark_queued(session, side=side, remote_ids=stale)
-    for record_id in stale:
+        for side in SIDES:
+            ids = repo.stale_queued(session, side=side, older_than=cutoff)
+            repo.mark_queued(session, side=side, remote_ids=ids)
+            stale += [(side, record_id) for record_id in ids]
+    for side, record_id in stale:
         rt.enqueue_sync(side, record_id)
     return len(stale)
 

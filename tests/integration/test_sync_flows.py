@@ -531,17 +531,34 @@ def test_records_made_on_a_quiet_remote_long_after_the_first_poll_are_found(stac
     SYNCWORKER_STALE_QUEUED_SECONDS="2", SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600"
 )
 def test_a_sync_whose_message_a_killed_worker_took_is_sent_again_by_a_poll(stack: Stack) -> None:
-
-    case_id, _ = synced_pair(stack, "Message lost")
-    with session_scope(stack.database_url) as session:  # queued; the message died with a worker
+    case_id, ticket_id = synced_pair(stack, "Message lost")
+    with session_scope(stack.database_url) as session:  # queued; the messages died with a worker
         repo.mark_queued(session, side="crm", remote_ids=[case_id])
+        repo.mark_queued(session, side="zenvia", remote_ids=[ticket_id])
 
     assert held_poll(stack) == [], "not stale yet: its message may still be on its way"
     time.sleep(2)
     stack.runtime.enqueue_sync("zenvia", "waiting")  # a backlog: the message may be in it
-    assert held_poll(stack) == [], "sent again only when no sync waits in the broker"
+    assert held_poll(stack) == [], "a poll sends again only when no sync waits in the broker"
     redis.Redis.from_url(BROKER_URL).delete("sync")
-    assert held_poll(stack) == [("crm", case_id)]
+    assert held_poll(stack) == [("crm", case_id), ("zenvia", ticket_id)], "both sides, at once"
     assert held_poll(stack) == [], "sent once: the flag is renewed with the message"
-    sync_here(stack, [("crm", case_id)])
+    sync_here(stack, [("crm", case_id), ("zenvia", ticket_id)])
     assert stack.backlog() == 0
+
+
+@pytest.mark.stack_settings(
+    SYNCWORKER_STALE_QUEUED_SECONDS="2", SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="3600"
+)
+def test_reconcile_sends_a_lost_sync_again_even_behind_a_backlog(stack: Stack) -> None:
+    """On a busy day the sync queue may never be empty when a poll looks: reconcile re-sends a
+    sync whose message was lost whatever waits."""
+    case_id, _ = synced_pair(stack, "Lost on a busy day")
+    with session_scope(stack.database_url) as session:
+        repo.mark_queued(session, side="crm", remote_ids=[case_id])
+    time.sleep(2)
+    stack.runtime.enqueue_sync("zenvia", "waiting")
+    sent: list[tuple[Side, str]] = []
+    stack.runtime.enqueue_sync = lambda side, record_id: sent.append((side, record_id))
+    stack.reconcile()
+    assert ("crm", case_id) in sent
