@@ -46,7 +46,6 @@ from syncworker.store.tables import Cursor, Link, LinkState, Observation
 log = logging.getLogger(__name__)
 
 POLL_CHUNK = 100
-# A queued sync not started after this long is presumed lost and queued again by reconcile.
 
 
 class StaleLink(Exception):
@@ -241,7 +240,8 @@ def _observe_chunk(rt: Runtime, side: Side, chunk: list[RemoteRecord], fetched_a
 
     The flags commit before the messages go out, so a worker that starts a sync at once sees
     the flag it must clear. A crash between the two leaves flagged records without a message:
-    the cursor has not moved, and a later poll re-sends flags older than `stale_queued_seconds`.
+    the cursor has not moved, and flags older than `stale_queued_seconds` are sent again
+    (`_requeue_stale`).
     """
     with session_scope(rt.database_url) as session:
         due = repo.observe_many(

@@ -32,7 +32,7 @@ Request costs, since the account allows 10 requests/min in business hours:
   zone), the attempts' own dates first, and after each date checks the actions of its new
   candidates, the tickets created within the send window of an attempt (1 request each,
   more only past 100 actions; API-created and closest to an attempt first), stopping at the
-  first hit. Worst case D listings + (tickets created within a minute of an attempt); found:
+  first hit. Worst case D listings + (tickets created within a send window); found:
   usually 1 listing + 1 actions request. Within `listing_lag_seconds` of the newest attempt
   it sends nothing and raises RateLimitedError (a lagging listing would wrongly say "not
   created").

@@ -205,15 +205,16 @@ def test_a_pass_resumed_after_a_stop_misses_nothing_it_began_with_and_reads_each
 ) -> None:
     """Pages shift when tickets join a date's listing between two polls; the pass goes on
     from its next page, never back to the first, and still lists every ticket it began with."""
-    sandbox.listing_lag = timedelta(0)
     since = clock.current - timedelta(minutes=1)
     began_with = set(sandbox.agent.populate(250))  # never edited: the createdAt listing
+    clock.advance(seconds=3)  # past the listing lag
     pages = connector.changed_pages(since)
     first = [next(pages) for _ in range(2)]  # updatedAt's one page, createdAt's first
     assert first[1].resume is not None
     clock.advance(seconds=5)
     for n in range(30):  # between two polls, new tickets take places early and late in the order
         sandbox.agent.create_ticket(f"entre duas sondagens {n}")
+    clock.advance(seconds=3)
     rest = list(connector.changed_pages(since, first[1].resume))
 
     listed = {r.id for page in first + rest for r in page.records}
