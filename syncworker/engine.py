@@ -362,6 +362,8 @@ def _plan_merge(pair: _Pair) -> Plan:
             continue
         elif field.owner is not None:
             winner = field.owner
+        elif mapping.cleared_by_zenvia(name, values["crm"], values["zenvia"]):
+            winner = "crm"
         elif changed["crm"] != changed["zenvia"]:
             winner = "crm" if changed["crm"] else "zenvia"
         else:
@@ -381,13 +383,6 @@ def _plan_merge(pair: _Pair) -> Plan:
             writes[loser][field.native(loser)] = value
             baselines[loser][field.native(loser)] = value
             notes.append(mapping.adaptation(name, winner, values[winner]))
-    reasserted = mapping.with_dependents(  # judged on what each side holds after the writes
-        writes["zenvia"],
-        {**records["crm"].fields, **writes["crm"]},
-        {**records["zenvia"].fields, **writes["zenvia"]},
-    )
-    baselines["zenvia"].update(reasserted)
-    writes["zenvia"] = reasserted
     if canceled_now:
         cancel_notice = _cancel_notice(pair, records["crm"].id)
     copies, pairs = _copy_comments(pair, {side: records[side].id for side in SIDES})

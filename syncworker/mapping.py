@@ -54,11 +54,7 @@ EndPolicy = Literal["close", "unlink"]
 DEFAULT_MAPPING_FILE = "salesforce_zenvia.yaml"
 ZENVIA_JUSTIFICATION = "justification"
 """The Zenvia attribute written together with a status that needs a justification."""
-ZENVIA_DEPENDENTS = {
-    "type": ("category", "urgency"),
-    "service": ("category", "urgency"),
-    "category": ("urgency",),
-}
+_ZENVIA_CHILDREN = frozenset({"category", "urgency"})
 """Zenvia attributes that must belong to another (a category to its type and service, an
 urgency to its category): changing the parent clears a child that no longer fits."""
 
@@ -508,31 +504,19 @@ class Mapping(_Section):
             return zenvia_changes
         return {**zenvia_changes, ZENVIA_JUSTIFICATION: justification}
 
-    def with_dependents(
-        self, zenvia_changes: NativeFields, crm_fields: NativeFields, zenvia_fields: NativeFields
-    ) -> NativeFields:
-        """A parent change (category, service, type) may make Zenvia clear a child that only
-        agreed with the CRM through a lossy map (urgency 4 "Urgente" fits problems only, and
-        agrees with High): the child is written after its parent as the CRM value's own
-        translation, which the parent's change cannot leave out of step. `crm_fields` and
-        `zenvia_fields` are what each side holds once the plan's writes land."""
-        children = {
-            child
-            for parent in zenvia_changes
-            for child in ZENVIA_DEPENDENTS.get(parent, ())
-            if child not in zenvia_changes
-        }
-        added: NativeFields = {}
-        for name, field in self.fields.items():
-            if field.zenvia not in children or not field.flows_from("crm"):
-                continue
-            crm_value = crm_fields.get(field.crm)
-            if crm_value is None or field.keeps("zenvia", crm_value):
-                continue
-            value = self.translate(name, "crm", crm_value)
-            if value is not None and value != zenvia_fields.get(field.zenvia):
-                added[field.zenvia] = value
-        return {**zenvia_changes, **added}
+    def cleared_by_zenvia(self, name: str, crm_value: Scalar, zenvia_value: Scalar) -> bool:
+        """An empty Zenvia category or urgency beside a CRM value Zenvia could hold is Zenvia's
+        side effect, not a person's edit: changing a parent (type, service, category) clears
+        a child that no longer fits it (urgency 4 "Urgente" fits problems only). The CRM value
+        is written back, so a priority is never lost to its category changing."""
+        field = self.fields[name]
+        return (
+            zenvia_value is None
+            and field.zenvia in _ZENVIA_CHILDREN
+            and field.flows_from("crm")
+            and crm_value is not None
+            and self.translate(name, "crm", crm_value) is not None
+        )
 
     def create_fields(self, target: Side, source_fields: NativeFields) -> NativeFields:
         """What to send when creating on `target` from the other side's native fields (a

@@ -206,3 +206,30 @@ def test_a_comment_meeting_a_ticket_closed_that_instant_waits_for_its_reopening(
     bodies = [action["description"] for action in stack.zenvia.actions(ticket_id)]
     assert sum("Any news?" in body for body in bodies) == 1
     assert open_letters(stack) == []
+
+
+def test_an_urgente_is_kept_while_its_category_allows_it_and_the_cases_priority_always(
+    stack: Stack,
+) -> None:
+    """Urgency 4 "Urgente" fits Cobrança and problems only, and agrees with High. The case
+    becoming a problem leaves it alone; the case becoming a question makes Zenvia clear it, and
+    then the case keeps High and the ticket takes High's own Alta, instead of the empty urgency
+    flowing back as a lost priority."""
+    case_id, ticket_id = synced_pair(stack, "Urgent invoice")
+    stack.zenvia.agent.edit(ticket_id, "service", {"service": {"id": 2}})  # Financeiro
+    stack.zenvia.agent.edit(ticket_id, "category", {"category": {"id": 4}})
+    stack.zenvia.agent.edit(ticket_id, "urgency", {"urgency": {"id": 4}})
+    settle_here(stack)
+    assert stack.salesforce.agent.case(case_id)["Priority"] == "High"
+
+    stack.salesforce.agent.edit(case_id, Type="Problem")
+    settle_here(stack)
+    ticket = stack.zenvia.ticket(ticket_id)
+    assert (ticket["category"]["id"], ticket["urgency"]["id"]) == (2, 4), "the agent's Urgente"
+
+    stack.salesforce.agent.edit(case_id, Type="Question")
+    settle_here(stack)
+    ticket = stack.zenvia.ticket(ticket_id)
+    assert (ticket["category"]["id"], ticket["urgency"]["id"]) == (1, 3)
+    case = stack.salesforce.agent.case(case_id)
+    assert (case["Type"], case["Priority"]) == ("Question", "High")

@@ -652,29 +652,69 @@ def test_a_comment_made_as_the_case_closes_reaches_the_ticket_before_it_closes()
     assert close == UpdateFields("zenvia", "77", {"status": 6})
 
 
-def test_a_category_change_rewrites_an_urgency_that_agreed_only_through_a_lossy_map() -> None:
-    """Urgency 4 fits problems only and agrees with High; when the case becomes a question,
-    Zenvia would clear it. The urgency is written after the category as High's own value."""
-    urgent_case, urgent_ticket = {**CASE, "Priority": "High"}, {**TICKET, "urgency": 4}
-    link = LinkSnapshot(
-        "500A", "77", DEFAULT.project("crm", urgent_case), DEFAULT.project("zenvia", urgent_ticket)
-    )
-    edited = RemoteRecord("500A", T0, {**urgent_case, "Type": "Question"})
-    result = plan(DEFAULT, link=link, crm=edited, zenvia=RemoteRecord("77", T0, urgent_ticket))
+URGENT_CASE, URGENT_TICKET = {**CASE, "Priority": "High"}, {**TICKET, "urgency": 4}
+URGENT_SYNC = LinkSnapshot(
+    "500A", "77", DEFAULT.project("crm", URGENT_CASE), DEFAULT.project("zenvia", URGENT_TICKET)
+)
 
-    assert writes(result) == {"zenvia": {"category": 1, "urgency": 3}}
-    assert result.zenvia_baseline["urgency"] == 3
+
+def test_an_urgency_zenvia_cleared_after_a_category_change_is_written_back_from_the_case() -> None:
+    """Urgency 4 fits problems only and agrees with High; when the case becomes a question,
+    the category is written alone (the engine does not know which urgencies a category
+    allows, so an Urgente the new category keeps is left alone) and Zenvia clears the urgency.
+    That empty urgency is Zenvia's side effect, not an edit: the case keeps High and the
+    ticket takes High's value."""
+    question = {**URGENT_CASE, "Type": "Question"}
+    first = plan(
+        DEFAULT,
+        link=URGENT_SYNC,
+        crm=RemoteRecord("500A", T0, question),
+        zenvia=RemoteRecord("77", T0, URGENT_TICKET),
+    )
+    assert writes(first) == {"zenvia": {"category": 1}}
+    assert first.crm_baseline is not None
+    assert first.zenvia_baseline is not None
+
+    cleared = {**URGENT_TICKET, "category": 1, "urgency": None}
+    second = plan(
+        DEFAULT,
+        link=LinkSnapshot("500A", "77", first.crm_baseline, first.zenvia_baseline),
+        crm=RemoteRecord("500A", T0, question),
+        zenvia=RemoteRecord("77", T0, cleared),
+    )
+    assert writes(second) == {"zenvia": {"urgency": 3}}
+
+
+def test_an_agents_category_change_that_cleared_the_urgency_keeps_the_cases_priority() -> None:
+    """The agent made the ticket a question, so Zenvia cleared its Urgente in the same edit:
+    the case takes the new type and keeps High, and the ticket takes High's own value."""
+    cleared = {**URGENT_TICKET, "category": 1, "urgency": None}
+    result = plan(
+        DEFAULT,
+        link=URGENT_SYNC,
+        crm=RemoteRecord("500A", T0, URGENT_CASE),
+        zenvia=RemoteRecord("77", T0, cleared),
+    )
+    assert writes(result) == {"crm": {"Type": "Question"}, "zenvia": {"urgency": 3}}
+
+
+def test_a_priority_changed_while_zenvia_cleared_the_urgency_reaches_the_ticket() -> None:
+    cleared = {**URGENT_TICKET, "category": 1, "urgency": None}
+    result = plan(
+        DEFAULT,
+        link=URGENT_SYNC,
+        crm=RemoteRecord("500A", T0, {**URGENT_CASE, "Priority": "Low"}),
+        zenvia=RemoteRecord("77", T0, cleared),
+    )
+    assert writes(result) == {"crm": {"Type": "Question"}, "zenvia": {"urgency": 1}}
 
 
 def test_a_category_change_leaves_an_urgency_that_is_the_cases_own_value() -> None:
     assert writes(merge(case(Type="Question"), ticket())) == {"zenvia": {"category": 1}}
 
 
-def test_an_urgent_ticket_whose_case_changes_type_keeps_its_priority_on_both_sides() -> None:
+def test_an_urgent_ticket_whose_case_changes_type_keeps_its_priority_on_the_case() -> None:
     """The agent made the ticket Urgente (problems only) as the case became a question: the
-    case takes High, and the ticket Alta after its new category, not an urgency it would lose."""
+    case takes High; the category is written, and Zenvia's clearing is answered next sync."""
     result = merge(case(Type="Question"), ticket(urgency=4))
-    assert writes(result) == {
-        "crm": {"Priority": "High"},
-        "zenvia": {"category": 1, "urgency": 3},
-    }
+    assert writes(result) == {"crm": {"Priority": "High"}, "zenvia": {"category": 1}}
