@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import Options, bench_stack, emit, options, rounded, seed_pairs
 from syncworker import service
-from syncworker.runtime import Runtime
+from syncworker.context import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 

@@ -62,7 +62,7 @@ def _rss_mb(field: str = "VmHWM") -> float:
 def child(kind: str, profile_dir: Path | None) -> None:
     """Run in a fresh process with the stack's environment; print one JSON line."""
     from syncworker import service
-    from syncworker.runtime import get_runtime
+    from syncworker.tasks import get_runtime
 
     rt = get_runtime()
     profiler: Any = None

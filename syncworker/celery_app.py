@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging
 
 from syncworker.logs import configure_logging
 from syncworker.settings import Settings, get_settings
@@ -73,14 +73,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 app = Celery("syncworker", include=["syncworker.tasks"])
 app.add_defaults(lambda: celery_config(get_settings()))
-
-
-@worker_process_init.connect
-def _fresh_process(**_: Any) -> None:
-    """Each forked worker child builds its own pools and clients."""
-    from syncworker.runtime import reset_runtime
-
-    reset_runtime()
 
 
 @setup_logging.connect

@@ -24,8 +24,8 @@ from typing import Protocol
 from syncworker import engine
 from syncworker.connectors.errors import AuthError, MalformedResponseError, PermanentError
 from syncworker.connectors.zenvia import ZenviaConnector
+from syncworker.context import Runtime
 from syncworker.model import NativeFields, RemoteRecord
-from syncworker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ from syncworker.logs import configure_logging
 from syncworker.mapping import Mapping
 from syncworker.model import SIDES, Side
 from syncworker.ratelimit import redis_client
-from syncworker.runtime import get_runtime, reset_runtime
 from syncworker.sandbox.people import SalesforcePerson, ZenviaPerson
 from syncworker.sandbox.salesforce import OWNER_IDS, SalesforceSandbox
 from syncworker.sandbox.server import HttpError, SandboxServer
@@ -50,7 +49,7 @@ from syncworker.sandbox.zenvia import ZenviaSandbox
 from syncworker.settings import PREFIX, Settings, get_settings
 from syncworker.store import migrate, repo
 from syncworker.store.db import reset_engines, session_scope
-from syncworker.tasks import poll, reconcile
+from syncworker.tasks import get_runtime, poll, reconcile, reset_runtime
 
 QUEUES = ("poll", "sync", "reconcile")
 BEAT_INTERVAL = 1.0

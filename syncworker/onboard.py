@@ -32,9 +32,10 @@ from syncworker import engine, matching
 from syncworker.connectors.base import RequestGate, Unreadable
 from syncworker.connectors.errors import NotFoundError, RateLimitedError
 from syncworker.connectors.zenvia import MAX_PAGE_SIZE
+from syncworker.context import Runtime
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
 from syncworker.ratelimit import SharedGate
-from syncworker.runtime import Runtime, build_connectors
+from syncworker.runtime import build_connectors
 from syncworker.service import zenvia_cost
 from syncworker.settings import Settings
 from syncworker.store import repo

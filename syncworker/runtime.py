@@ -1,59 +1,24 @@
-"""Wires one process: settings, mapping, connectors, shared gates, locks, the task queue.
-
-Built lazily on first use and rebuilt after a fork (`reset_runtime` on Celery's
-`worker_process_init`), so no pool, client or socket is ever shared between processes.
-"""
+"""Builds a `Runtime` from settings: mapping, connectors, shared gates, locks. Which process
+holds one, and when it is rebuilt, is `tasks`' business."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import httpx
-import redis
 
 from syncworker.connectors.base import Connector
 from syncworker.connectors.salesforce import DEFAULT_CASE_FIELDS, SalesforceConnector
 from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
 from syncworker.connectors.zenvia import ZenviaConnector
+from syncworker.context import Enqueue, Runtime
 from syncworker.locks import Locks
 from syncworker.mapping import Mapping, load, load_default
 from syncworker.model import BaseStatus, Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
-from syncworker.settings import ConfigError, Settings, get_settings
-from syncworker.store.db import reset_engines
-
-Enqueue = Callable[[Side, str], None]
-
-
-@dataclass
-class Runtime:
-    """Everything a use case needs, passed explicitly (no globals inside the service)."""
-
-    settings: Settings
-    mapping: Mapping
-    connectors: dict[Side, Connector]
-    gates: dict[Side, SharedGate]
-    locks: Locks
-    redis: redis.Redis
-    enqueue_sync: Enqueue
-    syncs_waiting: Callable[[], int]  # sync messages waiting in the broker's queue
-    clock: Callable[[], datetime]
-
-    @property
-    def database_url(self) -> str:
-        return self.settings.database_url
-
-    @property
-    def crm_system(self) -> str:
-        return self.mapping.crm_system
-
-    def close(self) -> None:
-        for connector in self.connectors.values():
-            connector.close()
+from syncworker.settings import ConfigError, Settings
 
 
 def build_gates(settings: Settings) -> dict[Side, SharedGate]:
@@ -156,29 +121,3 @@ def _closed_zenvia(mapping: Mapping) -> list[int]:
         return []
     zenvia = mapping.statuses.for_side("zenvia")
     return [v for v, base in zenvia.items() if base is BaseStatus.CLOSED and isinstance(v, int)]
-
-
-_runtime: Runtime | None = None
-_building = threading.Lock()
-
-
-def get_runtime() -> Runtime:
-    """This process's runtime (built once, even with a thread pool); syncs go through Celery."""
-    global _runtime
-    with _building:
-        if _runtime is None:
-            from syncworker.tasks import enqueue_sync, syncs_waiting
-
-            _runtime = build_runtime(
-                get_settings(), enqueue_sync=enqueue_sync, syncs_waiting=syncs_waiting
-            )
-        return _runtime
-
-
-def reset_runtime() -> None:
-    """Forget everything inherited from a parent process (called after each fork)."""
-    global _runtime
-    if _runtime is not None:
-        _runtime.close()
-    _runtime = None
-    reset_engines()

@@ -27,6 +27,7 @@ from syncworker.connectors.errors import (
     RemoteError,
     TransientError,
 )
+from syncworker.context import Runtime
 from syncworker.markers import find_marker
 from syncworker.model import (
     SIDES,
@@ -38,7 +39,6 @@ from syncworker.model import (
     other_side,
 )
 from syncworker.ratelimit import background_priority
-from syncworker.runtime import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Cursor, Link, LinkState, Observation

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from typing import Any
 
 import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from celery import Task
+from celery.signals import worker_process_init
 
 from syncworker import metrics, service
 from syncworker.celery_app import MAX_COUNTDOWN_SECONDS, app
@@ -25,9 +27,12 @@ from syncworker.connectors.errors import (
     RateLimitedError,
     TransientError,
 )
+from syncworker.context import Runtime
 from syncworker.locks import LockBusy
 from syncworker.model import Side
-from syncworker.runtime import get_runtime
+from syncworker.runtime import build_runtime
+from syncworker.settings import get_settings
+from syncworker.store.db import reset_engines
 
 log = logging.getLogger("syncworker.tasks")
 
@@ -51,6 +56,37 @@ def backoff_seconds(attempt: int, *, base: float = 2.0) -> float:
 
 def rate_limit_countdown(error: RateLimitedError) -> float:
     return min(MAX_COUNTDOWN_SECONDS, error.retry_after) + random.uniform(0, 0.5)
+
+
+_runtime: Runtime | None = None
+_building = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime (built once, even with a thread pool); syncs go through Celery."""
+    global _runtime
+    with _building:
+        if _runtime is None:
+            _runtime = build_runtime(
+                get_settings(), enqueue_sync=enqueue_sync, syncs_waiting=syncs_waiting
+            )
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget everything inherited from a parent process, so no pool, client or socket is
+    ever shared between processes."""
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+    _runtime = None
+    reset_engines()
+
+
+@worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    """Each forked worker child builds its own pools and clients."""
+    reset_runtime()
 
 
 def enqueue_sync(side: Side, record_id: str) -> None:

@@ -25,8 +25,9 @@ import redis
 from syncworker import service
 from syncworker.celery_app import app as celery_app
 from syncworker.celery_app import celery_config
+from syncworker.context import Runtime
 from syncworker.mapping import Mapping
-from syncworker.runtime import Runtime, build_runtime, reset_runtime
+from syncworker.runtime import build_runtime
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
@@ -35,6 +36,7 @@ from syncworker.settings import Settings, get_settings, load_settings
 from syncworker.store import migrate, repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Link
+from syncworker.tasks import reset_runtime
 
 ZENVIA_TOKEN = "zen-test-token-7f3a9c"
 SF_CLIENT_ID = "sw-test-client"

@@ -12,7 +12,7 @@ import kombu.exceptions
 import redis.exceptions
 import typer
 
-from syncworker.cli import check, demo, metrics, ops, processes, sandbox
+from syncworker.cli import check, demo, metrics, onboard, ops, processes, sandbox
 from syncworker.mapping import MappingError
 from syncworker.settings import ConfigError
 from syncworker.store.db import DatabaseUnavailable
@@ -31,6 +31,7 @@ processes.register(app)
 demo.register(app)
 metrics.register(app)
 ops.register(app)
+onboard.register(app)  # after ops: it adds to ops' `links` group
 check.register(app)
 app.add_typer(sandbox.app, name="sandbox")
 

@@ -17,7 +17,7 @@ from syncworker.cli.ops import OperatorError, _database, _redis, console, links_
 
 if TYPE_CHECKING:  # the command line starts without loading the service and its connectors
     from syncworker import onboard as onboarding
-    from syncworker.runtime import Runtime
+    from syncworker.context import Runtime
 
 # Exit code of a run refused until someone decides (ambiguous matches, business hours).
 NOT_NOW = 3
@@ -139,7 +139,7 @@ def _patient_runtime(note: Callable[[str], None]) -> Iterator[Runtime]:
     the patience ends the command in one line."""
     from syncworker import onboard as onboarding
     from syncworker.connectors.errors import RateLimitedError
-    from syncworker.runtime import get_runtime
+    from syncworker.tasks import get_runtime
 
     rt = onboarding.patient(
         get_runtime(), on_wait=lambda seconds: note(f"waiting {seconds:.0f} s for Zenvia's budget")

@@ -28,7 +28,7 @@ from syncworker.store.db import check_database, session_scope
 from syncworker.store.tables import DeadLetterStatus, Link
 
 if TYPE_CHECKING:
-    from syncworker.runtime import Runtime
+    from syncworker.context import Runtime
 
 console = Console()
 # Syncs queued at once while a listing is read: progress shows, and a stop keeps what was queued.
@@ -62,9 +62,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(mapping_app, name="mapping")
     app.command()(resync)
     app.command()(status)
-    from syncworker.cli import onboard  # its commands use this module's helpers
-
-    onboard.register(app)
 
 
 def _mapping() -> Mapping:
@@ -153,7 +150,7 @@ def resync(
         except ValueError as malformed:
             raise typer.BadParameter(f"--crm-id: {malformed}") from None
     from syncworker import service
-    from syncworker.runtime import get_runtime
+    from syncworker.tasks import get_runtime
 
     _database()
     _redis()
@@ -517,7 +514,7 @@ def links_resolve(
     if winner not in ("crm", "zenvia"):
         raise typer.BadParameter("--winner must be crm or zenvia")
     from syncworker import service
-    from syncworker.runtime import get_runtime
+    from syncworker.tasks import get_runtime
 
     _database()
     side: Side = "crm" if winner == "crm" else "zenvia"
@@ -543,7 +540,7 @@ def links_restore(
     """
     from syncworker import service
     from syncworker.connectors.errors import NotFoundError
-    from syncworker.runtime import get_runtime
+    from syncworker.tasks import get_runtime
 
     _database()
     try:

@@ -15,10 +15,10 @@ import yaml
 from syncworker import mapping as mapping_module
 from syncworker import onboard, service
 from syncworker.cli import onboard as onboard_cli
+from syncworker.context import Runtime
 from syncworker.mapping import DEFAULT_MAPPING_FILE
 from syncworker.model import Side
 from syncworker.onboard import PATIENCE
-from syncworker.runtime import Runtime
 from syncworker.sandbox.salesforce import to_id18
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from tests.integration.cli_processes import cli_env, run_cli

@@ -1,0 +1,64 @@
+"""The package's import graph has no cycle: a use case imports what it is handed (`context`),
+never the wiring (`runtime`) or the process that runs it (`tasks`). Imports inside functions
+count: a lazy import is still a cycle a newcomer has to untangle."""
+
+from __future__ import annotations
+
+import grimp
+
+
+def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = grimp.build_graph("syncworker", exclude_type_checking_imports=True)
+    assert import_cycles(graph) == []
+
+
+def test_the_check_finds_a_cycle_through_a_lazy_import() -> None:
+    graph = grimp.ImportGraph()
+    for module in ("pkg.context", "pkg.runtime", "pkg.tasks"):
+        graph.add_module(module)
+    graph.add_import(importer="pkg.runtime", imported="pkg.context")
+    graph.add_import(importer="pkg.tasks", imported="pkg.runtime")
+    graph.add_import(importer="pkg.runtime", imported="pkg.tasks")  # inside a function
+    assert import_cycles(graph) == [["pkg.runtime", "pkg.tasks"]]
+
+
+def test_the_use_cases_do_not_load_a_crm_connector() -> None:
+    graph = grimp.build_graph("syncworker", exclude_type_checking_imports=True)
+    assert not graph.chain_exists(
+        importer="syncworker.service", imported="syncworker.connectors.salesforce"
+    )
