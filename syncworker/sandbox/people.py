@@ -6,9 +6,10 @@ A Zenvia agent picks only lookup values the account's catalogue allows where the
 create a client, and reopens a CLOSED ticket before touching it (Zenvia refuses anything else).
 A Salesforce agent reopens a closed Case before working on it too, so that what they change can
 still reach its ticket, and gives most Cases they create a contact (whose e-mail Zenvia may or
-may not know as a customer's). Every edit returns the native values it changed, side effects
-included (the reopening, an urgency Zenvia cleared because it no longer fits), for logs that
-check nothing was lost.
+may not know as a customer's). Every edit returns the native values the person changed, the
+reopening included, for logs that check nothing was lost; an urgency Zenvia clears because it
+no longer fits a new category is Zenvia's side effect, not the person's edit, and syncworker
+answers it with the case's priority (`Mapping.cleared_by_zenvia`).
 """
 
 from __future__ import annotations
@@ -138,18 +139,14 @@ class ZenviaPerson:
         return {**changed, "urgency": urgency.id}
 
     def set_category(self, ticket_id: str) -> dict[str, Any]:
-        """A category of the ticket's service and type; Zenvia clears an urgency that no
-        longer fits it, which is part of what changed."""
+        """A category of the ticket's service and type (Zenvia then clears an urgency that no
+        longer fits it: its side effect, not reported as the person's edit)."""
         changed = self.reopen_if_closed(ticket_id)
         ticket = self.sandbox.ticket(ticket_id)
         service = _named(ticket["service"])
         category = self.rng.choice(fitting_categories(self.catalogue, service, ticket["type"]))
         self.desk.edit(ticket_id, "category", {"category": {"id": category.id}})
-        changed["category"] = category.id
-        urgency = _named(ticket["urgency"])
-        if urgency is not None and not self._urgency(urgency.id).fits(category):
-            changed["urgency"] = None
-        return changed
+        return {**changed, "category": category.id}
 
     def set_owner(self, ticket_id: str) -> dict[str, Any]:
         changed = self.reopen_if_closed(ticket_id)
@@ -161,9 +158,6 @@ class ZenviaPerson:
         changed = self.reopen_if_closed(ticket_id)
         self.desk.add_action(ticket_id, text, public=public)
         return changed
-
-    def _urgency(self, urgency_id: int) -> Urgency:
-        return next(u for u in self.catalogue.urgencies if u.id == urgency_id)
 
 
 class SalesforcePerson:
