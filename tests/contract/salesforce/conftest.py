@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.salesforce import SalesforceConnector
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import Faults, SandboxServer
@@ -46,27 +45,6 @@ class MovableClock:
     def advance(self, **delta: float) -> datetime:
         self.current += timedelta(**delta)
         return self.current
-
-
-class RecordingGate:
-    """A gate that records every consultation and can refuse the next request."""
-
-    def __init__(self) -> None:
-        self.before: list[str] = []
-        self.after: list[tuple[str, int, str | None]] = []
-        self.refuse_with: float | None = None
-
-    def before_request(self, endpoint: str) -> None:
-        self.before.append(endpoint)
-        if self.refuse_with is not None:
-            raise RateLimitedError(
-                "shared budget exhausted", retry_after=self.refuse_with, remote="salesforce"
-            )
-
-    def after_response(self, endpoint: str, response: httpx.Response) -> None:
-        self.after.append(
-            (endpoint, response.status_code, response.headers.get("Sforce-Limit-Info"))
-        )
 
 
 _Org = tuple[MovableClock, SalesforceSandbox, SandboxServer]

@@ -22,6 +22,7 @@ from syncworker.connectors.salesforce import SalesforceConnector
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import RateLimit, SandboxServer
 
+from ..recording_gate import RecordingGate
 from .conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -33,7 +34,6 @@ from .conftest import (
     STATIC_TOKEN,
     UPSERT,
     MovableClock,
-    RecordingGate,
 )
 
 pytestmark = pytest.mark.contract
@@ -130,7 +130,9 @@ def test_quota_exhaustion_is_rate_limited_and_the_usage_is_tracked(
     assert caught.value.status == 403
     assert caught.value.retry_after == 300
     assert connector.last_quota == (4, 4)
-    assert gate.after[-1] == ("GET sobjects/Case/{id}", 403, "api-usage=4/4")
+    endpoint, response = gate.after[-1]
+    assert (endpoint, response.status_code) == ("GET sobjects/Case/{id}", 403)
+    assert response.headers["Sforce-Limit-Info"] == "api-usage=4/4"
     case_and_comments = ["GET sobjects/Case/{id}", "GET queryAll"]
     assert gate.before == ["POST oauth2/token", *case_and_comments * 2, "GET sobjects/Case/{id}"]
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.sandbox.server import Faults, SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
+
+from ..recording_gate import RecordingGate
 
 TOKEN = "zv-test-token-5f1c9e0a7d3b"
 START = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 12:00 in Brasília
@@ -52,25 +53,6 @@ class MovableClock:
     def advance(self, **delta: float) -> datetime:
         self.current += timedelta(**delta)
         return self.current
-
-
-class RecordingGate:
-    """A gate that records every consultation and can refuse the next request."""
-
-    def __init__(self) -> None:
-        self.before: list[str] = []
-        self.after: list[tuple[str, int]] = []
-        self.refuse_with: float | None = None
-
-    def before_request(self, endpoint: str) -> None:
-        self.before.append(endpoint)
-        if self.refuse_with is not None:
-            raise RateLimitedError(
-                "shared budget exhausted", retry_after=self.refuse_with, remote="zenvia"
-            )
-
-    def after_response(self, endpoint: str, response: httpx.Response) -> None:
-        self.after.append((endpoint, response.status_code))
 
 
 @pytest.fixture
