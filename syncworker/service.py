@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from syncworker import client_lookup, engine, history, metrics
+from syncworker import bookkeeping, client_lookup, engine, history, metrics
 from syncworker.connectors.base import Listed, ListingPage, Unreadable
 from syncworker.connectors.errors import (
     MalformedResponseError,
@@ -427,9 +427,12 @@ def _adopt(rt: Runtime, link_id: int, side: Side, record_id: str) -> None:
     if side == "zenvia" and link.crm_id:
         _note_ticket_on_case(rt, link.crm_id, record_id)
     values: dict[str, object] = {"crm_id" if side == "crm" else "zenvia_id": record_id}
-    planned = intent.baselines if intent is not None else None
-    if planned and link.crm_baseline is None and link.zenvia_baseline is None:
-        values |= {"crm_baseline": planned.get("crm"), "zenvia_baseline": planned.get("zenvia")}
+    baselines = bookkeeping.adopted_baselines(
+        {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+        intent.baselines if intent is not None else None,
+    )
+    if baselines is not None:
+        values |= {"crm_baseline": baselines["crm"], "zenvia_baseline": baselines["zenvia"]}
     with session_scope(rt.database_url) as session:
         if intent is not None:
             repo.complete_intent(session, key=intent.idempotency_key, remote_id=record_id)
@@ -832,25 +835,20 @@ def _keep_what_landed(
 def _keep_written(
     rt: Runtime, pair: _Pair, plan: engine.Plan, target: Side, written: Iterable[str]
 ) -> None:
-    """Fold written fields into both stored baselines at once (fenced by revision).
-
-    If a later operation of the plan fails, or the worker dies before the commit, the retry
-    must not mistake our own write for a human change and let it beat a newer edit.
-    """
+    """Fold written fields into both stored baselines at once (`bookkeeping.fold_written`),
+    fenced by revision."""
     link = pair.link
-    source = other_side(target)
-    stored = {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline}
-    planned = {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline}
-    if link.id is None or stored[target] is None or stored[source] is None:
+    if link.id is None:
         return
-    new = {side: dict(stored[side] or {}) for side in SIDES}
-    for native in written:
-        field = next((f for f in rt.mapping.fields.values() if getattr(f, target) == native), None)
-        if field is None:
-            continue
-        for side, name in ((target, native), (source, getattr(field, source))):
-            if name in (planned[side] or {}):
-                new[side][name] = (planned[side] or {})[name]
+    new = bookkeeping.fold_written(
+        rt.mapping,
+        {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+        {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline},
+        target,
+        written,
+    )
+    if new is None:
+        return
     values = {
         "crm_baseline": new["crm"],
         "zenvia_baseline": new["zenvia"],

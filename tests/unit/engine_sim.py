@@ -1,13 +1,18 @@
 """A tiny in-memory world for engine tests: two remotes holding one pair, people editing
-them, and a service that applies plans the way the real one does.
+them, and a service that applies plans with the service's own bookkeeping rules
+(`syncworker.bookkeeping`):
 
-- a create is idempotent by its key: the write-ahead intent finds what a lost attempt made,
-  and that record is brought to the planned fields (the plan's baseline assumes them);
-  the created id is stored on the link as soon as the create succeeded;
+- a create is idempotent by its key: a create whose reply was lost is found again and its
+  record adopted with the baselines that create planned, and the pair is planned again as a
+  merge (the service's `_Adopted` retry); the created id is stored on the link as soon as
+  the create succeeded;
+- each update that landed is folded into both baselines at once, unless it is the plan's
+  last write (the commit follows);
 - a comment link is stored as soon as its comment was written;
-- baselines, link state and found comment pairs are stored only after every write succeeded;
+- the plan's baselines, link state and found comment pairs are stored once every write
+  succeeded;
 - `sync(crash_after=k)` stops after k writes, and `lose_ack=True` also performs write k
-  remotely while its bookkeeping is lost (the response never arrived).
+  remotely while its bookkeeping is lost (the worker died before the response arrived).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncworker import engine
+from syncworker import bookkeeping, engine
 from syncworker.engine import (
     AddComment,
     CommentPair,
@@ -73,6 +78,10 @@ class World:
     comment_links: list[CommentPair] = field(default_factory=list)
     resolutions: dict[str, Side] = field(default_factory=dict)
     edited_since_sync: set[tuple[Side, str]] = field(default_factory=set)
+    edited_since_run: set[tuple[Side, str]] = field(default_factory=set)
+    written_by_run: set[tuple[Side, str]] = field(default_factory=set)  # before its last write
+    # the baselines each create planned, by its key: the service's write-ahead intents
+    create_intents: dict[str, dict[Side, NativeFields | None]] = field(default_factory=dict)
     clock: int = 0
 
     def tick(self) -> datetime:
@@ -100,6 +109,7 @@ class World:
         remote.fields[record_id][native] = value
         remote.versions[record_id] = self.tick()
         self.edited_since_sync.add((side, native))
+        self.edited_since_run.add((side, native))
 
     def comment(self, side: Side, body: str, *, public: bool = True) -> str | None:
         record_id = self.ids[side]
@@ -143,20 +153,30 @@ class World:
         )
 
     def sync(self, *, crash_after: int | None = None, lose_ack: bool = False) -> Plan:
-        """Plan and apply; a crash leaves whatever was written and stores nothing else."""
+        """Plan and apply; a crash leaves whatever was written and what was folded on the way.
+        A create found made by an earlier attempt is adopted and the pair planned again."""
         plan = self.plan()
+        self.edited_since_run.clear()
+        self.written_by_run.clear()
+        last = len(plan.operations) - 1
         for index, operation in enumerate(plan.operations):
             if crash_after is not None and index >= crash_after:
                 if lose_ack:
-                    self._apply(operation, bookkeeping=False)
+                    self._apply(plan, operation, bookkeeping=False, final=index == last)
                 return plan
-            self._apply(operation, bookkeeping=True)
+            if not self._apply(plan, operation, bookkeeping=True, final=index == last):
+                return self.sync()
         self._commit(plan)
         return plan
 
-    def _apply(self, operation: Operation, *, bookkeeping: bool) -> None:
+    def _apply(self, plan: Plan, operation: Operation, *, bookkeeping: bool, final: bool) -> bool:
+        """Write one operation; False when it adopted a record instead (plan again)."""
         if isinstance(operation, CreateRecord):
-            record_id = self._create(operation)
+            found = self.remotes[operation.side].created_by_key.get(operation.idempotency_key)
+            if found is not None:
+                self._adopt(operation.side, found, operation.idempotency_key)
+                return False
+            record_id = self._create(plan, operation)
             if bookkeeping:
                 self.ids[operation.side] = record_id
                 self.link = self._link_with(operation.side, record_id)
@@ -165,20 +185,47 @@ class World:
             remote.fields[operation.record_id].update(operation.changes)
             remote.versions[operation.record_id] = self.tick()
             remote.writes += len(operation.changes)
+            if bookkeeping and not final:
+                self.written_by_run.update((operation.side, native) for native in operation.changes)
+                self._fold(plan, operation.side, operation.changes)
         else:
             self._add_comment(operation, bookkeeping=bookkeeping)
+        return True
 
-    def _create(self, operation: CreateRecord) -> str:
+    def _fold(self, plan: Plan, target: Side, written: NativeFields) -> None:
+        if self.link is None:
+            return
+        new = bookkeeping.fold_written(
+            self.mapping,
+            {"crm": self.link.crm_baseline, "zenvia": self.link.zenvia_baseline},
+            {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline},
+            target,
+            written,
+        )
+        if new is not None:
+            self.link = dataclasses.replace(
+                self.link, crm_baseline=new["crm"], zenvia_baseline=new["zenvia"]
+            )
+
+    def _adopt(self, side: Side, record_id: str, key: str) -> None:
+        self.ids[side] = record_id
+        link = self._link_with(side, record_id)
+        baselines = bookkeeping.adopted_baselines(
+            {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+            self.create_intents.get(key),
+        )
+        if baselines is not None:
+            link = dataclasses.replace(
+                link, crm_baseline=baselines["crm"], zenvia_baseline=baselines["zenvia"]
+            )
+        self.link = link
+
+    def _create(self, plan: Plan, operation: CreateRecord) -> str:
         remote = self.remotes[operation.side]
-        existing = remote.created_by_key.get(operation.idempotency_key)
-        if existing is not None:
-            current = remote.fields[existing]
-            stale = {k: v for k, v in operation.fields.items() if current.get(k) != v}
-            if stale:
-                current.update(stale)
-                remote.versions[existing] = self.tick()
-                remote.writes += len(stale)
-            return existing
+        self.create_intents[operation.idempotency_key] = {
+            "crm": plan.crm_baseline,
+            "zenvia": plan.zenvia_baseline,
+        }
         record_id = remote.new_id()
         remote.fields[record_id] = dict(operation.fields)
         remote.versions[record_id] = self.tick()

@@ -718,3 +718,42 @@ def test_an_urgent_ticket_whose_case_changes_type_keeps_its_priority_on_the_case
     case takes High; the category is written, and Zenvia's clearing is answered next sync."""
     result = merge(case(Type="Question"), ticket(urgency=4))
     assert writes(result) == {"crm": {"Priority": "High"}, "zenvia": {"category": 1}}
+
+
+def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit() -> None:
+    """The run wrote the ticket's category to the case and died before writing the urgency.
+    An agent then retyped the case. The write was folded into both baselines as it landed
+    (`bookkeeping.fold_written`), so the next run sees one change, the agent's, instead of a
+    both-sides conflict that category's policy (zenvia_wins) would give to the ticket."""
+    world = World(DEFAULT)
+    world.open_record("crm", CASE)
+    world.sync()
+    world.edit("zenvia", "category", 1)
+    world.edit("crm", "Priority", "Low")
+    interrupted = world.sync(crash_after=1)
+    assert [op.side for op in interrupted.operations] == ["crm", "zenvia"]
+    assert world.value("crm", "Type") == "Question"
+
+    world.edit("crm", "Type", "Feature Request")
+    world.sync()
+    assert (world.value("crm", "Type"), world.value("zenvia", "category")) == ("Feature Request", 3)
+    assert world.value("zenvia", "urgency") == 1
+
+
+def test_an_agents_edit_of_a_ticket_whose_create_reply_was_lost_reaches_the_case() -> None:
+    """The create landed but its reply was lost; an agent then raised the ticket's urgency.
+    The next run finds the ticket and adopts it with the baselines its create planned
+    (`bookkeeping.adopted_baselines`), so the first merge is three-way: one change, the
+    agent's, instead of a both-sides conflict that priority's policy (crm_wins) would give
+    to the case."""
+    world = World(DEFAULT)
+    world.open_record("crm", CASE)
+    world.sync(crash_after=0, lose_ack=True)
+    zenvia = world.remotes["zenvia"]
+    (ticket_id,) = zenvia.fields
+    zenvia.fields[ticket_id]["urgency"] = 3
+    zenvia.versions[ticket_id] = world.tick()
+
+    world.sync()
+    assert world.ids["zenvia"] == ticket_id
+    assert (world.value("crm", "Priority"), world.value("zenvia", "urgency")) == ("High", 3)

@@ -84,6 +84,8 @@ class Before:
     edited: frozenset[tuple[Side, str]]
     resolutions: dict[str, Side]
     clean: bool  # no interrupted run since the last complete one
+    written: frozenset[tuple[Side, str]] = frozenset()  # by the last run, before its last write
+    edited_since_run: frozenset[tuple[Side, str]] = frozenset()
 
 
 # -- strategies -------------------------------------------------------------------------------
@@ -113,8 +115,8 @@ def field_specs(draw: st.DrawFn, index: int) -> dict[str, Any]:
 
 
 @st.composite
-def random_domains(draw: st.DrawFn) -> Domain:
-    count = draw(st.integers(1, 3))
+def random_domains(draw: st.DrawFn, min_fields: int = 1) -> Domain:
+    count = draw(st.integers(min_fields, 3))
     fields = {f"f{i}": draw(field_specs(i)) for i in range(count)}
     comments = draw(st.sampled_from((True, True, True, False)))
     mapping = from_data(
@@ -143,20 +145,25 @@ DEFAULT_DOMAIN = Domain(
 )
 
 
+def edits(domain: Domain) -> st.SearchStrategy[Edit]:
+    names = sorted(domain.values)
+
+    @st.composite
+    def edit(draw: st.DrawFn) -> Edit:
+        side, name = draw(st.sampled_from(SIDES)), draw(st.sampled_from(names))
+        return Edit(side, name, draw(st.sampled_from(domain.values[name][side])))
+
+    return edit()
+
+
 def steps(domain: Domain) -> st.SearchStrategy[Step]:
     names = sorted(domain.values)
     sides = st.sampled_from(SIDES)
-
-    @st.composite
-    def edits(draw: st.DrawFn) -> Edit:
-        side, name = draw(sides), draw(st.sampled_from(names))
-        return Edit(side, name, draw(st.sampled_from(domain.values[name][side])))
-
     syncs = st.builds(Sync)
     crashes = st.builds(Sync, st.integers(0, 3), st.booleans())
     comments = st.builds(Comment, sides, st.booleans())
     resolves = st.builds(Resolve, st.sampled_from(names), sides)
-    return st.one_of(edits(), edits(), syncs, syncs, comments, crashes, resolves)
+    return st.one_of(edits(domain), edits(domain), syncs, syncs, comments, crashes, resolves)
 
 
 @st.composite
@@ -171,6 +178,22 @@ def scenarios(draw: st.DrawFn, domains: st.SearchStrategy[Domain]) -> Scenario:
             for name, values in domain.values.items()
         } | domain.always[side]
     return Scenario(domain, initial, draw(st.lists(steps(domain), max_size=25)))
+
+
+@st.composite
+def interrupted_scenarios(draw: st.DrawFn, domains: st.SearchStrategy[Domain]) -> Scenario:
+    """A pair synced once, edits on both sides, a run that dies after its first write, then
+    people's edits and a complete run: the steps the interrupted-run properties judge."""
+    domain = draw(domains)
+    initial = draw(scenarios(st.just(domain))).initial
+    names = draw(st.permutations(sorted(domain.values)))
+    both = [  # one field edited on each side, so the run has a write for each
+        Edit(side, name, draw(st.sampled_from(domain.values[name][side])))
+        for side, name in zip(SIDES, names, strict=False)
+    ]
+    before = both + draw(st.lists(edits(domain), max_size=4))
+    after = draw(st.lists(edits(domain), min_size=1, max_size=4))
+    return Scenario(domain, initial, [Sync(), *before, Sync(crash_after=1), *after, Sync()])
 
 
 # -- playing ----------------------------------------------------------------------------------
@@ -212,6 +235,8 @@ def snapshot(world: World, clean: bool) -> Before:
         edited=frozenset(world.edited_since_sync),
         resolutions=dict(world.resolutions),
         clean=clean,
+        written=frozenset(world.written_by_run),
+        edited_since_run=frozenset(world.edited_since_run),
     )
 
 
@@ -330,6 +355,35 @@ def test_a_one_sided_edit_is_kept_where_it_was_made(scenario: Scenario) -> None:
                 side = edited[0]
                 assert world.value(side, natives[side]) == before.fields[side][natives[side]], (
                     f"{side} lost its edit of {natives[side]}"
+                )
+
+    play(scenario, judge)
+
+
+@PROPERTY
+@given(interrupted_scenarios(random_domains(min_fields=2)))
+def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit(scenario: Scenario) -> None:
+    """A run wrote a field, then died before its commit; a person then changed that field
+    where it was written, and nobody touched the other side. The next complete run keeps the
+    person's value: the write was folded into the baselines as it landed
+    (`bookkeeping.fold_written`), so it is not taken for a change of the other side."""
+
+    def judge(world: World, before: Before, plan: Plan, completed: bool) -> None:
+        link = before.link
+        if not completed or before.clean or link is None:
+            return
+        if link.crm_baseline is None or link.zenvia_baseline is None:
+            return  # a first merge: judged as a whole by its commit
+        for target, native in before.written:
+            mapped = next(f for f in world.mapping.fields.values() if f.native(target) == native)
+            source = other_side(target)
+            edited_here_only = (target, native) in before.edited_since_run and (
+                source,
+                mapped.native(source),
+            ) not in before.edited_since_run
+            if edited_here_only and mapped.flows_from(target) and mapped.policy != "manual":
+                assert world.value(target, native) == before.fields[target][native], (
+                    f"a person's edit of {native} on {target} lost to an interrupted write"
                 )
 
     play(scenario, judge)
