@@ -14,7 +14,6 @@ import collections.abc as abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +22,7 @@ from syncworker.markers import find_marker, idempotency_key
 from syncworker.model import (
     SIDES,
     BaseStatus,
+    LinkState,
     NativeFields,
     RemoteComment,
     RemoteRecord,
@@ -32,14 +32,6 @@ from syncworker.model import (
 
 _NOUNS = {"crm": "case", "zenvia": "ticket"}
 _ABSENT = object()
-
-
-class LinkState(StrEnum):
-    ACTIVE = "active"
-    CONFLICT = "conflict"  # a manual-policy field waits for an operator
-    ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
-    ERROR = "error"  # a permanent write error flagged the link (set by the service)
-    MISSING = "missing"  # a record answered 404 without being deleted (set by the service)
 
 
 @dataclass(frozen=True)

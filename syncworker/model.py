@@ -46,6 +46,18 @@ class RemoteComment:
     author_id: str | None = None
 
 
+class LinkState(StrEnum):
+    """Where a link stands; only an ACTIVE or CONFLICT link syncs its fields."""
+
+    ACTIVE = "active"
+    CONFLICT = "conflict"  # a manual-policy field waits for an operator
+    ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
+    ERROR = "error"  # a sync of it was dead-lettered (set by the service)
+    # a record answered 404 and its remote does not say it was deleted: kept, not synced
+    # until it can be read again (or an operator restores the link)
+    MISSING = "missing"
+
+
 class BaseStatus(StrEnum):
     """The lifecycle stage every native status maps onto (Zenvia's base types, CRM-neutral)."""
 

@@ -31,6 +31,7 @@ from syncworker.markers import find_marker
 from syncworker.model import (
     SIDES,
     BaseStatus,
+    LinkState,
     NativeFields,
     RemoteComment,
     RemoteRecord,
@@ -41,7 +42,7 @@ from syncworker.ratelimit import background_priority
 from syncworker.runtime import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import Cursor, Link, LinkState, Observation
+from syncworker.store.tables import Cursor, Link, Observation
 
 log = logging.getLogger(__name__)
 
@@ -569,7 +570,7 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
         zenvia_id=link.zenvia_id,
         crm_baseline=link.crm_baseline,
         zenvia_baseline=link.zenvia_baseline,
-        state=engine.LinkState(link.state),
+        state=LinkState(link.state),
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from syncworker.model import RemoteRecord, Side
+from syncworker.model import LinkState, RemoteRecord, Side
 from syncworker.store.tables import (
     CommentLink,
     Cursor,
@@ -30,7 +30,6 @@ from syncworker.store.tables import (
     Intent,
     IntentStatus,
     Link,
-    LinkState,
     Observation,
     SyncRun,
 )

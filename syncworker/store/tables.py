@@ -9,17 +9,8 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from syncworker.model import LinkState
 from syncworker.store.types import JSONDocument, UTCDateTime, utcnow
-
-
-class LinkState(StrEnum):
-    ACTIVE = "active"
-    CONFLICT = "conflict"
-    ORPHANED = "orphaned"
-    ERROR = "error"
-    # a record answered 404 and its remote does not say it was deleted: kept, not synced
-    # until it can be read again (or an operator restores the link)
-    MISSING = "missing"
 
 
 class IntentStatus(StrEnum):

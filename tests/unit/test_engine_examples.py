@@ -18,7 +18,6 @@ from syncworker.engine import (
     Conflict,
     CreateRecord,
     LinkSnapshot,
-    LinkState,
     Plan,
     UpdateFields,
     copy_text,
@@ -26,7 +25,7 @@ from syncworker.engine import (
 )
 from syncworker.mapping import Mapping, from_data, load_default
 from syncworker.markers import idempotency_key
-from syncworker.model import RemoteComment, RemoteRecord, Side
+from syncworker.model import LinkState, RemoteComment, RemoteRecord, Side
 from tests.unit.engine_sim import World
 
 DEFAULT = load_default()
