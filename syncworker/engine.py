@@ -157,9 +157,6 @@ class Plan:
         """Manual conflicts an operator's resolution settled: clear them once applied."""
         return tuple(c.field for c in self.conflicts if c.policy == "manual" and c.winner)
 
-    def baseline(self, side: Side) -> NativeFields | None:
-        return self.crm_baseline if side == "crm" else self.zenvia_baseline
-
     def describe(self) -> list[str]:
         """One line per decision, for `resync --dry-run`."""
         lines = [_describe_operation(op) for op in self.operations]
