@@ -67,38 +67,3 @@ class BaseStatus(StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     CANCELED = "canceled"
-
-
-@dataclass(frozen=True)
-class CanonicalTicket:
-    """A case or ticket in one vocabulary, for display and reports (the merge stays native).
-
-    Mapped values are expressed in the CRM's vocabulary (a Zenvia urgency becomes the CRM
-    priority it maps to); `status` is the base status.
-    """
-
-    source_side: Side
-    source_id: str | None
-    subject: str | None = None
-    description: str | None = None
-    status: BaseStatus | None = None
-    priority: str | None = None
-    category: str | None = None
-    owner: str | None = None
-    requester: str | None = None
-    channel: str | None = None
-    tags: tuple[str, ...] = ()
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CanonicalComment:
-    """A comment as people read it: our sync marker removed."""
-
-    source_side: Side
-    source_id: str
-    body: str
-    public: bool
-    author: str | None
-    created_at: datetime
