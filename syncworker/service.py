@@ -1276,32 +1276,18 @@ def resync_targets(
     zenvia_id: str | None = None,
     since: datetime | None = None,
     everything: bool = False,
-) -> list[tuple[Side, str]]:
-    """The records an operator's resync names, as (side, id) pairs."""
+) -> Iterator[tuple[Side, str]]:
+    """The records an operator's resync names, as (side, id) pairs, each as soon as its
+    listing shows it (a long resync queues page by page while it lists)."""
     if crm_id:
-        return [("crm", crm_id)]
-    if zenvia_id:
-        return [("zenvia", zenvia_id)]
-    targets: list[tuple[Side, str]] = []
-    for side in SIDES:
-        source = (
-            rt.connectors[side].changed_since(since) if since else rt.connectors[side].iter_all()
-        )
-        if since or everything:
-            targets.extend((side, record.id) for record in source)
-    return targets
-
-
-def replay(rt: Runtime, letter_id: int) -> tuple[Side, str]:
-    """Send a dead letter's record through the normal sync path again."""
-    with session_scope(rt.database_url) as session:
-        letter = repo.get_dead_letter(session, letter_id)
-        if letter is None:
-            raise LookupError(f"no dead letter with id {letter_id}")
-        side: Side = "crm" if letter.side == "crm" else "zenvia"
-        record_id = letter.record_id
-    rt.enqueue_sync(side, record_id)
-    return side, record_id
+        yield "crm", crm_id
+    elif zenvia_id:
+        yield "zenvia", zenvia_id
+    elif since or everything:
+        for side in SIDES:
+            connector = rt.connectors[side]
+            for record in connector.changed_since(since) if since else connector.iter_all():
+                yield side, record.id
 
 
 __all__ = [
@@ -1312,7 +1298,6 @@ __all__ = [
     "dead_letter",
     "poll",
     "reconcile",
-    "replay",
     "resolve_conflict",
     "restore_link",
     "resync_targets",
