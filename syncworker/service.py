@@ -468,7 +468,12 @@ def _sync_link(
         rows = repo.load_pair(session, link_id=link_id)
     if rows is None:
         return SyncOutcome(link_id=link_id, skipped="link no longer exists")
-    pairs = [engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id) for c in rows.comment_links]
+    pairs = [
+        engine.CommentPair(
+            c.crm_comment_id, c.zenvia_comment_id, "crm" if c.origin == "crm" else "zenvia"
+        )
+        for c in rows.comment_links
+    ]
     sweep = _sweep_due(rt, rows.link)
     # a sweep's listing is background work: it leaves the budget's reserve to writes and polls
     with background_priority("sweep") if sweep else contextlib.nullcontext():
@@ -1021,7 +1026,7 @@ def _commit(
                 link_id=link.id,
                 crm_comment_id=comment_pair.crm_comment_id,
                 zenvia_comment_id=comment_pair.zenvia_comment_id,
-                origin="crm",
+                origin=comment_pair.origin,
             )
         values = {
             "crm_baseline": plan.crm_baseline,
@@ -1135,7 +1140,7 @@ def dead_letter(
         )
         repo.give_up_version(session, side=side, remote_id=record_id)
         if link is not None and link.id is not None:
-            repo.save_link_state(
+            while not repo.save_link_state(
                 session,
                 link_id=link.id,
                 expected_revision=link.revision,
@@ -1145,7 +1150,8 @@ def dead_letter(
                     else LinkState.ERROR,
                     "state_reason": str(error)[:500],
                 },
-            )
+            ):
+                session.refresh(link)  # another sync committed it meanwhile: flag it as it is
             history.record_dead_letter(session, link_id=link.id, letter=letter, at=rt.clock())
 
 

@@ -1,17 +1,22 @@
-"""Replaying a dead letter marks it replayed and queues its record's sync, whichever entry
-point asks (the function, the `syncworker.replay` task); the CLI's is in test_cli.py."""
+"""Dead letters: replaying one marks it replayed and queues its record's sync, whichever entry
+point asks (the function, the `syncworker.replay` task; the CLI's is in test_cli.py), and
+parking one flags its link even when another sync committed the link meanwhile."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
-from syncworker import dead_letters, tasks
-from syncworker.model import Side
+from syncworker import dead_letters, service, tasks
+from syncworker.connectors.errors import PermanentError
+from syncworker.model import LinkState, Side
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import DeadLetter, DeadLetterStatus
+from syncworker.store.tables import DeadLetter, DeadLetterStatus, Link
 from tests.conftest import unique_id
 
 pytestmark = pytest.mark.integration
@@ -81,3 +86,40 @@ def test_the_replay_task_marks_the_letter_replayed(
     assert result == {"dead_letter_id": letter_id, "side": "zenvia", "record_id": record_id}
     assert queued == [("zenvia", record_id)]
     assert letter(database_url, letter_id).status == DeadLetterStatus.REPLAYED
+
+
+def test_dead_letter_flags_a_link_another_sync_committed_meanwhile(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_id = unique_id("500")
+    with session_scope(database_url) as session:
+        link = repo.add_link(
+            session, Link(crm_system="salesforce", crm_id=case_id, zenvia_id=unique_id())
+        )
+        assert link.id is not None
+        link_id = link.id
+    find_link = repo.find_link
+
+    def read_then_committed_elsewhere(session: Session, **where: Any) -> Link | None:
+        found = find_link(session, **where)
+        with session_scope(database_url) as other:
+            current = other.get(Link, link_id)
+            assert current is not None
+            assert repo.save_link_state(
+                other, link_id=link_id, expected_revision=current.revision, values={}
+            )
+        return found
+
+    monkeypatch.setattr(repo, "find_link", read_then_committed_elsewhere)
+    runtime = SimpleNamespace(
+        database_url=database_url, crm_system="salesforce", clock=lambda: datetime.now(UTC)
+    )
+
+    service.dead_letter(
+        runtime, "crm", case_id, PermanentError("refused", remote="salesforce"), operation="sync"
+    )
+
+    with session_scope(database_url) as session:
+        flagged = session.get(Link, link_id)
+        assert flagged is not None
+        assert (flagged.state, flagged.state_reason) == (LinkState.ERROR, "salesforce: refused")
