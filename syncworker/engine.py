@@ -4,8 +4,9 @@ Each field is compared with its own side's baseline (the native value after the 
 changed on one side only → pushed to the other; changed on both → settled by the field's
 policy. Our writes go into the new baselines, so they never come back as changes, and
 agreement is judged through the mapping in either direction, so a lossy map (Escalated → 2,
-2 → Working) never flips a value back. The service applies the plan and, once every write
-succeeded, stores the plan's baselines and link state.
+2 → Working) never flips a value back. The service applies the plan, folding each write into
+the stored baselines as soon as it lands, and stores the rest of the plan once every write
+succeeded (see `Plan`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import collections.abc as abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -23,6 +23,7 @@ from syncworker.markers import find_marker, idempotency_key
 from syncworker.model import (
     SIDES,
     BaseStatus,
+    LinkState,
     NativeFields,
     RemoteComment,
     RemoteRecord,
@@ -32,14 +33,6 @@ from syncworker.model import (
 
 _NOUNS = {"crm": "case", "zenvia": "ticket"}
 _ABSENT = object()
-
-
-class LinkState(StrEnum):
-    ACTIVE = "active"
-    CONFLICT = "conflict"  # a manual-policy field waits for an operator
-    ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
-    ERROR = "error"  # a permanent write error flagged the link (set by the service)
-    MISSING = "missing"  # a record answered 404 without being deleted (set by the service)
 
 
 @dataclass(frozen=True)
@@ -61,8 +54,11 @@ class LinkSnapshot:
 
 @dataclass(frozen=True)
 class CommentPair:
+    """A comment and its copy; `origin` is the side the comment was first written on."""
+
     crm_comment_id: str
     zenvia_comment_id: str
+    origin: Side
 
 
 @dataclass(frozen=True)
@@ -115,8 +111,8 @@ class AddComment:
 
 def _comment_pair(source: Side, source_comment_id: str, copy_id: str) -> CommentPair:
     if source == "crm":
-        return CommentPair(source_comment_id, copy_id)
-    return CommentPair(copy_id, source_comment_id)
+        return CommentPair(source_comment_id, copy_id, source)
+    return CommentPair(copy_id, source_comment_id, source)
 
 
 Operation = CreateRecord | UpdateFields | AddComment
@@ -135,16 +131,19 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Plan:
-    """The writes to make, in order, and what to store once every one of them succeeded.
+    """The writes to make, in order, and the baselines and link state they lead to.
 
     Applying it: run `operations` in order. Store a created record's id on the link as soon
     as its create succeeds (a later AddComment with `record_id` None targets that record); a
-    create whose intent resolves to a record a lost attempt made must first bring that record
-    to the planned `fields` (its baseline assumes them). Store each comment link as soon as
-    its comment is written (`AddComment.pair`). Only when every write succeeded, store both
-    baselines, `link_state` and `comment_pairs`, and clear the operator resolutions named in
-    `resolved_fields`. On any failure store nothing else: the next plan picks up from the
-    remotes' state, and a copy found by its text is paired instead of written twice.
+    create whose intent resolves to a record a lost attempt made adopts that record with the
+    attempt's planned baselines instead, and the pair is planned again. Fold each field write
+    into both stored baselines as soon as it lands (its planned values only: the other fields
+    keep their old ones), and store each comment link as soon as its comment is written
+    (`AddComment.pair`). Once every write succeeded, store both baselines, `link_state`, the
+    conflicts still open (those in `resolved_fields` leave the link) and `comment_pairs`. On
+    a failure what already landed stays folded, so our own write never reads as a person's
+    change: the next plan picks up from the remotes' state, and a copy found by its text is
+    paired instead of written twice.
     """
 
     operations: tuple[Operation, ...]
@@ -164,9 +163,6 @@ class Plan:
     def resolved_fields(self) -> tuple[str, ...]:
         """Manual conflicts an operator's resolution settled: clear them once applied."""
         return tuple(c.field for c in self.conflicts if c.policy == "manual" and c.winner)
-
-    def baseline(self, side: Side) -> NativeFields | None:
-        return self.crm_baseline if side == "crm" else self.zenvia_baseline
 
     def describe(self) -> list[str]:
         """One line per decision, for `resync --dry-run`."""

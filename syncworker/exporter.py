@@ -22,12 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncworker import metrics
 from syncworker.metrics import Family
-from syncworker.model import Side
+from syncworker.model import LinkState, Side
 from syncworker.ratelimit import SharedGate
 from syncworker.runtime import build_gates
 from syncworker.settings import Settings
 from syncworker.status import collect_status
-from syncworker.store.tables import LinkState
 
 log = logging.getLogger(__name__)
 

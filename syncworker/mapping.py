@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import logging
 import types
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -34,17 +35,15 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from syncworker.connectors.salesforce_ids import to_id18
-from syncworker.markers import strip_marker
 from syncworker.model import (
     SIDES,
     BaseStatus,
-    CanonicalComment,
-    CanonicalTicket,
     NativeFields,
-    RemoteComment,
     Side,
     other_side,
 )
+
+log = logging.getLogger(__name__)
 
 Scalar = str | int | None
 Direction = Literal["both", "crm_to_zenvia", "zenvia_to_crm"]
@@ -318,26 +317,10 @@ class DescriptionSource(_Section):
 
 
 class CommentSync(_Section):
+    """Whether comments are copied; a copy keeps its comment's visibility (public stays
+    public)."""
+
     sync: StrictBool = True
-    crm_to_zenvia_public_from: StrictStr = "IsPublished"
-
-
-class DisplayFacts(_Section):
-    """Read-only native attributes shown in canonical projections (never synced)."""
-
-    channel: StrictStr | None = None
-    requester: StrictStr | None = None
-    tags: StrictStr | None = None
-    created_at: StrictStr | None = None
-    updated_at: StrictStr | None = None
-
-
-class Display(_Section):
-    crm: DisplayFacts = DisplayFacts()
-    zenvia: DisplayFacts = DisplayFacts()
-
-    def for_side(self, side: Side) -> DisplayFacts:
-        return self.crm if side == "crm" else self.zenvia
 
 
 class Mapping(_Section):
@@ -355,7 +338,6 @@ class Mapping(_Section):
     matching: Matching = Matching()
     on_delete: EndPolicy = "unlink"
     on_cancel: EndPolicy = "close"
-    display: Display = Display()
     _normalised_ids: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="wrap")
@@ -552,53 +534,6 @@ class Mapping(_Section):
     def system_label(self, side: Side) -> str:
         return _SYSTEM_LABELS["zenvia" if side == "zenvia" else self.crm_system]
 
-    def to_canonical(
-        self, side: Side, fields: NativeFields, *, record_id: str | None = None
-    ) -> CanonicalTicket:
-        """One side's record in one vocabulary (the CRM's), for display and reports."""
-        facts = self.display.for_side(side)
-
-        def mapped(name: str) -> Any:
-            field = self.fields.get(name)
-            if field is None or field.native(side) not in fields:
-                return None
-            value = fields[field.native(side)]
-            return value if side == "crm" else self.translate(name, "zenvia", value)
-
-        def fact(native: str | None) -> Any:
-            return fields.get(native) if native else None
-
-        status = self.base_status(side, fields)
-        requester = mapped("requester") or fact(facts.requester)
-        if isinstance(requester, list):
-            requester = requester[0] if requester else None
-        description = fact(self.description.crm) if side == "crm" and self.description else None
-        return CanonicalTicket(
-            source_side=side,
-            source_id=record_id,
-            subject=_text(mapped("subject")),
-            description=_text(description),
-            status=status,
-            priority=_text(mapped("priority")),
-            category=_text(mapped("category")),
-            owner=_text(mapped("owner")),
-            requester=_text(requester),
-            channel=_text(fact(facts.channel)),
-            tags=tuple(str(tag) for tag in fact(facts.tags) or ()),
-            created_at=_timestamp(fact(facts.created_at)),
-            updated_at=_timestamp(fact(facts.updated_at)),
-        )
-
-    def comment_to_canonical(self, side: Side, comment: RemoteComment) -> CanonicalComment:
-        return CanonicalComment(
-            source_side=side,
-            source_id=comment.id,
-            body=strip_marker(comment.body),
-            public=comment.public,
-            author=comment.author_id,
-            created_at=comment.created_at,
-        )
-
 
 def record_stamp(value: Any) -> datetime | None:
     """A record's time stamp as either remote writes it (ISO text, `Z` or `+0000`); None when
@@ -642,20 +577,6 @@ def _with_ids_in_18(spec: dict[str, Any], seen: dict[str, str]) -> dict[str, Any
     return spec
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or value == [] else str(value)
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """Display only: an unreadable timestamp shows as unknown rather than failing a report."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 # --- loading -------------------------------------------------------------------------------
 
 
@@ -692,6 +613,7 @@ def from_data(data: object, *, source: str = "<mapping>") -> Mapping:
     """Validate already-parsed data (tests build mappings this way)."""
     if not isinstance(data, dict):
         raise MappingError(f"{source}: expected a mapping at the top level; got {_kind(data)}")
+    data = _without_retired_keys(data, source)
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as exc:
@@ -700,6 +622,28 @@ def from_data(data: object, *, source: str = "<mapping>") -> Mapping:
     if problems:
         raise _error(source, problems)
     return mapping
+
+
+# Keys an older file may hold that nothing reads any more: left out with a warning, so that
+# file still loads (any other unknown key is refused).
+_RETIRED_KEYS: dict[tuple[str, ...], str] = {
+    ("display",): "nothing shows these attributes",
+    ("comments", "crm_to_zenvia_public_from"): "a copy always keeps its comment's visibility",
+}
+
+
+def _without_retired_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of `data` without the retired keys it holds, each named in a warning."""
+    kept = copy.deepcopy(data)
+    for path, why in _RETIRED_KEYS.items():
+        *parents, key = path
+        section: Any = kept
+        for parent in parents:
+            section = section.get(parent) if isinstance(section, dict) else None
+        if isinstance(section, dict) and key in section:
+            log.warning("%s: %s is no longer read (%s); delete it", source, ".".join(path), why)
+            del section[key]
+    return kept
 
 
 def _error(source: str, problems: list[tuple[str, str]]) -> MappingError:

@@ -35,7 +35,3 @@ def find_marker(text: str | None) -> str | None:
         return None
     found = _MARKER.search(text)
     return found.group(1) if found else None
-
-
-def strip_marker(text: str) -> str:
-    return _MARKER.sub("", text).rstrip()

@@ -46,6 +46,18 @@ class RemoteComment:
     author_id: str | None = None
 
 
+class LinkState(StrEnum):
+    """Where a link stands; only an ACTIVE or CONFLICT link syncs its fields."""
+
+    ACTIVE = "active"
+    CONFLICT = "conflict"  # a manual-policy field waits for an operator
+    ORPHANED = "orphaned"  # one side is gone or was unlinked: nothing syncs any more
+    ERROR = "error"  # a sync of it was dead-lettered (set by the service)
+    # a record answered 404 and its remote does not say it was deleted: kept, not synced
+    # until it can be read again (or an operator restores the link)
+    MISSING = "missing"
+
+
 class BaseStatus(StrEnum):
     """The lifecycle stage every native status maps onto (Zenvia's base types, CRM-neutral)."""
 
@@ -55,38 +67,3 @@ class BaseStatus(StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
     CANCELED = "canceled"
-
-
-@dataclass(frozen=True)
-class CanonicalTicket:
-    """A case or ticket in one vocabulary, for display and reports (the merge stays native).
-
-    Mapped values are expressed in the CRM's vocabulary (a Zenvia urgency becomes the CRM
-    priority it maps to); `status` is the base status.
-    """
-
-    source_side: Side
-    source_id: str | None
-    subject: str | None = None
-    description: str | None = None
-    status: BaseStatus | None = None
-    priority: str | None = None
-    category: str | None = None
-    owner: str | None = None
-    requester: str | None = None
-    channel: str | None = None
-    tags: tuple[str, ...] = ()
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CanonicalComment:
-    """A comment as people read it: our sync marker removed."""
-
-    source_side: Side
-    source_id: str
-    body: str
-    public: bool
-    author: str | None
-    created_at: datetime

@@ -231,7 +231,7 @@ def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: Re
         zenvia=zenvia,
         crm_comments=comments["crm"],
         zenvia_comments=comments["zenvia"],
-        comment_links=[engine.CommentPair(*ids) for ids in same],
+        comment_links=[engine.CommentPair(*ids, origin="crm") for ids in same],
     )
     reads = _ticket_reads(len(comments["zenvia"]))
     overwrites = tuple(
@@ -368,7 +368,7 @@ def _link_same_comments(rt: Runtime, step: Step) -> None:
                 link_id=link.id,
                 crm_comment_id=crm_comment_id,
                 zenvia_comment_id=zenvia_comment_id,
-                origin="crm",  # as service pairs a copy found by its marker
+                origin="crm",  # copied by hand: which one came first is not known
             )
 
 

@@ -10,7 +10,6 @@ so a busy poller never starves the writes.
 from __future__ import annotations
 
 import contextvars
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from limits.strategies import MovingWindowRateLimiter
 from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.http import retry_after_seconds
+from syncworker.connectors.salesforce_quota import api_usage
 
 Priority = Literal["sync", "poll", "sweep"]
 _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
@@ -38,7 +38,6 @@ _prepaid: contextvars.ContextVar[dict[str, int]] = contextvars.ContextVar(
     "prepaid_requests",
     default={},  # noqa: B039 - never mutated: reserve() sets a new dict
 )
-_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 @contextmanager
@@ -141,9 +140,9 @@ class SharedGate:
         if response.status_code == 429:
             metrics.count_throttled(self._redis, self.remote)
             self.block_for(retry_after_seconds(response.headers.get("Retry-After")))
-        info = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
-        if info:
-            self._note_quota(int(info.group(1)), int(info.group(2)))
+        usage = api_usage(response)
+        if usage:
+            self._note_quota(*usage)
         if response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content:
             metrics.count_throttled(self._redis, self.remote)
             self.block_for(self.quota.pause_seconds if self.quota else 600.0)

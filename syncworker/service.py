@@ -32,6 +32,7 @@ from syncworker.markers import find_marker
 from syncworker.model import (
     SIDES,
     BaseStatus,
+    LinkState,
     NativeFields,
     RemoteComment,
     RemoteRecord,
@@ -41,7 +42,7 @@ from syncworker.model import (
 from syncworker.ratelimit import background_priority
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import Cursor, Link, LinkState, Observation
+from syncworker.store.tables import Cursor, Link, Observation
 
 log = logging.getLogger(__name__)
 
@@ -470,7 +471,12 @@ def _sync_link(
         rows = repo.load_pair(session, link_id=link_id)
     if rows is None:
         return SyncOutcome(link_id=link_id, skipped="link no longer exists")
-    pairs = [engine.CommentPair(c.crm_comment_id, c.zenvia_comment_id) for c in rows.comment_links]
+    pairs = [
+        engine.CommentPair(
+            c.crm_comment_id, c.zenvia_comment_id, "crm" if c.origin == "crm" else "zenvia"
+        )
+        for c in rows.comment_links
+    ]
     sweep = _sweep_due(rt, rows.link)
     # a sweep's listing is background work: it leaves the budget's reserve to writes and polls
     with background_priority("sweep") if sweep else contextlib.nullcontext():
@@ -572,7 +578,7 @@ def _snapshot(link: Link) -> engine.LinkSnapshot:
         zenvia_id=link.zenvia_id,
         crm_baseline=link.crm_baseline,
         zenvia_baseline=link.zenvia_baseline,
-        state=engine.LinkState(link.state),
+        state=LinkState(link.state),
     )
 
 
@@ -1018,7 +1024,7 @@ def _commit(
                 link_id=link.id,
                 crm_comment_id=comment_pair.crm_comment_id,
                 zenvia_comment_id=comment_pair.zenvia_comment_id,
-                origin="crm",
+                origin=comment_pair.origin,
             )
         values = {
             "crm_baseline": plan.crm_baseline,
@@ -1132,7 +1138,7 @@ def dead_letter(
         )
         repo.give_up_version(session, side=side, remote_id=record_id)
         if link is not None and link.id is not None:
-            repo.save_link_state(
+            while not repo.save_link_state(
                 session,
                 link_id=link.id,
                 expected_revision=link.revision,
@@ -1142,7 +1148,8 @@ def dead_letter(
                     else LinkState.ERROR,
                     "state_reason": str(error)[:500],
                 },
-            )
+            ):
+                session.refresh(link)  # another sync committed it meanwhile: flag it as it is
             history.record_dead_letter(session, link_id=link.id, letter=letter, at=rt.clock())
 
 
@@ -1273,32 +1280,18 @@ def resync_targets(
     zenvia_id: str | None = None,
     since: datetime | None = None,
     everything: bool = False,
-) -> list[tuple[Side, str]]:
-    """The records an operator's resync names, as (side, id) pairs."""
+) -> Iterator[tuple[Side, str]]:
+    """The records an operator's resync names, as (side, id) pairs, each as soon as its
+    listing shows it (a long resync queues page by page while it lists)."""
     if crm_id:
-        return [("crm", crm_id)]
-    if zenvia_id:
-        return [("zenvia", zenvia_id)]
-    targets: list[tuple[Side, str]] = []
-    for side in SIDES:
-        source = (
-            rt.connectors[side].changed_since(since) if since else rt.connectors[side].iter_all()
-        )
-        if since or everything:
-            targets.extend((side, record.id) for record in source)
-    return targets
-
-
-def replay(rt: Runtime, letter_id: int) -> tuple[Side, str]:
-    """Send a dead letter's record through the normal sync path again."""
-    with session_scope(rt.database_url) as session:
-        letter = repo.get_dead_letter(session, letter_id)
-        if letter is None:
-            raise LookupError(f"no dead letter with id {letter_id}")
-        side: Side = "crm" if letter.side == "crm" else "zenvia"
-        record_id = letter.record_id
-    rt.enqueue_sync(side, record_id)
-    return side, record_id
+        yield "crm", crm_id
+    elif zenvia_id:
+        yield "zenvia", zenvia_id
+    elif since or everything:
+        for side in SIDES:
+            connector = rt.connectors[side]
+            for record in connector.changed_since(since) if since else connector.iter_all():
+                yield side, record.id
 
 
 __all__ = [
@@ -1309,7 +1302,6 @@ __all__ = [
     "dead_letter",
     "poll",
     "reconcile",
-    "replay",
     "resolve_conflict",
     "restore_link",
     "resync_targets",

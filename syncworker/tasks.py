@@ -19,7 +19,7 @@ import sqlalchemy.exc
 from celery import Task
 from celery.signals import worker_process_init
 
-from syncworker import metrics, service
+from syncworker import dead_letters, metrics, service
 from syncworker.celery_app import MAX_COUNTDOWN_SECONDS, app
 from syncworker.connectors.errors import (
     AuthError,
@@ -190,7 +190,8 @@ def reconcile(self: Task) -> dict[str, Any]:
 
 @app.task(name="syncworker.replay", bind=True)
 def replay(self: Task, dead_letter_id: int) -> dict[str, Any]:
-    side, record_id = service.replay(get_runtime(), dead_letter_id)
+    rt = get_runtime()
+    side, record_id = dead_letters.replay(rt.database_url, dead_letter_id, rt.enqueue_sync)
     return {"dead_letter_id": dead_letter_id, "side": side, "record_id": record_id}
 
 

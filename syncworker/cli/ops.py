@@ -20,7 +20,7 @@ from sqlmodel import Session
 from syncworker.connectors.errors import RateLimitedError, RemoteError
 from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.mapping import Mapping
-from syncworker.model import SIDES, Side
+from syncworker.model import Side
 from syncworker.ratelimit import SharedGate, background_priority
 from syncworker.settings import get_settings
 from syncworker.store import repo
@@ -155,12 +155,9 @@ def resync(
     _database()
     _redis()
     rt = _waiting_runtime(get_runtime())
-    if crm_id or zenvia_id:
-        targets: Iterator[tuple[Side, str]] = iter(
-            service.resync_targets(rt, crm_id=crm_id, zenvia_id=zenvia_id)
-        )
-    else:
-        targets = _listed(rt, since)
+    targets = service.resync_targets(
+        rt, crm_id=crm_id, zenvia_id=zenvia_id, since=since, everything=everything
+    )
     done = 0
     results: list[Any] = []
     try:
@@ -185,14 +182,6 @@ def resync(
     typer.echo(f"queued {len(results)} sync(s)")
     if wait:
         _wait_for(results)
-
-
-def _listed(rt: Runtime, since: datetime | None) -> Iterator[tuple[Side, str]]:
-    """Every record (or every one changed since `since`) on both sides, as it is listed."""
-    for side in SIDES:
-        connector = rt.connectors[side]
-        for record in connector.changed_since(since) if since else connector.iter_all():
-            yield side, record.id
 
 
 def _pages(targets: Iterator[tuple[Side, str]]) -> Iterator[list[tuple[Side, str]]]:
@@ -371,18 +360,16 @@ def letters_retry(letter_id: int) -> None:
 
     Example: `syncworker dead-letters retry 12`.
     """
+    from syncworker import dead_letters
     from syncworker.tasks import enqueue_sync
 
     database = _database()
     _redis()
-    with session_scope(database) as session:
-        letter = repo.get_dead_letter(session, letter_id)
-        if letter is None:
-            raise OperatorError(f"no dead letter with id {letter_id}")
-        side: Side = "crm" if letter.side == "crm" else "zenvia"
-        enqueue_sync(side, letter.record_id)
-        repo.close_dead_letter(session, letter_id=letter_id, status=DeadLetterStatus.REPLAYED)
-    typer.echo(f"replaying dead letter {letter_id}: sync of {side} {letter.record_id} queued")
+    try:
+        side, record_id = dead_letters.replay(database, letter_id, enqueue_sync)
+    except LookupError as unknown:
+        raise OperatorError(str(unknown)) from None
+    typer.echo(f"replaying dead letter {letter_id}: sync of {side} {record_id} queued")
 
 
 @letters_app.command("discard")

@@ -1,8 +1,9 @@
 """One error hierarchy for every remote, named by what the caller should do next.
 
 Connectors classify each failure at their boundary; the task layer only looks at the class:
-transient → retry with backoff, rate-limited → retry after the stated wait, permanent →
-dead letter with the remote's own message, auth → stop and tell the operator.
+transient → retry with backoff, rate-limited → retry after the stated wait, permanent and
+auth → dead letter with the remote's own message (refused credentials dead-letter each sync
+that tries them, until an operator fixes them).
 Messages carry status, method and path, never a token.
 """
 

@@ -25,12 +25,13 @@ token is fetched and the request sent once more), or a static access token (no r
 is an AuthError). Secrets live in `SecretStr`, travel only in the `Authorization` header or the
 token request body, and are redacted from every message this module produces.
 
-Every failure is classified here (see connectors/errors.py); the only automatic retries are the
-re-auth above and connectors/http.py's one retry of an idempotent request on a dropped pooled
-connection (GETs and the PATCHes, which set values and so may be sent twice).
+Every failure is classified here (see connectors/errors.py; the rules both remotes share are
+in connectors/wire.py); the only automatic retries are the re-auth above and
+connectors/http.py's one retry of an idempotent request on a dropped pooled connection (GETs
+and the PATCHes, which set values and so may be sent twice).
 
 Request costs (each counts against the org's daily API quota, see `last_quota`):
-- `get` 1; `update` 1; `create` 2 (upsert + GET); `add_comment` 2 (POST + GET);
+- `get` 1; `update` 1; `create` 2 (upsert + GET); `add_comment` 1;
   `find_created` 1; `list_comments` 1 per 2,000 comments;
 - `changed_since` 2 + 1 per 2,000 changed cases (+ 1 when comments changed on other cases),
   + 1 per QUERY_TIMEOUT (each splits a range in two; one second that still times out is read
@@ -49,7 +50,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -74,6 +74,15 @@ from syncworker.connectors.errors import (
 )
 from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT, check_client_credentials_url
+from syncworker.connectors.salesforce_quota import api_usage
+from syncworker.connectors.wire import (
+    error_for_status,
+    json_body,
+    maybe_json,
+    path_segment,
+    redact,
+    utc,
+)
 from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
 __all__ = [
@@ -89,7 +98,6 @@ REMOTE = "salesforce"
 COLLECTION_LIMIT = 200  # records per sObject Collections call
 COMMENT_MAX_BYTES = 4000
 QUOTA_RETRY_AFTER = 300.0  # the daily quota is a rolling 24 h window: look again in 5 minutes
-DEFAULT_RETRY_AFTER = 60.0
 # a listed Case's synthetic field: its comments changed since the listing's start (see
 # `changed_since`); never mapped, never written
 RECENT_COMMENTS = "_recent_comment_ids"
@@ -140,7 +148,6 @@ _TRANSIENT_CODES = frozenset(
 _NOT_FOUND_CODES = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED"})
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _VERSION = re.compile(r"\d{2,3}\.0")
-_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{1,6}(?:Z|[+-]\d\d:?\d\d)")
 
 
@@ -282,7 +289,7 @@ class SalesforceConnector:
             params={"fields": ",".join(self._fields)},
         )
         return self._with_comment_versions(
-            [self._record(_object(_json(response), "Case", record_id))]
+            [self._record(_object(json_body(response, REMOTE), "Case", record_id))]
         )[0]
 
     def confirm_deleted(self, record_id: str) -> bool:
@@ -392,7 +399,7 @@ class SalesforceConnector:
         `since` (`RECENT_COMMENTS`): a comment committed late carries a stamp older than the
         version already synced, and only this list shows the poll that something changed.
         """
-        since = _aware(since, "since")
+        since = utc(since, "since")
         literal = _soql_datetime(since)
         columns = ", ".join(self._fields)
         newest: dict[str, datetime] = {}
@@ -474,7 +481,7 @@ class SalesforceConnector:
         )
         seen: set[str] = set()
         for _ in range(_MAX_PAGES):
-            page = _parse(_QueryPage, _json(response), f"GET {resource}")
+            page = _parse(_QueryPage, json_body(response, REMOTE), f"GET {resource}")
             for row in page.records:
                 yield {key: value for key, value in row.items() if key != "attributes"}
             if page.done:
@@ -510,13 +517,13 @@ class SalesforceConnector:
             body["Description"] = description
         response = self._call(
             "PATCH",
-            f"sobjects/Case/{self._external}/{_segment(idempotency_key)}",
+            f"sobjects/Case/{self._external}/{path_segment(idempotency_key)}",
             f"PATCH sobjects/Case/{self._external}/{{key}}",
             json=body,
             headers=self._create_headers,
             idempotent=True,
         )
-        answer = _parse(_SaveResult, _json(response), "upsert")
+        answer = _parse(_SaveResult, json_body(response, REMOTE), "upsert")
         if not answer.id:
             raise _malformed("upsert answered without an id", "upsert")
         if answer.created is False:
@@ -621,7 +628,7 @@ class SalesforceConnector:
             json={"ParentId": _id18(record_id), "CommentBody": text, "IsPublished": public},
             headers=NO_AUTO_ASSIGN,
         )
-        return _parse(_CreateAnswer, _json(response), "POST sobjects/CaseComment").id
+        return _parse(_CreateAnswer, json_body(response, REMOTE), "POST sobjects/CaseComment").id
 
     def close(self) -> None:
         self._client.close()
@@ -645,24 +652,20 @@ class SalesforceConnector:
             "client_id": self._client_id,
             "client_secret": self._client_secret.get_secret_value(),
         }
-        # connectors/http.send cannot send a form body yet, hence this one hand-made request.
-        self._gate.before_request(TOKEN_ENDPOINT)
-        self.requests.add(TOKEN_ENDPOINT)
-        try:
-            response = self._client.post(
-                f"{self._login_url}/services/oauth2/token",
-                data=form,
-                headers={"Accept": "application/json"},
-            )
-        except httpx.TransportError as exc:
-            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-            raise TransientError(
-                f"token request {kind} ({type(exc).__name__})", remote=REMOTE, path=where
-            ) from exc
-        self._gate.after_response(TOKEN_ENDPOINT, response)
+        response = http.send(
+            self._client,
+            "POST",
+            f"{self._login_url}/services/oauth2/token",
+            endpoint=TOKEN_ENDPOINT,
+            remote=REMOTE,
+            gate=self._gate,
+            counter=self.requests,
+            data=form,
+            headers={"Accept": "application/json"},
+        )
         status = response.status_code
         if status != 200:
-            payload = _maybe_json(response)
+            payload = maybe_json(response)
             code = message = None
             if isinstance(payload, dict):
                 code = payload.get("error") if isinstance(payload.get("error"), str) else None
@@ -684,7 +687,7 @@ class SalesforceConnector:
             if status == 408 or status >= 500:
                 raise TransientError(text, **common)
             raise AuthError(text, **common)
-        answer = _parse(_TokenAnswer, _json(response), where)
+        answer = _parse(_TokenAnswer, json_body(response, REMOTE), where)
         if not answer.instance_url.startswith(("https://", "http://")):
             raise _malformed("token answer has no usable instance_url", where)
         if self._configured_instance is None:
@@ -741,14 +744,12 @@ class SalesforceConnector:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _note_quota(self, response: httpx.Response) -> None:
-        found = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
-        if found:
-            self.last_quota = (int(found.group(1)), int(found.group(2)))
+        self.last_quota = api_usage(response) or self.last_quota
 
     def _failure(self, response: httpx.Response, where: str) -> RemoteError:
         """Classify a non-2xx answer, keeping Salesforce's errorCode, message and fields."""
         status = response.status_code
-        payload = _maybe_json(response)
+        payload = maybe_json(response)
         code: str | None = None
         message = response.reason_phrase or f"HTTP {status}"
         details: list[str] = []
@@ -784,20 +785,13 @@ class SalesforceConnector:
             header = response.headers.get("Retry-After")
             wait = http.retry_after_seconds(header, default=QUOTA_RETRY_AFTER)
             return RateLimitedError(message, retry_after=wait, **common)
-        if status == 429:
-            wait = http.retry_after_seconds(
-                response.headers.get("Retry-After"), default=DEFAULT_RETRY_AFTER
-            )
-            return RateLimitedError(message, retry_after=wait, **common)
-        if status in (401, 403):
-            return AuthError(message, **common)
-        if status == 404 or code in _NOT_FOUND_CODES:
-            return NotFoundError(message, **common)
-        if status == 408 or status >= 500 or code in _TRANSIENT_CODES:
-            return TransientError(message, **common)
-        if 400 <= status < 500:
-            return PermanentError(message, **common)
-        return MalformedResponseError(f"unexpected HTTP status {status}: {message}", **common)
+        return error_for_status(
+            response,
+            message,
+            not_found=code in _NOT_FOUND_CODES,
+            transient=code in _TRANSIENT_CODES,
+            **common,
+        )
 
     def _item_error(self, answer: _SaveResult, record: str) -> RemoteError:
         """Classify one sObject Collections item's failure."""
@@ -830,17 +824,13 @@ class SalesforceConnector:
             headers=NO_AUTO_ASSIGN,
             idempotent=True,
         )
-        payload = _json(response)
+        payload = json_body(response, REMOTE)
         if not isinstance(payload, list) or len(payload) != expected:
             raise _malformed(f"{endpoint}: expected {expected} results", endpoint)
         return [_parse(_SaveResult, item, endpoint) for item in payload]
 
     def _redact(self, text: str) -> str:
-        for secret in (self._token, self._client_secret):
-            value = secret.get_secret_value() if secret is not None else ""
-            if value and value in text:
-                text = text.replace(value, "**********")
-        return text
+        return redact(text, (self._token, self._client_secret))
 
     # -- payloads ---------------------------------------------------------------------------
 
@@ -919,12 +909,6 @@ def _secret(value: SecretStr | str | None) -> SecretStr | None:
     return secret if secret.get_secret_value() else None
 
 
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
 def _soql_datetime(moment: datetime) -> str:
     """A SOQL datetime literal, rounded DOWN to Salesforce's milliseconds (so ≥ misses nothing)."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -935,12 +919,6 @@ def _soql_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("'", "\\'")
     escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return f"'{escaped}'"
-
-
-def _segment(value: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"a Salesforce id or key is a non-empty string, got {value!r}")
-    return quote(value, safe="")
 
 
 def _order(record: RemoteRecord) -> tuple[datetime, str]:
@@ -1012,27 +990,6 @@ def _parent_id(row: dict[str, Any]) -> str:
 
 def _malformed(message: str, where: str) -> MalformedResponseError:
     return MalformedResponseError(message, remote=REMOTE, path=where)
-
-
-def _maybe_json(response: httpx.Response) -> object:
-    try:
-        payload: object = response.json()
-    except (ValueError, RecursionError):
-        return None
-    return payload
-
-
-def _json(response: httpx.Response) -> object:
-    try:
-        payload: object = response.json()
-    except (ValueError, RecursionError) as exc:
-        raise MalformedResponseError(
-            "response is not JSON",
-            remote=REMOTE,
-            status=response.status_code,
-            path=f"{response.request.method} {response.request.url.path}",
-        ) from exc
-    return payload
 
 
 def _comment_ids_by_parent(comments: Iterable[dict[str, Any]]) -> dict[str, list[str]]:

@@ -15,8 +15,9 @@ PATCHes go in dependency order (type, service, category, urgency: each must belo
 one before); a status change goes last when it closes, first otherwise (it may reopen a
 CLOSED ticket, which refuses other edits).
 
-Every failure is classified here (see connectors/errors.py); the only retry is the one
-immediate retry of an idempotent GET whose pooled connection was dropped (connectors/http.py).
+Every failure is classified here (see connectors/errors.py; the rules both remotes share are
+in connectors/wire.py); the only retry is the one immediate retry of an idempotent GET whose
+pooled connection was dropped (connectors/http.py).
 
 Request costs, since the account allows 10 requests/min in business hours:
 - `get` 1; `create` 1; `add_comment` 1; `find_client` 1; `list_comments` 1 per 100 actions;
@@ -44,7 +45,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
@@ -59,13 +59,19 @@ from syncworker.connectors.base import (
     Unreadable,
 )
 from syncworker.connectors.errors import (
-    AuthError,
     MalformedResponseError,
     NotFoundError,
     PermanentError,
     RateLimitedError,
     RemoteError,
-    TransientError,
+)
+from syncworker.connectors.wire import (
+    error_for_status,
+    json_body,
+    maybe_json,
+    path_segment,
+    redact,
+    utc,
 )
 from syncworker.connectors.zenvia_pass import ListingPass
 from syncworker.connectors.zenvia_signature import SignatureAuth
@@ -79,7 +85,6 @@ log = logging.getLogger(__name__)
 REMOTE = "zenvia"
 MAX_PAGE_SIZE = 100
 API_ORIGIN = "TICKETS_API"
-DEFAULT_RETRY_AFTER = 60.0
 _MAX_PAGES = 10_000
 _DATE_STAMPS = ("updatedAt", "createdAt")
 _OPEN_GATE = OpenGate()
@@ -182,8 +187,8 @@ class ZenviaConnector:
     # -- reading ----------------------------------------------------------------------------
 
     def get(self, record_id: str) -> RemoteRecord:
-        response = self._call("GET", f"/tickets/{_segment(record_id)}", "GET /tickets/{id}")
-        return self._record(_json(response, "ticket"))
+        response = self._call("GET", f"/tickets/{path_segment(record_id)}", "GET /tickets/{id}")
+        return self._record(json_body(response, REMOTE, "ticket"))
 
     def confirm_deleted(self, record_id: str) -> bool:
         """Never: v2 has no ticket deletion, so a ticket that cannot be read is not gone."""
@@ -226,7 +231,7 @@ class ZenviaConnector:
         `max_filter_days` dates, every ticket is listed instead. The order is undocumented, so
         every page is read; a ticket may come twice (callers keep the newest).
         """
-        since = _aware(since, "since")
+        since = utc(since, "since")
         position = ListingPass.load(resume) if resume is not None else None
         if position is None:
             position = ListingPass(self._listings(since))
@@ -249,13 +254,13 @@ class ZenviaConnector:
             yield ListingPage(records, None if position.done else position.dump())
 
     def _listings(self, since: datetime) -> tuple[tuple[str, str], ...]:
-        days = self._dates(since, _aware(self._clock(), "clock()"))
+        days = self._dates(since, utc(self._clock(), "clock()"))
         if len(days) > self._max_filter_days:
             return (("", ""),)
         return tuple((stamp, day.isoformat()) for day in days for stamp in _DATE_STAMPS)
 
     def list_comments(self, record_id: str) -> list[RemoteComment]:
-        ticket = _segment(record_id)
+        ticket = path_segment(record_id)
         comments: list[RemoteComment] = []
         for items, _total in self._pages(
             f"/tickets/{ticket}/actions", "GET /tickets/{id}/actions", {}
@@ -281,8 +286,8 @@ class ZenviaConnector:
         Date listings lag behind writes: within `listing_lag` of the newest attempt a miss
         proves nothing, so it raises RateLimitedError (wait, nothing is lost) instead.
         """
-        moments = [_aware(moment, "attempt") for moment in (around, *attempts)]
-        settled = max(moments) + self.listing_lag - _aware(self._clock(), "clock()")
+        moments = [utc(moment, "attempt") for moment in (around, *attempts)]
+        settled = max(moments) + self.listing_lag - utc(self._clock(), "clock()")
         if settled > timedelta(0):
             raise RateLimitedError(
                 "a ticket created by the last attempt may not be listed yet",
@@ -321,7 +326,7 @@ class ZenviaConnector:
         either: a contact whose e-mail channels are all another address is passed over.
         """
         response = self._call("GET", "/contacts", "GET /contacts", params={"channels.email": email})
-        items = _json(response, "contacts page")
+        items = json_body(response, REMOTE, "contacts page")
         if not isinstance(items, list):
             raise _malformed("GET /contacts page is not a JSON array", "GET /contacts")
         found = [
@@ -355,7 +360,7 @@ class ZenviaConnector:
             "description": with_marker(description, idempotency_key),
         }
         response = self._call("POST", "/tickets", "POST /tickets", json=body)
-        return self._record(_json(response, "ticket"))
+        return self._record(json_body(response, REMOTE, "ticket"))
 
     def update(
         self,
@@ -373,7 +378,7 @@ class ZenviaConnector:
         one that did. Unknown or read-only names, values of the wrong type and a null
         `ownerId` (the API has no way to unassign) raise PermanentError before any request.
         """
-        ticket = _segment(record_id)
+        ticket = path_segment(record_id)
         _check_fields(changes, record_id, clients_required=self._clients_required)
         patches: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
         for name in sorted(changes, key=_PATCH_ORDER.__getitem__):
@@ -410,11 +415,11 @@ class ZenviaConnector:
         payload = {"type": "PUBLIC" if public else "INTERNAL", "description": body}
         response = self._call(
             "POST",
-            f"/tickets/{_segment(record_id)}/actions",
+            f"/tickets/{path_segment(record_id)}/actions",
             "POST /tickets/{id}/actions",
             json=payload,
         )
-        return self._comment(_json(response, "action"), record_id).id
+        return self._comment(json_body(response, REMOTE, "action"), record_id).id
 
     def close(self) -> None:
         self._client.close()
@@ -453,10 +458,7 @@ class ZenviaConnector:
         """Classify a non-2xx answer, keeping Zenvia's own code, message and details."""
         status = response.status_code
         code, message, details = None, response.reason_phrase or f"HTTP {status}", []
-        try:
-            payload = response.json()
-        except (ValueError, RecursionError):
-            payload = None
+        payload = maybe_json(response)
         if isinstance(payload, dict):
             if isinstance(payload.get("code"), str):
                 code = payload["code"]
@@ -478,29 +480,15 @@ class ZenviaConnector:
             "path": where,
             "details": details,
         }
-        if status == 429:
-            wait = http.retry_after_seconds(
-                response.headers.get("Retry-After"), default=DEFAULT_RETRY_AFTER, now=self._clock()
+        if status == 401 and not self._signed:
+            message += (
+                " (a signature-mode token refuses unsigned requests: set "
+                "SYNCWORKER_ZENVIA_SIGNATURE_SECRET or its _FILE to sign them)"
             )
-            return RateLimitedError(message, retry_after=wait, **common)
-        if status in (401, 403):
-            if status == 401 and not self._signed:
-                message += (
-                    " (a signature-mode token refuses unsigned requests: set "
-                    "SYNCWORKER_ZENVIA_SIGNATURE_SECRET or its _FILE to sign them)"
-                )
-            return AuthError(message, **common)
-        if status == 404:
-            return NotFoundError(message, **common)
-        if status == 408 or status >= 500:
-            return TransientError(message, **common)
-        if 400 <= status < 500:
-            return PermanentError(message, **common)
-        return MalformedResponseError(f"unexpected HTTP status {status}", **common)
+        return error_for_status(response, message, now=self._clock(), **common)
 
     def _redact(self, text: str) -> str:
-        secret = self._token.get_secret_value()
-        return text.replace(secret, "**********") if secret in text else text
+        return redact(text, (self._token,))
 
     def _pages(
         self, path: str, endpoint: str, params: Mapping[str, str | int]
@@ -526,7 +514,7 @@ class ZenviaConnector:
         response = self._call(
             "GET", path, endpoint, params={**params, "page": page, "size": self._page_size}
         )
-        items = _json(response, "page")
+        items = json_body(response, REMOTE, "page")
         if not isinstance(items, list):
             raise _malformed(f"{endpoint} page {page} is not a JSON array", endpoint)
         return items, _header_int(response, "x-total", endpoint)
@@ -535,7 +523,7 @@ class ZenviaConnector:
         """Whether an action carries `wanted` (only the create's first action carries its key;
         action ids are not known to start at 1). Actions come in no documented order, so pages
         are read until it shows: one page unless the ticket has over 100 actions."""
-        path = f"/tickets/{_segment(record_id)}/actions"
+        path = f"/tickets/{path_segment(record_id)}/actions"
         try:
             for items, _total in self._pages(path, "GET /tickets/{id}/actions", {}):
                 if any(
@@ -647,18 +635,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{name} must be timezone-aware")
-    return moment.astimezone(UTC)
-
-
-def _segment(record_id: str) -> str:
-    if not isinstance(record_id, str) or not record_id:
-        raise ValueError(f"a Zenvia ticket id is a non-empty string, got {record_id!r}")
-    return quote(record_id, safe="")
-
-
 def _action_order(comment: RemoteComment) -> tuple[int, str, datetime]:
     """Numeric action id first ("…:2" before "…:10"), then time; a non-numeric id sorts last."""
     action = comment.id.rsplit(":", 1)[-1]
@@ -711,19 +687,6 @@ def _field_error(name: str, expected: str, ticket_id: str | None) -> MalformedRe
     return MalformedResponseError(
         f"{whose}field {name!r} is not {expected}", remote=REMOTE, path=name
     )
-
-
-def _json(response: httpx.Response, what: str) -> object:
-    try:
-        payload: object = response.json()
-    except (ValueError, RecursionError) as exc:
-        raise MalformedResponseError(
-            f"{what} response is not JSON",
-            remote=REMOTE,
-            status=response.status_code,
-            path=f"{response.request.method} {response.request.url.path}",
-        ) from exc
-    return payload
 
 
 def _header_int(response: httpx.Response, name: str, where: str) -> int | None:

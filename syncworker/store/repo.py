@@ -20,7 +20,7 @@ from sqlalchemy.sql.expression import Executable
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from syncworker.model import RemoteRecord, Side
+from syncworker.model import LinkState, RemoteRecord, Side
 from syncworker.store.tables import (
     CommentLink,
     Cursor,
@@ -30,7 +30,6 @@ from syncworker.store.tables import (
     Intent,
     IntentStatus,
     Link,
-    LinkState,
     Observation,
     SyncRun,
 )
@@ -247,12 +246,6 @@ def save_link_state(
     return _core(session, statement).rowcount == 1
 
 
-def delete_link(session: Session, *, link_id: int) -> None:
-    link = session.get(Link, link_id)
-    if link is not None:
-        session.delete(link)
-
-
 def all_links(session: Session) -> Iterator[Link]:
     """Every link, streamed in batches so a 100k-pair reconcile stays small in memory."""
     yield from session.exec(select(Link).order_by(col(Link.id)).execution_options(yield_per=1000))
@@ -389,13 +382,6 @@ def complete_intent(session: Session, *, key: str, remote_id: str) -> None:
     if intent is not None:
         intent.status, intent.remote_id, intent.updated_at = IntentStatus.DONE, remote_id, utcnow()
         session.add(intent)
-
-
-def pending_intents(session: Session, *, older_than: datetime) -> Sequence[Intent]:
-    query = select(Intent).where(
-        Intent.status == IntentStatus.PENDING, col(Intent.updated_at) < older_than
-    )
-    return session.exec(query).all()
 
 
 # -- observations -----------------------------------------------------------------------------

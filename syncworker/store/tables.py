@@ -9,23 +9,13 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from syncworker.model import LinkState
 from syncworker.store.types import JSONDocument, UTCDateTime, utcnow
-
-
-class LinkState(StrEnum):
-    ACTIVE = "active"
-    CONFLICT = "conflict"
-    ORPHANED = "orphaned"
-    ERROR = "error"
-    # a record answered 404 and its remote does not say it was deleted: kept, not synced
-    # until it can be read again (or an operator restores the link)
-    MISSING = "missing"
 
 
 class IntentStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
-    ABANDONED = "abandoned"
 
 
 class DeadLetterStatus(StrEnum):
@@ -109,7 +99,6 @@ class Intent(SQLModel, table=True):
     status: str = Field(default=IntentStatus.PENDING, max_length=16, index=True)
     attempts: int = Field(default=0)
     remote_id: str | None = Field(default=None, max_length=64)
-    last_error: str | None = Field(default=None)
     # A create's planned baselines as of its last send ({"crm": …, "zenvia": …}): a record found
     # after a lost reply is linked with them, so its first merge is three-way, not a guess.
     baselines: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)

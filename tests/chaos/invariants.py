@@ -34,13 +34,13 @@ from syncworker.convergence import SideState
 from syncworker.engine import copy_text, is_copy_of
 from syncworker.mapping import Mapping
 from syncworker.markers import find_marker
-from syncworker.model import SIDES, Side, other_side
+from syncworker.model import SIDES, LinkState, Side, other_side
 from syncworker.sandbox.salesforce import API_USER_ID, SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
 from syncworker.sandbox.zenvia_catalogue import Named, ZenviaCatalogue
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import DeadLetter, DeadLetterStatus, Link, LinkState
+from syncworker.store.tables import DeadLetter, DeadLetterStatus, Link
 
 __all__ = ["EditLog", "Findings", "World", "check", "snapshot"]
 

@@ -579,6 +579,20 @@ def test_dead_letters_retry_replays_the_record_once_it_is_fixed(parked: Parked) 
     assert "replayed" in row
 
 
+def test_dead_letters_retry_marks_the_letter_replayed_and_a_new_failure_reopens_it(
+    parked: Parked,
+) -> None:
+    retried = run_cli("dead-letters", "retry", str(parked.letter_id), env=parked.env)
+    assert retried.returncode == 0, retried.stderr
+    parked.stack.settle()
+
+    with session_scope(parked.stack.database_url) as session:
+        letter = repo.get_dead_letter(session, parked.letter_id)
+    assert letter is not None
+    assert letter.replayed_at is not None  # only a replay sets it: the CLI marked it
+    assert (letter.status, letter.attempts) == ("open", 2)  # the owner is still unknown
+
+
 def test_dead_letters_discard_stops_tracking_it(parked: Parked) -> None:
     discarded = run_cli("dead-letters", "discard", str(parked.letter_id), env=parked.env)
     assert discarded.returncode == 0, discarded.stderr

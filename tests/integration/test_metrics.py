@@ -25,11 +25,11 @@ from redis.retry import Retry
 from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.exporter import SyncworkerCollector
-from syncworker.model import RemoteRecord, Side
+from syncworker.model import LinkState, RemoteRecord, Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget
 from syncworker.store import migrate, repo
 from syncworker.store.db import reset_engines, session_scope
-from syncworker.store.tables import DeadLetterStatus, Link, LinkState
+from syncworker.store.tables import DeadLetterStatus, Link
 from tests.conftest import create_throwaway_database, drop_database, unique_id
 
 NOON_SAO_PAULO = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from syncworker import service
+from syncworker import engine, service
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.model import Side
 from syncworker.sandbox.server import Request, Response, SandboxApp
@@ -562,3 +562,40 @@ def test_reconcile_sends_a_lost_sync_again_even_behind_a_backlog(stack: Stack) -
     stack.runtime.enqueue_sync = lambda side, record_id: sent.append((side, record_id))
     stack.reconcile()
     assert ("crm", case_id) in sent
+
+
+@pytest.mark.parametrize("source", ["crm", "zenvia"])
+def test_a_copy_found_already_made_is_paired_with_its_true_origin(
+    stack: Stack, source: Side
+) -> None:
+    """A copy an interrupted run wrote (its comment link lost) is paired, not written again,
+    and the pair records which side the comment was first written on."""
+    case_id, ticket_id = synced_pair(stack, f"Found copy {source}")
+    record_ids = {"crm": case_id, "zenvia": ticket_id}
+    if source == "crm":
+        stack.salesforce.agent.add_comment(case_id, "Written on the case", public=True)
+    else:
+        stack.zenvia.agent.add_action(ticket_id, "Written on the ticket", public=True)
+    (original,) = [
+        c
+        for c in stack.runtime.connectors[source].list_comments(record_ids[source])
+        if c.body.startswith("Written on")
+    ]
+    copy = engine.copy_text(stack.runtime.mapping, source, original)
+    if source == "crm":
+        stack.zenvia.agent.add_action(ticket_id, copy, public=True)
+    else:
+        stack.salesforce.agent.add_comment(case_id, copy, public=True)
+
+    settle_here(stack)
+
+    with session_scope(stack.database_url) as session:
+        link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
+        assert link is not None
+        assert link.id is not None
+        pairs = repo.comment_links_for(session, link_id=link.id)
+    found = [p for p in pairs if original.id in (p.crm_comment_id, p.zenvia_comment_id)]
+    assert [p.origin for p in found] == [source]
+    target = "zenvia" if source == "crm" else "crm"
+    copies = stack.runtime.connectors[target].list_comments(record_ids[target])
+    assert sum(c.body == copy for c in copies) == 1

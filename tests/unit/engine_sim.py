@@ -28,13 +28,12 @@ from syncworker.engine import (
     CommentPair,
     CreateRecord,
     LinkSnapshot,
-    LinkState,
     Operation,
     Plan,
     UpdateFields,
 )
 from syncworker.mapping import Mapping
-from syncworker.model import SIDES, NativeFields, RemoteComment, RemoteRecord, Side
+from syncworker.model import SIDES, LinkState, NativeFields, RemoteComment, RemoteRecord, Side
 
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 

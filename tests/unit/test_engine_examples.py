@@ -18,7 +18,6 @@ from syncworker.engine import (
     Conflict,
     CreateRecord,
     LinkSnapshot,
-    LinkState,
     Plan,
     UpdateFields,
     copy_text,
@@ -26,7 +25,7 @@ from syncworker.engine import (
 )
 from syncworker.mapping import Mapping, from_data, load_default
 from syncworker.markers import idempotency_key
-from syncworker.model import RemoteComment, RemoteRecord, Side
+from syncworker.model import LinkState, RemoteComment, RemoteRecord, Side
 from tests.unit.engine_sim import World
 
 DEFAULT = load_default()
@@ -428,7 +427,7 @@ OUR_CRM_COPY = RemoteComment("c9", "500A", copy_text(DEFAULT, "zenvia", AGENT_NO
         pytest.param(
             [PUBLIC_NOTE],
             [COPIED_BY_US],
-            (CommentPair("c1", "10"),),
+            (CommentPair("c1", "10", "crm"),),
             (),
             id="linked-comment-is-not-copied-again",
         ),
@@ -436,21 +435,21 @@ OUR_CRM_COPY = RemoteComment("c9", "500A", copy_text(DEFAULT, "zenvia", AGENT_NO
             [PUBLIC_NOTE],
             [COPIED_BY_US],
             (),
-            (CommentPair("c1", "10"),),
+            (CommentPair("c1", "10", "crm"),),
             id="interrupted-copy-is-paired-not-rewritten",
         ),
         pytest.param(
             [OUR_CRM_COPY],
             [AGENT_NOTE],
             (),
-            (CommentPair("c9", "9"),),
+            (CommentPair("c9", "9", "zenvia"),),
             id="our-own-copy-is-never-copied-back",
         ),
         pytest.param(
             [dataclasses.replace(OUR_CRM_COPY, body=OUR_CRM_COPY.body[:30] + "…")],
             [AGENT_NOTE],
             (),
-            (CommentPair("c9", "9"),),
+            (CommentPair("c9", "9", "zenvia"),),
             id="a-copy-the-remote-cut-short-is-still-ours",
         ),
     ],
@@ -469,7 +468,7 @@ def test_a_comment_is_never_duplicated(
 def test_a_reply_quoting_our_copy_is_a_new_comment_and_is_copied() -> None:
     quote = "\n".join(f"> {line}" for line in COPIED_BY_US.body.splitlines())
     reply = RemoteComment("11", "77", f"{quote}\n\nDone, thanks!", True, T0, "agent-2")
-    result = comments_plan([PUBLIC_NOTE], [COPIED_BY_US, reply], (CommentPair("c1", "10"),))
+    result = comments_plan([PUBLIC_NOTE], [COPIED_BY_US, reply], (CommentPair("c1", "10", "crm"),))
     [copy] = result.operations
     assert isinstance(copy, AddComment)
     assert (copy.side, copy.source_comment_id) == ("crm", "11")

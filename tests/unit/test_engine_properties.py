@@ -17,9 +17,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncworker.engine import LinkSnapshot, LinkState, Plan, UpdateFields, copy_text, is_copy_of
+from syncworker.engine import LinkSnapshot, Plan, UpdateFields, copy_text, is_copy_of
 from syncworker.mapping import Mapping, from_data, load_default
-from syncworker.model import SIDES, BaseStatus, NativeFields, Side, other_side
+from syncworker.model import SIDES, BaseStatus, LinkState, NativeFields, Side, other_side
 from tests.unit.engine_sim import World
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

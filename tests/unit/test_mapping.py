@@ -12,7 +12,7 @@ import pytest
 from syncworker import engine
 from syncworker import mapping as mapping_module
 from syncworker.mapping import Mapping, MappingError, from_data, load, load_default
-from syncworker.model import BaseStatus, CanonicalTicket, RemoteComment, RemoteRecord, Side
+from syncworker.model import BaseStatus, RemoteRecord, Side
 
 SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
 
@@ -267,40 +267,29 @@ def test_keeping_a_side_needs_a_map_and_no_default() -> None:
         from_data(data)
 
 
-def test_canonical_projection_speaks_the_crm_vocabulary(default: Mapping) -> None:
-    ticket = {
-        "subject": "Printer",
-        "status": 5,
-        "urgency": 4,
-        "category": 1,
-        "ownerId": "agent-2",
-        "clients": ["client-7"],
-        "origin": "TICKETS_API",
-        "createdAt": "2025-05-23T19:37:59.000Z",
-    }
-    assert default.to_canonical("zenvia", ticket, record_id="77") == CanonicalTicket(
-        source_side="zenvia",
-        source_id="77",
-        subject="Printer",
-        status=BaseStatus.RESOLVED,
-        priority="High",
-        category="Question",
-        owner="005000000000002AAA",
-        requester="client-7",
-        channel="TICKETS_API",
-        created_at=datetime(2025, 5, 23, 19, 37, 59, tzinfo=UTC),
-    )
-
-
 def test_an_unknown_zenvia_status_falls_back_to_its_base_type(default: Mapping) -> None:
     ticket = {"status": 42, "statusType": "STOPPED"}
-    assert default.to_canonical("zenvia", ticket).status is BaseStatus.WAITING
+    assert default.base_status("zenvia", ticket) is BaseStatus.WAITING
 
 
-def test_canonical_comments_hide_the_sync_marker(default: Mapping) -> None:
-    at = datetime(2025, 1, 1, tzinfo=UTC)
-    comment = RemoteComment("c1", "500A", "Hello\n\n[sw:0123456789abcdef0123]", True, at, "u1")
-    assert default.comment_to_canonical("crm", comment).body == "Hello"
+def test_keys_nothing_reads_any_more_are_left_out_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = {
+        "crm_system": "salesforce",
+        "fields": {"subject": {"crm": "Subject", "zenvia": "subject", "conflict": "crm_wins"}},
+        "comments": {"sync": False, "crm_to_zenvia_public_from": "IsPublished"},
+        "display": {"crm": {"channel": "Origin"}},
+    }
+    with caplog.at_level("WARNING", logger="syncworker.mapping"):
+        loaded = from_data(old, source="old.yaml")
+    assert loaded.comments.sync is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "old.yaml: display is no longer read (nothing shows these attributes); delete it",
+        "old.yaml: comments.crm_to_zenvia_public_from is no longer read (a copy always keeps its "
+        "comment's visibility); delete it",
+    ]
+    assert old["comments"] == {"sync": False, "crm_to_zenvia_public_from": "IsPublished"}
 
 
 # -- bad files ------------------------------------------------------------------------------
@@ -334,7 +323,7 @@ BAD_FILES = [
         MINIMAL + "on_delte: close\n",
         "on_delte: unknown key; expected one of: crm_system, fields, statuses, "
         "zenvia_justifications, create_defaults, client_lookup, description, comments, scope, "
-        "matching, on_delete, on_cancel, display",
+        "matching, on_delete, on_cancel",
         id="unknown-top-level-key",
     ),
     pytest.param(
