@@ -84,6 +84,8 @@ class World:
     )  # ids of the comments written through the API (by syncworker)
     # whether Zenvia's own rules let a ticket hold a value (`zenvia_rules`); all by default
     zenvia_holds: Callable[[str, Any, dict[str, Any]], bool] = lambda _native, _value, _t: True
+    # per ticket: urgencies Zenvia cleared before any API read was shown them
+    cleared_unseen: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def record(self, side: Side, record_id: str | None) -> dict[str, Any] | None:
         return dict(self.states[side].records.get(record_id or "", {})) or None
@@ -109,6 +111,11 @@ def snapshot(zenvia: ZenviaSandbox, salesforce: SalesforceSandbox, database_url:
         dead_letters=letters,
         ours={"crm": ours_on_crm, "zenvia": ours_on_zenvia},
         zenvia_holds=zenvia_rules(zenvia.catalogue),
+        cleared_unseen={
+            ticket_id: unseen
+            for ticket_id in zenvia_state.records
+            if (unseen := zenvia.cleared_unseen(ticket_id))
+        },
     )
 
 
@@ -352,8 +359,12 @@ def _check_edits(
         ruled_out = by == ["zenvia"] and not world.zenvia_holds(
             mapped.zenvia, edited["zenvia"][name], ticket
         )
-        if ruled_out:  # a later parent change ruled the value out: its meaning must live on
-            if values["crm"] != mapping.translate(name, "zenvia", edited["zenvia"][name]):
+        if ruled_out:  # a later parent change ruled the value out: its meaning must live on,
+            # unless Zenvia cleared it before any read could show it (no client could carry it)
+            unseen = edited["zenvia"][name] in world.cleared_unseen.get(link.zenvia_id or "", ())
+            if not unseen and values["crm"] != mapping.translate(
+                name, "zenvia", edited["zenvia"][name]
+            ):
                 findings.lost_updates.append(
                     f"{where}: last edited on zenvia to {edited['zenvia'][name]!r}, which its "
                     f"category no longer allows, and the case lost its meaning: {now}"

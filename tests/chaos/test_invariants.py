@@ -122,3 +122,23 @@ def test_an_urgency_a_later_category_rules_out_must_keep_its_meaning_on_the_case
         zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
     )
     assert check(question, mapping, edits).lost == lost
+
+
+def test_an_urgency_zenvia_cleared_before_any_read_showed_it_is_not_a_lost_update(
+    mapping: Mapping,
+) -> None:
+    """The agent set Urgente and made the ticket a question before any read: Zenvia cleared
+    it unseen, so no client could carry it and the case keeping its Low is no loss."""
+    edits = EditLog()
+    edits.record("zenvia", "7", "priority", 4)
+    question = World(
+        states={
+            "crm": SideState({"500A": {**CASE, "Type": "Question", "Priority": "Low"}}, {}),
+            "zenvia": SideState({"7": {**TICKET, "category": 1, "urgency": 1}}, {}),
+        },
+        links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
+        dead_letters=[],
+        zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
+        cleared_unseen={"7": (4,)},
+    )
+    assert check(question, mapping, edits).lost == 0

@@ -3,7 +3,7 @@ dead letter)
 
 Revision ID: 4e8b2f6a1c30
 Revises: 9d4a1b2c3e50
-Create Date: 2026-12-10 09:00:00.000000
+Create Date: 2026-12-01 07:00:00.000000
 
 """
 from typing import Sequence, Union
