@@ -196,10 +196,6 @@ class _Ticket:
     tags: list[Named] = field(default_factory=list)
     # (when, updatedAt from then on): what a lagging date listing still sees
     history: list[tuple[datetime, datetime | None]] = field(default_factory=list)
-    # for test oracles: whether an API read showed the current urgency, and urgencies Zenvia
-    # cleared (a parent change ruled them out) before any API read could see them
-    urgency_shown: bool = False
-    cleared_unseen: list[int] = field(default_factory=list)
     shuffle_key: bytes = b""  # its place in the stable shuffle, computed once
 
     def render(self) -> dict[str, Any]:
@@ -476,12 +472,6 @@ class ZenviaSandbox(SandboxApp):
     def ticket(self, ticket_id: str) -> dict[str, Any]:
         with self.lock:
             return self._ticket(ticket_id).render()
-
-    def cleared_unseen(self, ticket_id: str) -> tuple[int, ...]:
-        """Urgencies Zenvia cleared from this ticket before the API was ever shown them (a
-        parent change ruled them out between two reads): no client could carry them."""
-        with self.lock:
-            return tuple(self._ticket(ticket_id).cleared_unseen)
 
     def actions(self, ticket_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -806,9 +796,7 @@ class ZenviaSandbox(SandboxApp):
         if ticket.category is not None and not ticket.category.fits(ticket.service, ticket.type):
             ticket.category = None
         if ticket.urgency is not None and not ticket.urgency.fits(ticket.category):
-            if not ticket.urgency_shown:
-                ticket.cleared_unseen.append(ticket.urgency.id)
-            _assign(ticket, "urgency", None)
+            ticket.urgency = None
 
     def _new_action(
         self,
@@ -890,7 +878,7 @@ class ZenviaSandbox(SandboxApp):
                 for t in selected
                 if listed(t, now) and (status_id is None or t.status.id == status_id)
             ]
-        return self._page(self._listing_order(selected), request, _shown)
+        return self._page(self._listing_order(selected), request, _Ticket.render)
 
     def _list_contacts(self, request: Request) -> Response:
         """The Contacts API's listing as the spec pages it (`page` from 0, `size`, `x-total`);
@@ -1002,7 +990,7 @@ class ZenviaSandbox(SandboxApp):
                 self._touch(ticket, now)
 
     def _get_ticket(self, request: Request) -> Response:
-        return Response(200, _shown(self._ticket(request.params["ticket_id"])))
+        return Response(200, self._ticket(request.params["ticket_id"]).render())
 
     def _list_actions(self, request: Request) -> Response:
         ticket = self._ticket(request.params["ticket_id"])
@@ -1193,8 +1181,6 @@ def _assign(ticket: _Ticket, name: str, value: object) -> bool:
     if getattr(ticket, name) == value:
         return False
     setattr(ticket, name, value)
-    if name == "urgency":
-        ticket.urgency_shown = False
     return True
 
 
@@ -1359,9 +1345,3 @@ _TOPICS = (
     "integração parou",
     "solicitação de cancelamento",
 )
-
-
-def _shown(ticket: _Ticket) -> dict[str, Any]:
-    """The ticket as an API read renders it, remembering that the API saw its urgency."""
-    ticket.urgency_shown = True
-    return ticket.render()

@@ -27,7 +27,10 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlmodel import select
 
 from syncworker import convergence
 from syncworker.convergence import SideState
@@ -40,7 +43,7 @@ from syncworker.sandbox.zenvia import ZenviaSandbox
 from syncworker.sandbox.zenvia_catalogue import Named, ZenviaCatalogue
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import DeadLetter, DeadLetterStatus, Link
+from syncworker.store.tables import DeadLetter, DeadLetterStatus, HistoryEntry, Link
 
 __all__ = ["EditLog", "Findings", "World", "check", "snapshot"]
 
@@ -50,22 +53,35 @@ _LOST_KINDS = frozenset({"comment missing"})
 
 
 class EditLog:
-    """The last native value each mapped field was edited to, per (side, record id).
+    """The last native value each mapped field was edited to, and when, per (side, record id).
 
     Thread-safe: the chaos actors record edits while workers sync.
     """
 
     def __init__(self) -> None:
-        self._last: dict[tuple[Side, str], dict[str, Any]] = defaultdict(dict)
+        self._last: dict[tuple[Side, str], dict[str, tuple[Any, datetime]]] = defaultdict(dict)
         self._lock = threading.Lock()
         self.count = 0
 
-    def record(self, side: Side, record_id: str, canonical_field: str, value: Any) -> None:
+    def record(
+        self,
+        side: Side,
+        record_id: str,
+        canonical_field: str,
+        value: Any,
+        at: datetime | None = None,
+    ) -> None:
         with self._lock:
-            self._last[(side, record_id)][canonical_field] = value
+            self._last[(side, record_id)][canonical_field] = (value, at or datetime.now(UTC))
             self.count += 1
 
     def last(self, side: Side, record_id: str | None) -> dict[str, Any]:
+        return {name: value for name, (value, _) in self._entries(side, record_id).items()}
+
+    def edited_at(self, side: Side, record_id: str | None, canonical_field: str) -> datetime:
+        return self._entries(side, record_id)[canonical_field][1]
+
+    def _entries(self, side: Side, record_id: str | None) -> dict[str, tuple[Any, datetime]]:
         if record_id is None:
             return {}
         with self._lock:
@@ -84,8 +100,8 @@ class World:
     )  # ids of the comments written through the API (by syncworker)
     # whether Zenvia's own rules let a ticket hold a value (`zenvia_rules`); all by default
     zenvia_holds: Callable[[str, Any, dict[str, Any]], bool] = lambda _native, _value, _t: True
-    # per ticket: urgencies Zenvia cleared before any API read was shown them
-    cleared_unseen: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # per link: (when, native field, value) of each CRM update syncworker committed
+    crm_writes: dict[int, list[tuple[datetime, str, Any]]] = field(default_factory=dict)
 
     def record(self, side: Side, record_id: str | None) -> dict[str, Any] | None:
         return dict(self.states[side].records.get(record_id or "", {})) or None
@@ -111,12 +127,21 @@ def snapshot(zenvia: ZenviaSandbox, salesforce: SalesforceSandbox, database_url:
         dead_letters=letters,
         ours={"crm": ours_on_crm, "zenvia": ours_on_zenvia},
         zenvia_holds=zenvia_rules(zenvia.catalogue),
-        cleared_unseen={
-            ticket_id: unseen
-            for ticket_id in zenvia_state.records
-            if (unseen := zenvia.cleared_unseen(ticket_id))
-        },
+        crm_writes=crm_writes(database_url),
     )
+
+
+def crm_writes(database_url: str) -> dict[int, list[tuple[datetime, str, Any]]]:
+    """The CRM updates each pair's history records (committed syncs only)."""
+    written: dict[int, list[tuple[datetime, str, Any]]] = defaultdict(list)
+    with session_scope(database_url) as session:
+        rows = session.exec(
+            select(HistoryEntry).where(HistoryEntry.kind == "update", HistoryEntry.side == "crm")
+        )
+        for row in rows:
+            if row.link_id is not None and row.field is not None:
+                written[row.link_id].append((row.at, row.field, row.new))
+    return dict(written)
 
 
 def zenvia_rules(catalogue: ZenviaCatalogue) -> Callable[[str, Any, dict[str, Any]], bool]:
@@ -359,12 +384,16 @@ def _check_edits(
         ruled_out = by == ["zenvia"] and not world.zenvia_holds(
             mapped.zenvia, edited["zenvia"][name], ticket
         )
-        if ruled_out:  # a later parent change ruled the value out: its meaning must live on,
-            # unless Zenvia cleared it before any read could show it (no client could carry it)
-            unseen = edited["zenvia"][name] in world.cleared_unseen.get(link.zenvia_id or "", ())
-            if not unseen and values["crm"] != mapping.translate(
-                name, "zenvia", edited["zenvia"][name]
-            ):
+        if ruled_out:  # a later parent change ruled the value out: once syncworker carried
+            # its meaning to the case, that must live on; a value superseded on the ticket
+            # before any sync committed it was never the pair's state (syncs carry states)
+            meaning = mapping.translate(name, "zenvia", edited["zenvia"][name])
+            since = edits.edited_at("zenvia", link.zenvia_id, name)
+            carried = any(
+                at >= since and native == mapped.crm and value == meaning
+                for at, native, value in world.crm_writes.get(link.id or 0, ())
+            )
+            if carried and values["crm"] != meaning:
                 findings.lost_updates.append(
                     f"{where}: last edited on zenvia to {edited['zenvia'][name]!r}, which its "
                     f"category no longer allows, and the case lost its meaning: {now}"

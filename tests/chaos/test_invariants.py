@@ -3,7 +3,8 @@ and tells an echo of our own comment by where the comments came from."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -104,15 +105,13 @@ def test_a_copy_with_the_wrong_visibility_is_reported(mapping: Mapping) -> None:
     ]
 
 
-@pytest.mark.parametrize(("case_priority", "lost"), [("High", 0), ("Low", 1)])
-def test_an_urgency_a_later_category_rules_out_must_keep_its_meaning_on_the_case(
-    mapping: Mapping, case_priority: str, lost: int
-) -> None:
-    """An agent made the ticket Urgente (problems only); the case then became a question, so
-    the ticket cannot hold Urgente any more: the update survives as the case's High."""
-    edits = EditLog()
-    edits.record("zenvia", "7", "priority", 4)
-    question = World(
+EDITED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def urgente_ruled_out(case_priority: str, crm_writes: list[tuple[datetime, str, Any]]) -> World:
+    """An agent made ticket 7 Urgente (problems only) at EDITED; the case then became a
+    question, so the ticket cannot hold Urgente any more."""
+    return World(
         states={
             "crm": SideState({"500A": {**CASE, "Type": "Question", "Priority": case_priority}}, {}),
             "zenvia": SideState({"7": {**TICKET, "category": 1, "urgency": 3}}, {}),
@@ -120,25 +119,32 @@ def test_an_urgency_a_later_category_rules_out_must_keep_its_meaning_on_the_case
         links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
         dead_letters=[],
         zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
+        crm_writes={1: crm_writes},
     )
-    assert check(question, mapping, edits).lost == lost
 
 
-def test_an_urgency_zenvia_cleared_before_any_read_showed_it_is_not_a_lost_update(
-    mapping: Mapping,
+@pytest.mark.parametrize(("case_priority", "lost"), [("High", 0), ("Low", 1)])
+def test_an_urgency_carried_to_the_case_keeps_its_meaning_after_a_category_rules_it_out(
+    mapping: Mapping, case_priority: str, lost: int
 ) -> None:
-    """The agent set Urgente and made the ticket a question before any read: Zenvia cleared
-    it unseen, so no client could carry it and the case keeping its Low is no loss."""
+    """A sync carried Urgente to the case as High: that update must survive the category
+    change that makes Zenvia clear it."""
     edits = EditLog()
-    edits.record("zenvia", "7", "priority", 4)
-    question = World(
-        states={
-            "crm": SideState({"500A": {**CASE, "Type": "Question", "Priority": "Low"}}, {}),
-            "zenvia": SideState({"7": {**TICKET, "category": 1, "urgency": 1}}, {}),
-        },
-        links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
-        dead_letters=[],
-        zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
-        cleared_unseen={"7": (4,)},
-    )
-    assert check(question, mapping, edits).lost == 0
+    edits.record("zenvia", "7", "priority", 4, at=EDITED)
+    carried = [(EDITED + timedelta(seconds=3), "Priority", "High")]
+    assert check(urgente_ruled_out(case_priority, carried), mapping, edits).lost == lost
+
+
+@pytest.mark.parametrize(
+    "crm_writes",
+    [[], [(EDITED - timedelta(seconds=30), "Priority", "High")]],
+    ids=["never carried", "High written before the edit"],
+)
+def test_an_urgency_superseded_before_any_sync_carried_it_is_not_a_lost_update(
+    mapping: Mapping, crm_writes: list[tuple[datetime, str, Any]]
+) -> None:
+    """The agent set Urgente and made the ticket a question before a sync committed it:
+    Zenvia cleared it, the pair's state never held it, and the case keeping Low is no loss."""
+    edits = EditLog()
+    edits.record("zenvia", "7", "priority", 4, at=EDITED)
+    assert check(urgente_ruled_out("Low", crm_writes), mapping, edits).lost == 0

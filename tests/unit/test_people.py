@@ -70,21 +70,6 @@ def test_a_category_change_reports_the_agents_edit_not_the_urgency_zenvia_cleare
     assert cleared, "the rng never left category 2"
 
 
-def test_the_sandbox_tells_an_urgency_it_cleared_before_any_read_showed_it() -> None:
-    """The chaos checker's oracle: an Urgente a read showed and then a category change ruled
-    out had a meaning a client could carry; one set and ruled out between two reads had none."""
-    sandbox, _ = person()
-    ticket_id = str(sandbox.agent.create_ticket("x", category=PROBLEM, urgency=URGENT)["id"])
-    sandbox.call("GET", f"/v2/tickets/{ticket_id}")
-    sandbox.agent.edit(ticket_id, "category", {"category": {"id": 1}})
-    assert sandbox.cleared_unseen(ticket_id) == ()
-
-    sandbox.agent.edit(ticket_id, "category", {"category": {"id": PROBLEM}})
-    sandbox.agent.edit(ticket_id, "urgency", {"urgency": {"id": URGENT}})
-    sandbox.agent.edit(ticket_id, "category", {"category": {"id": 1}})
-    assert sandbox.cleared_unseen(ticket_id) == (URGENT,)
-
-
 def test_a_closed_ticket_is_reopened_before_it_is_edited_or_commented() -> None:
     sandbox, agent = person()
     ticket_id = str(sandbox.agent.create_ticket("x", status=CLOSED)["id"])
