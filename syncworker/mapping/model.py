@@ -243,7 +243,7 @@ class Mapping(Section):
 
     def client_email(self, target: Side, source_fields: NativeFields) -> str | None:
         """The e-mail a record created on `target` from these fields looks its client up by
-        (`client_lookup`); None for a Case, without the lookup, or when the field is empty."""
+        (`client_lookup`); None for a CRM record, without the lookup, or when the field is empty."""
         if target != "zenvia" or self.client_lookup is None:
             return None
         value = source_fields.get(self.client_lookup.crm)

@@ -44,7 +44,7 @@ class FieldMapping(Section):
     empty_to_crm: StrictStr | None = None
     empty_to_zenvia: StrictStr | None = None
     # Sides whose value stays as it is when the other side's value has no counterpart in the
-    # map (Zenvia refuses an empty owner: a Case moved to a queue leaves the ticket's owner).
+    # map (Zenvia refuses an empty owner: a CRM record moved to a queue leaves the ticket's owner).
     keep_when_unmapped: tuple[Side, ...] = ()
 
     @model_validator(mode="after")
@@ -195,8 +195,9 @@ class Matching(Section):
 
 
 class ClientLookup(Section):
-    """Where a ticket created from a Case finds its client: the Zenvia contact whose e-mail is
-    the Case's `crm` field (`ContactEmail`); none found → `create_defaults.zenvia.clients`."""
+    """Where a ticket created from a CRM record finds its client: the Zenvia contact whose
+    e-mail is the record's `crm` field (`ContactEmail`); none found →
+    `create_defaults.zenvia.clients`."""
 
     crm: StrictStr = Field(min_length=1)
 
