@@ -25,13 +25,12 @@ import collections
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from syncworker.engine import copy_text, is_copy_of, is_notice
 from syncworker.mapping import Mapping as FieldMap
 from syncworker.markers import find_marker
 from syncworker.model import SIDES, BaseStatus, NativeFields, RemoteComment, Side, other_side
-from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.zenvia import ZenviaSandbox
 
 LinkedPair = tuple[str | None, str | None]
@@ -215,8 +214,16 @@ def _excerpt(text: str) -> str:
 # -- reading the sandboxes ---------------------------------------------------------------------
 
 
-def crm_state(sandbox: SalesforceSandbox) -> SideState:
-    """Live Cases with their live CaseComments, as the Salesforce connector reads them."""
+class CrmSandbox(Protocol):
+    """The CRM sandbox as `crm_state` reads it: its records and their comments, as rows."""
+
+    def cases(self, *, include_deleted: bool = True) -> list[dict[str, Any]]: ...
+
+    def comments(self, case_id: str | None = None) -> list[dict[str, Any]]: ...
+
+
+def crm_state(sandbox: CrmSandbox) -> SideState:
+    """Live CRM records with their live comments, as the CRM connector reads them."""
     records = {
         str(case["Id"]): {key: value for key, value in case.items() if key != "attributes"}
         for case in sandbox.cases(include_deleted=False)

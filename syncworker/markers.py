@@ -1,9 +1,10 @@
-"""Idempotency keys and the markers that carry them inside remote text.
+"""Idempotency keys, and the marker that carries one inside the text of a created ticket.
 
-Zenvia tickets and Salesforce comments cannot hold an external id, so the key of the
-write-ahead intent travels as a short marker in text we write (first action, comment body).
-The marker lets a retry find what an interrupted attempt created, and lets the poller
-recognise our own writes so they are never copied back.
+A Zenvia ticket cannot hold an external id, so the key of its create's write-ahead intent
+travels as a short marker in the ticket's INTERNAL first action. The marker lets a retry find
+what an interrupted create made, and tells the sync that first action is its own, so it is
+never copied back. Comments carry none (customers read them): the engine knows its copies by
+their text (`engine.is_copy_of`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from syncworker.connectors.salesforce_ids import to_id18
+from syncworker.connectors.crm_ids import canonical_crm_id
 from syncworker.mapping import Mapping, MatchRule, record_stamp
 from syncworker.markers import find_marker
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
@@ -24,9 +24,9 @@ BY_ID = "id field"
 
 
 def case_id18(value: str) -> str | None:
-    """The 18-character form of a 15- or 18-character Salesforce id; None if it is not one."""
+    """A CRM id as the CRM's API returns it, however it was written; None if it is not one."""
     try:
-        return to_id18(value.strip())
+        return canonical_crm_id(value.strip())
     except ValueError:
         return None
 

@@ -1,8 +1,9 @@
 """Pure data types shared by the core: remote records and comments as both sides hold them.
 
 `fields` are *native* values, flattened by the connector to JSON-safe scalars and lists
-(Zenvia `status` is the status id, Salesforce `Status` the picklist value). The mapping layer
-gives them canonical meaning; baselines store them as they were after the last sync.
+(Zenvia `status` is the status id, the CRM's status what its API writes, e.g. a picklist
+value). The mapping layer gives them canonical meaning; baselines store them as they were
+after the last sync.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class RemoteRecord:
 
 @dataclass(frozen=True)
 class RemoteComment:
-    """One comment (Salesforce CaseComment, Zenvia action)."""
+    """One comment (a CRM record's comment, a Zenvia action)."""
 
     id: str
     record_id: str

@@ -20,6 +20,9 @@ from syncworker.model import BaseStatus, Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
 from syncworker.settings import ConfigError, Settings
 
+WIRED_CRMS = ("salesforce",)
+"""The CRMs `build_connectors` can wire: a mapping's `crm_system` must name one of them."""
+
 
 def build_gates(settings: Settings) -> dict[Side, SharedGate]:
     url = settings.effective_redis_url
@@ -96,6 +99,11 @@ def build_runtime(
     settings: Settings, *, enqueue_sync: Enqueue, syncs_waiting: Callable[[], int]
 ) -> Runtime:
     mapping = load(settings.mapping_file) if settings.mapping_file else load_default()
+    if mapping.crm_system not in WIRED_CRMS:
+        raise ConfigError(
+            f"{settings.mapping_file or 'the shipped mapping'}: crm_system {mapping.crm_system!r} "
+            f"is not a CRM syncworker can wire (known: {', '.join(WIRED_CRMS)})"
+        )
     gates = build_gates(settings)
     client = redis_client(settings.effective_redis_url)
     return Runtime(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from syncworker import mapping as mapping_module
+import syncworker
 from syncworker import onboard, service
 from syncworker.cli import onboard as onboard_cli
 from syncworker.context import Runtime
@@ -33,7 +33,7 @@ CONTACTS = tuple(to_id18(f"003{n:012d}") for n in range(1, 4 * EACH + 1))
 def onboarding_mapping(path: Path) -> Path:
     """The shipped mapping, copying only open records, matching by the case's ticket-id field
     and by the same customer (a Zenvia client id that is the Contact id) and subject."""
-    shipped = Path(mapping_module.__file__).parent / "mappings" / DEFAULT_MAPPING_FILE
+    shipped = Path(syncworker.__file__).parent / "mappings" / DEFAULT_MAPPING_FILE
     data = yaml.safe_load(shipped.read_text(encoding="utf-8"))
     data["scope"]["states"] = ["new", "open", "waiting"]
     data["matching"] = {

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+import syncworker
 from syncworker import engine
-from syncworker import mapping as mapping_module
 from syncworker.mapping import Mapping, MappingError, from_data, load, load_default
 from syncworker.model import BaseStatus, RemoteRecord, Side
 
-SHIPPED = Path(mapping_module.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
+SHIPPED = Path(syncworker.__file__).parent / "mappings" / "salesforce_zenvia.yaml"
 
 MINIMAL = """\
 crm_system: salesforce
@@ -342,9 +342,10 @@ BAD_FILES = [
         id="missing-key",
     ),
     pytest.param(
-        MINIMAL.replace("salesforce", "dynamics"),
-        "crm_system: expected 'salesforce'; got 'dynamics'",
-        id="unsupported-crm",
+        MINIMAL.replace("salesforce", "Dynamics CRM"),
+        "crm_system: expected a lowercase name of letters, digits and _ (at most 32 characters); "
+        "got 'Dynamics CRM'",
+        id="bad-crm-name",
     ),
     pytest.param(
         MINIMAL.replace(", direction: both, conflict: newest_wins", ""),

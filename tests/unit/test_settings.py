@@ -146,3 +146,21 @@ def test_building_the_connectors_without_a_login_url_names_my_domain() -> None:
     )
     with pytest.raises(ConfigError, match=r"SALESFORCE_LOGIN_URL: .*NAME\.my\.salesforce\.com"):
         build_connectors(settings, build_gates(settings))
+
+
+def test_the_runtime_refuses_a_mapping_for_a_crm_it_cannot_wire(tmp_path: Path) -> None:
+    from syncworker.runtime import build_runtime
+
+    path = tmp_path / "hubspot.yaml"
+    path.write_text(
+        "crm_system: hubspot\n"
+        "fields:\n"
+        "  subject: {crm: subject, zenvia: subject, conflict: newest_wins}\n",
+        encoding="utf-8",
+    )
+    settings = load_settings({}).model_copy(update={"mapping_file": path})
+    with pytest.raises(ConfigError) as failure:
+        build_runtime(settings, enqueue_sync=lambda side, record_id: None, syncs_waiting=lambda: 0)
+    assert str(failure.value) == (
+        f"{path}: crm_system 'hubspot' is not a CRM syncworker can wire (known: salesforce)"
+    )
