@@ -1,5 +1,5 @@
 """The I/O of `syncworker check`: one probe per area, each turning what it reads into
-checklist items (`preflight.py` judges). Nothing here writes to a remote or Postgres; in Redis
+checklist items (`preflight` judges). Nothing here writes to a remote or Postgres; in Redis
 only the shared Zenvia budget and the request counters count the check's own requests.
 
 Costs: Zenvia 1 request (one listing page); Salesforce 5 (versions, Case describe, User and

@@ -12,7 +12,21 @@ import kombu.exceptions
 import redis.exceptions
 import typer
 
-from syncworker.cli import check, demo, metrics, onboard, ops, processes, sandbox
+from syncworker.cli import (
+    check,
+    db,
+    dead_letters,
+    demo,
+    links,
+    mapping,
+    metrics,
+    onboard,
+    processes,
+    resync,
+    sandbox,
+    status,
+)
+from syncworker.cli.common import OperatorError
 from syncworker.mapping import MappingError
 from syncworker.settings import ConfigError
 from syncworker.store.db import DatabaseUnavailable
@@ -20,7 +34,7 @@ from syncworker.store.db import DatabaseUnavailable
 app = typer.Typer(
     name="syncworker",
     help=(
-        "Two-way sync between CRM cases (Salesforce) and Zenvia Customer Cloud tickets.\n\n"
+        "Two-way sync between CRM cases and Zenvia Customer Cloud tickets.\n\n"
         "Example: `syncworker status`; `syncworker COMMAND --help` shows each command's."
     ),
     no_args_is_help=True,
@@ -30,8 +44,13 @@ app = typer.Typer(
 processes.register(app)
 demo.register(app)
 metrics.register(app)
-ops.register(app)
-onboard.register(app)  # after ops: it adds to ops' `links` group
+db.register(app)
+dead_letters.register(app)
+links.register(app)
+mapping.register(app)
+resync.register(app)
+status.register(app)
+onboard.register(app)  # after links: it adds to the `links` group
 check.register(app)
 app.add_typer(sandbox.app, name="sandbox")
 
@@ -39,7 +58,7 @@ app.add_typer(sandbox.app, name="sandbox")
 def main() -> None:
     try:
         app()
-    except (ConfigError, MappingError, DatabaseUnavailable, ops.OperatorError) as error:
+    except (ConfigError, MappingError, DatabaseUnavailable, OperatorError) as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         sys.exit(2)
     except (redis.exceptions.ConnectionError, kombu.exceptions.OperationalError) as error:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from prometheus_client import start_http_server
 
-from syncworker.cli.ops import OperatorError
+from syncworker.cli.common import OperatorError
 from syncworker.logs import configure_logging
 from syncworker.settings import get_settings
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress
 
-from syncworker.cli.ops import OperatorError, _database, _redis, console, links_app
+from syncworker.cli.common import OperatorError, _database, _redis, console
+from syncworker.cli.links import links_app
 
 if TYPE_CHECKING:  # the command line starts without loading the service and its connectors
     from syncworker import onboard as onboarding

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from syncworker.cli.ops import OperatorError
+from syncworker.cli.common import OperatorError
 from syncworker.settings import get_settings
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from syncworker.cli.ops import OperatorError
+from syncworker.cli.common import OperatorError
 from syncworker.sandbox.server import RateLimit, SandboxApp, SandboxServer
 
 if TYPE_CHECKING:
