@@ -3,7 +3,7 @@
 `survey` reads both sides and the mapping table and says what the first sync will do: pairs
 to link (matched by `matching.match`), records to copy to the other side, records left out
 (by the mapping's scope, through the engine's own plan), ambiguous matches, and the Zenvia
-requests it all takes (`service.zenvia_cost` of each engine plan, plus the first reads a
+requests it all takes (`sync.zenvia_cost` of each engine plan, plus the first reads a
 sync makes). `run` links the pairs — a link with both ids and no baselines, which the first
 sync merges (a half link a sync left is completed; comments copied by hand are paired) — and
 queues the syncs. A second run finds the links the first made (never synced yet) and queues
@@ -36,11 +36,11 @@ from syncworker.context import Runtime
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
 from syncworker.ratelimit import SharedGate
 from syncworker.runtime import build_connectors
-from syncworker.service import zenvia_cost
 from syncworker.settings import Settings
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Link
+from syncworker.sync import zenvia_cost
 
 EARLIER = "linked before, never synced"
 PATIENCE = 5  # 429s a person's command waits out before it gives up
@@ -101,7 +101,7 @@ class Survey:
         return {"writes": writes, "first_reads": reads, "total": writes + reads}
 
 
-# The Zenvia reads a sync makes before it writes (service.sync_record on a record no poll
+# The Zenvia reads a sync makes before it writes (sync.sync_record on a record no poll
 # observed): a ticket's GET plus its actions pages; an unlinked ticket's actions are listed
 # once more first, to tell whether our own create made it. A case copied to Zenvia reads
 # nothing there. Kept beside the survey so the onboarding test catches any drift.

@@ -149,13 +149,13 @@ def resync(
             crm_id = to_id18(crm_id)
         except ValueError as malformed:
             raise typer.BadParameter(f"--crm-id: {malformed}") from None
-    from syncworker import service
+    from syncworker import sync
     from syncworker.tasks import get_runtime
 
     _database()
     _redis()
     rt = _waiting_runtime(get_runtime())
-    targets = service.resync_targets(
+    targets = sync.resync_targets(
         rt, crm_id=crm_id, zenvia_id=zenvia_id, since=since, everything=everything
     )
     done = 0
@@ -165,7 +165,7 @@ def resync(
         with background_priority():
             if dry_run:
                 for side, record_id in targets:
-                    outcome = service.sync_record(rt, side, record_id, dry_run=True)
+                    outcome = sync.sync_record(rt, side, record_id, dry_run=True)
                     console.print(f"[bold]{side} {record_id}[/] (link {outcome.link_id})")
                     for line in outcome.plan_lines or [outcome.skipped or "nothing to do"]:
                         console.print(f"  {line}")
@@ -500,13 +500,13 @@ def links_resolve(
     """
     if winner not in ("crm", "zenvia"):
         raise typer.BadParameter("--winner must be crm or zenvia")
-    from syncworker import service
+    from syncworker import sync
     from syncworker.tasks import get_runtime
 
     _database()
     side: Side = "crm" if winner == "crm" else "zenvia"
     try:
-        outcome = service.resolve_conflict(
+        outcome = sync.resolve_conflict(
             _waiting_runtime(get_runtime()), link_id, dict.fromkeys(field, side), dry_run=dry_run
         )
     except RemoteError as error:
@@ -525,13 +525,13 @@ def links_restore(
     A record that still answers 404 marks the link missing again, with the remote's message.
     Example: `syncworker links restore 42`.
     """
-    from syncworker import service
+    from syncworker import sync
     from syncworker.connectors.errors import NotFoundError
     from syncworker.tasks import get_runtime
 
     _database()
     try:
-        outcome = service.restore_link(get_runtime(), link_id)
+        outcome = sync.restore_link(get_runtime(), link_id)
     except (LookupError, NotFoundError) as refused:
         raise OperatorError(str(refused)) from None
     for line in outcome.plan_lines:
