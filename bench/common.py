@@ -574,11 +574,11 @@ def _observation(side: str, record: RemoteRecord, now: datetime) -> tuple[Any, .
 
 def check_in_sync(stack: Stack, pairs: Sequence[Pair], sample: int = 5) -> list[str]:
     """Dry-run syncs of a few seeded pairs: each must plan nothing (the seed is faithful)."""
-    from syncworker import service
+    from syncworker import sync
 
     problems = []
     for pair in pairs[:: max(1, len(pairs) // sample)][:sample]:
-        outcome = service.sync_record(stack.runtime, "crm", pair.case_id, dry_run=True)
+        outcome = sync.sync_record(stack.runtime, "crm", pair.case_id, dry_run=True)
         if outcome.plan_lines != ["nothing to do"]:
             problems.append(f"link {pair.link_id}: {outcome.plan_lines}")
     return problems

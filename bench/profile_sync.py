@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from bench.common import Options, bench_stack, emit, options, rounded, seed_pairs
-from syncworker import service
+from syncworker import sync
 from syncworker.context import Runtime
 from syncworker.store import repo
 from syncworker.store.db import session_scope
@@ -77,7 +77,7 @@ def run_queued(rt: Runtime, queued: Queued, profiler: cProfile.Profile | None = 
     if profiler:
         profiler.enable()
     for side, record_id in queued:
-        service.sync_record(rt, "crm" if side == "crm" else "zenvia", record_id)
+        sync.sync_record(rt, "crm" if side == "crm" else "zenvia", record_id)
     if profiler:
         profiler.disable()
 

@@ -1,7 +1,7 @@
 """Reconcile at scale: N linked pairs with no divergence, N small then large (linear?).
 
 Pairs are seeded fast (sandboxes' in-process APIs, links/baselines/observations by COPY, see
-`bench.common.seed_pairs`). `service.reconcile` then runs in a process of its own, so its
+`bench.common.seed_pairs`). `sync.reconcile` then runs in a process of its own, so its
 wall time and peak RSS (`getrusage`) are its own, not the sandboxes'; the sandboxes count the
 requests. Goals at the large N (100k in --full): <= 60 s, <= 300 MB, requests = listing pages
 only, no writes, nothing queued. Baseline, same run and same child setup: listing both sides
@@ -61,7 +61,7 @@ def _rss_mb(field: str = "VmHWM") -> float:
 
 def child(kind: str, profile_dir: Path | None) -> None:
     """Run in a fresh process with the stack's environment; print one JSON line."""
-    from syncworker import service
+    from syncworker import sync
     from syncworker.tasks import get_runtime
 
     rt = get_runtime()
@@ -76,7 +76,7 @@ def child(kind: str, profile_dir: Path | None) -> None:
         profiler.start()
     outcome: dict[str, Any] = {}
     if kind == "reconcile":
-        result = service.reconcile(rt)
+        result = sync.reconcile(rt)
         outcome = {
             "seen": result.seen,
             "enqueued": result.enqueued,

@@ -19,7 +19,8 @@ import sqlalchemy.exc
 from celery import Task
 from celery.signals import worker_process_init
 
-from syncworker import dead_letters, metrics, service
+import syncworker.sync
+from syncworker import dead_letters, metrics
 from syncworker.celery_app import MAX_COUNTDOWN_SECONDS, app
 from syncworker.connectors.errors import (
     AuthError,
@@ -110,7 +111,7 @@ def poll(self: Task, side: Side) -> dict[str, Any]:
     rt = get_runtime()
     try:
         with rt.locks.hold(f"poll:{side}"):
-            outcome = service.poll(rt, side)
+            outcome = syncworker.sync.poll(rt, side)
     except LockBusy:
         log.info("poll of %s already running; skipping this tick", side)
         return {"side": side, "skipped": "already running"}
@@ -132,8 +133,8 @@ def sync(
     context = {"side": side, "record_id": record_id, "task_id": self.request.id}
     try:
         with metrics.batched(rt.redis):
-            outcome = service.sync_record(rt, side, record_id, fresh=fresh)
-    except (LockBusy, service.StaleLink) as busy:
+            outcome = syncworker.sync.sync_record(rt, side, record_id, fresh=fresh)
+    except (LockBusy, syncworker.sync.StaleLink) as busy:
         log.info("sync deferred, pair busy: %s", busy, extra=context)
         raise self.retry(
             countdown=random.uniform(0.5, 2.0), args=(side, record_id, attempt, fresh)
@@ -145,7 +146,7 @@ def sync(
         ) from None
     except (PermanentError, AuthError) as error:
         log.error("sync failed permanently: %s", error.describe(), extra=context)
-        service.dead_letter(rt, side, record_id, error, operation="sync")
+        syncworker.sync.dead_letter(rt, side, record_id, error, operation="sync")
         return {**context, "dead_letter": error.describe()}
     except INFRASTRUCTURE_ERRORS as outage:
         log.warning("sync will retry after an infrastructure error: %s", outage, extra=context)
@@ -157,7 +158,7 @@ def sync(
             log.error(
                 "sync gave up after %d attempts: %s", attempt + 1, error.describe(), extra=context
             )
-            service.dead_letter(rt, side, record_id, error, operation="sync")
+            syncworker.sync.dead_letter(rt, side, record_id, error, operation="sync")
             return {**context, "dead_letter": error.describe()}
         log.warning("sync will retry: %s", error.describe(), extra=context)
         raise self.retry(
@@ -177,7 +178,7 @@ def reconcile(self: Task) -> dict[str, Any]:
     rt = get_runtime()
     try:
         with rt.locks.hold("reconcile"):
-            outcome = service.reconcile(rt)
+            outcome = syncworker.sync.reconcile(rt)
     except LockBusy:
         return {"skipped": "already running"}
     return {

@@ -22,7 +22,7 @@ from typing import Any
 import kombu.exceptions
 import redis
 
-from syncworker import service
+from syncworker import sync
 from syncworker.celery_app import app as celery_app
 from syncworker.celery_app import celery_config
 from syncworker.context import Runtime
@@ -168,11 +168,11 @@ class Stack:
 
     # -- what beat would trigger ----------------------------------------------------------
 
-    def poll(self) -> list[service.PollOutcome]:
-        return [service.poll(self.runtime, side) for side in ("crm", "zenvia")]
+    def poll(self) -> list[sync.PollOutcome]:
+        return [sync.poll(self.runtime, side) for side in ("crm", "zenvia")]
 
-    def reconcile(self) -> service.ReconcileOutcome:
-        return service.reconcile(self.runtime)
+    def reconcile(self) -> sync.ReconcileOutcome:
+        return sync.reconcile(self.runtime)
 
     # -- looking at the result ------------------------------------------------------------
 

@@ -159,13 +159,13 @@ def links_resolve(
     """
     if winner not in ("crm", "zenvia"):
         raise typer.BadParameter("--winner must be crm or zenvia")
-    from syncworker import service
+    from syncworker import sync
     from syncworker.tasks import get_runtime
 
     _database()
     side: Side = "crm" if winner == "crm" else "zenvia"
     try:
-        outcome = service.resolve_conflict(
+        outcome = sync.resolve_conflict(
             _waiting_runtime(get_runtime()), link_id, dict.fromkeys(field, side), dry_run=dry_run
         )
     except RemoteError as error:
@@ -184,13 +184,13 @@ def links_restore(
     A record that still answers 404 marks the link missing again, with the remote's message.
     Example: `syncworker links restore 42`.
     """
-    from syncworker import service
+    from syncworker import sync
     from syncworker.connectors.errors import NotFoundError
     from syncworker.tasks import get_runtime
 
     _database()
     try:
-        outcome = service.restore_link(get_runtime(), link_id)
+        outcome = sync.restore_link(get_runtime(), link_id)
     except (LookupError, NotFoundError) as refused:
         raise OperatorError(str(refused)) from None
     for line in outcome.plan_lines:

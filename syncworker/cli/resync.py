@@ -60,13 +60,13 @@ def resync(
             crm_id = to_id18(crm_id)
         except ValueError as malformed:
             raise typer.BadParameter(f"--crm-id: {malformed}") from None
-    from syncworker import service
+    from syncworker import sync
     from syncworker.tasks import get_runtime
 
     _database()
     _redis()
     rt = _waiting_runtime(get_runtime())
-    targets = service.resync_targets(
+    targets = sync.resync_targets(
         rt, crm_id=crm_id, zenvia_id=zenvia_id, since=since, everything=everything
     )
     done = 0
@@ -76,7 +76,7 @@ def resync(
         with background_priority():
             if dry_run:
                 for side, record_id in targets:
-                    outcome = service.sync_record(rt, side, record_id, dry_run=True)
+                    outcome = sync.sync_record(rt, side, record_id, dry_run=True)
                     console.print(f"[bold]{side} {record_id}[/] (link {outcome.link_id})")
                     for line in outcome.plan_lines or [outcome.skipped or "nothing to do"]:
                         console.print(f"  {line}")

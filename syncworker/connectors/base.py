@@ -11,7 +11,7 @@ import collections
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -20,6 +20,7 @@ from syncworker.model import NativeFields, RemoteComment, RemoteRecord, Side
 
 __all__ = [
     "Connector",
+    "CrmConnector",
     "Listed",
     "ListingPage",
     "NativeFields",
@@ -175,3 +176,20 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class CrmConnector(Connector, Protocol):
+    """The CRM side's connector: a `Connector` whose records also name the ticket each one is
+    paired with. The sync notes a ticket on its case as soon as it links one it created or
+    adopted, and reads the note to recognise a case its own create made whose link was never
+    committed. (The ticket side's connector has no such note: a ticket we created carries
+    the create's marker in its first action instead.)"""
+
+    def note_ticket(self, record_id: str, ticket_id: str) -> None:
+        """Write `ticket_id` on the record as the ticket it is paired with (one update)."""
+        ...
+
+    def noted_ticket(self, record: RemoteRecord) -> str | None:
+        """The ticket id noted on `record` as it was read (no request); None when it has none."""
+        ...

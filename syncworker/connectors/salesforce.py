@@ -198,7 +198,7 @@ class _SaveResult(_Strict):
 
 
 class SalesforceConnector:
-    """The `Connector` for Salesforce Cases (and their CaseComments).
+    """The `CrmConnector` for Salesforce Cases (and their CaseComments).
 
     `client` is a pooled `httpx.Client` holding the timeouts (closed by `close()`).
     `login_url` is where OAuth tokens come from: the org's My Domain (client credentials are
@@ -629,6 +629,17 @@ class SalesforceConnector:
             headers=NO_AUTO_ASSIGN,
         )
         return _parse(_CreateAnswer, json_body(response, REMOTE), "POST sobjects/CaseComment").id
+
+    # -- the paired ticket (`CrmConnector`) -------------------------------------------------
+
+    def note_ticket(self, record_id: str, ticket_id: str) -> None:
+        """The ticket id goes in the external id field: the key our Case creates upsert on,
+        so a Case made from a ticket holds it from the start."""
+        self.update(record_id, {self._external: ticket_id})
+
+    def noted_ticket(self, record: RemoteRecord) -> str | None:
+        ticket_id = record.fields.get(self._external)
+        return str(ticket_id) if ticket_id else None
 
     def close(self) -> None:
         self._client.close()

@@ -3,7 +3,7 @@
 `survey` reads both sides and the mapping table and says what the first sync will do: pairs
 to link (matched by `matching.match`), records to copy to the other side, records left out
 (by the mapping's scope, through the engine's own plan), ambiguous matches, and the Zenvia
-requests it all takes (`service.zenvia_cost` of each engine plan, plus the first reads a
+requests it all takes (`sync.zenvia_cost` of each engine plan, plus the first reads a
 sync makes). `run` links the pairs — a link with both ids and no baselines, which the first
 sync merges (a half link a sync left is completed; comments copied by hand are paired) — and
 queues the syncs. A second run finds the links the first made (never synced yet) and queues

@@ -15,10 +15,10 @@ from syncworker.connectors.zenvia import MAX_PAGE_SIZE
 from syncworker.context import Runtime
 from syncworker.model import SIDES, RemoteComment, RemoteRecord, Side, other_side
 from syncworker.onboard.patience import _patiently
-from syncworker.service import zenvia_cost
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Link
+from syncworker.sync import zenvia_cost
 
 EARLIER = "linked before, never synced"
 
@@ -77,7 +77,7 @@ class Survey:
         return {"writes": writes, "first_reads": reads, "total": writes + reads}
 
 
-# The Zenvia reads a sync makes before it writes (service.sync_record on a record no poll
+# The Zenvia reads a sync makes before it writes (sync.sync_record on a record no poll
 # observed): a ticket's GET plus its actions pages; an unlinked ticket's actions are listed
 # once more first, to tell whether our own create made it. A case copied to Zenvia reads
 # nothing there. Kept beside the survey so the onboarding test catches any drift.

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from syncworker import service
+from syncworker import sync
 from syncworker.connectors.errors import TransientError
 from syncworker.sandbox.salesforce import OWNER_IDS
 from syncworker.store import repo
@@ -49,7 +49,7 @@ def synced_question(stack: Stack, subject: str) -> tuple[str, str]:
     case_id = stack.salesforce.agent.create_case(
         Subject=subject, Status="New", Origin="Web", Type="Question"
     )
-    service.sync_record(stack.runtime, "crm", case_id)
+    sync.sync_record(stack.runtime, "crm", case_id)
     next_second()
     return case_id, only_ticket(stack)
 
@@ -67,7 +67,7 @@ def assert_a_later_case_edit_wins(stack: Stack, case_id: str, ticket_id: str) ->
     stack.salesforce.agent.edit(case_id, Type="Problem")
     time.sleep(stack.settings.poll_interval_seconds + 0.2)
     stack.poll()  # the retry runs once a poll has seen the edit (no worker: it runs here)
-    service.sync_record(stack.runtime, "crm", case_id)  # the retry
+    sync.sync_record(stack.runtime, "crm", case_id)  # the retry
 
     assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the later edit was lost"
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2
@@ -99,20 +99,20 @@ def test_an_edit_made_while_a_create_reply_was_lost_survives_the_first_merge(
     and plans a merge with no baselines: every field differs "on both sides" and its conflict
     policy decides, so an edit made on the case meanwhile is overwritten by the copy's stale
     value (category is zenvia_wins). Fixed by adopting the ticket with the baselines its
-    create planned (`service._adopt`)."""
+    create planned (`sync.link.adopt`)."""
     runtime = stack.runtime
     case_id = stack.salesforce.agent.create_case(
         Subject="Lost reply", Status="New", Origin="Web", Type="Question", Priority="Low"
     )
     stack.zenvia.drop_next_response_after_handling("POST /v2/tickets")
     with pytest.raises(TransientError):
-        service.sync_record(runtime, "crm", case_id)
+        sync.sync_record(runtime, "crm", case_id)
     ticket_id = only_ticket(stack)
 
     stack.salesforce.agent.edit(case_id, Type="Problem")  # an agent recategorises the case
     time.sleep(stack.settings.poll_interval_seconds + 0.2)  # the create's reads are not fresh
-    service.sync_record(runtime, "zenvia", ticket_id)  # the Zenvia poll's sync comes first
-    service.sync_record(runtime, "crm", case_id)  # then the create's retry
+    sync.sync_record(runtime, "zenvia", ticket_id)  # the Zenvia poll's sync comes first
+    sync.sync_record(runtime, "crm", case_id)  # then the create's retry
 
     assert stack.salesforce.agent.case(case_id)["Type"] == "Problem", "the case edit was lost"
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 2  # Problem
@@ -131,13 +131,13 @@ def test_a_create_retry_that_finds_its_lost_ticket_keeps_edits_made_on_both_side
     )
     stack.zenvia.drop_next_response_after_handling("POST /v2/tickets")
     with pytest.raises(TransientError):
-        service.sync_record(runtime, "crm", case_id)
+        sync.sync_record(runtime, "crm", case_id)
     ticket_id = only_ticket(stack)
 
     stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Printer smoking, not on fire"})
     stack.salesforce.agent.edit(case_id, Type="Problem")
     time.sleep(runtime.settings.zenvia_listing_lag_seconds)  # until listings show the ticket
-    service.sync_record(runtime, "crm", case_id)  # the create's retry
+    sync.sync_record(runtime, "crm", case_id)  # the create's retry
 
     assert stack.salesforce.agent.case(case_id)["Subject"] == "Printer smoking, not on fire"
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Printer smoking, not on fire"
@@ -172,7 +172,7 @@ def test_our_own_write_from_a_plan_that_failed_halfway_does_not_beat_a_later_edi
         "POST /v2/tickets/{ticket_id}/actions", 503, "UNAVAILABLE", "try again later"
     )
     with pytest.raises(TransientError):
-        service.sync_record(stack.runtime, "crm", case_id)  # category written, comment refused
+        sync.sync_record(stack.runtime, "crm", case_id)  # category written, comment refused
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
 
     assert_a_later_case_edit_wins(stack, case_id, ticket_id)
@@ -192,7 +192,7 @@ def test_the_first_patch_of_a_zenvia_update_that_failed_halfway_does_not_beat_a_
         "PATCH /v2/tickets/{ticket_id}/attributes/owner", 500, "INTERNAL_ERROR", "try again"
     )
     with pytest.raises(TransientError):
-        service.sync_record(stack.runtime, "crm", case_id)  # category PATCHed, owner refused
+        sync.sync_record(stack.runtime, "crm", case_id)  # category PATCHed, owner refused
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
 
     assert_a_later_case_edit_wins(stack, case_id, ticket_id)
@@ -209,7 +209,7 @@ def test_a_zenvia_write_whose_reply_was_lost_does_not_beat_a_later_edit(stack: S
         "PATCH /v2/tickets/{ticket_id}/attributes/category"
     )
     with pytest.raises(TransientError):
-        service.sync_record(stack.runtime, "crm", case_id)
+        sync.sync_record(stack.runtime, "crm", case_id)
     assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3  # applied, never heard
 
     assert_a_later_case_edit_wins(stack, case_id, ticket_id)

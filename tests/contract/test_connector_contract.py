@@ -14,7 +14,14 @@ from datetime import timedelta
 
 import pytest
 
-from syncworker.connectors.base import Connector, Listed, ListingPage, NativeFields, RemoteRecord
+from syncworker.connectors.base import (
+    Connector,
+    CrmConnector,
+    Listed,
+    ListingPage,
+    NativeFields,
+    RemoteRecord,
+)
 from syncworker.connectors.errors import (
     AuthError,
     MalformedResponseError,
@@ -285,6 +292,22 @@ def test_find_created_finds_nothing_for_a_key_never_sent(
 
     assert connector.find_created(KEY, around=around, attempts=[around]) is None
     assert connector.find_created(OTHER_KEY, around=around, attempts=[around]) is not None
+
+
+def test_a_crm_record_names_the_ticket_noted_on_it(harness: Harness, connector: Connector) -> None:
+    """The CRM side notes a case's ticket, and reads the note back from the record alone: how
+    the service recognises a case its own create made whose link was never committed."""
+    if connector.side != "crm":
+        pytest.skip(f"{harness.name} is the ticket side: its creates leave a marker instead")
+    assert isinstance(connector, CrmConnector)
+    record_id = harness.human_create("a person's case, paired later")
+    assert connector.noted_ticket(connector.get(record_id)) is None
+    requests = connector.requests.total
+
+    connector.note_ticket(record_id, "4711")
+
+    assert connector.requests.total == requests + 1
+    assert connector.noted_ticket(connector.get(record_id)) == "4711"
 
 
 # -- update and `landed` -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from syncworker import dead_letters, service, tasks
+from syncworker import dead_letters, sync, tasks
 from syncworker.connectors.errors import PermanentError
 from syncworker.model import LinkState, Side
 from syncworker.store import repo
@@ -115,7 +115,7 @@ def test_dead_letter_flags_a_link_another_sync_committed_meanwhile(
         database_url=database_url, crm_system="salesforce", clock=lambda: datetime.now(UTC)
     )
 
-    service.dead_letter(
+    sync.dead_letter(
         runtime, "crm", case_id, PermanentError("refused", remote="salesforce"), operation="sync"
     )
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import syncworker
-from syncworker import onboard, service
+from syncworker import onboard, sync
 from syncworker.cli import onboard as onboard_cli
 from syncworker.context import Runtime
 from syncworker.mapping import DEFAULT_MAPPING_FILE
@@ -126,7 +126,7 @@ def sync_queue(stack: Stack, queued: list[tuple[Side, str]]) -> int:
     """Run each queued sync in-process; the Zenvia requests they sent."""
     before = stack.runtime.connectors["zenvia"].requests.total
     for side, record_id in queued:
-        service.sync_record(stack.runtime, side, record_id)
+        sync.sync_record(stack.runtime, side, record_id)
     return stack.runtime.connectors["zenvia"].requests.total - before
 
 
@@ -140,7 +140,7 @@ def test_an_account_with_history_is_onboarded_without_duplicates_as_its_dry_run_
 ) -> None:
     stack = history_stack
     account = seed(stack)
-    service.sync_record(stack.runtime, "crm", account.half_linked[0])  # out of scope: half link
+    sync.sync_record(stack.runtime, "crm", account.half_linked[0])  # out of scope: half link
     cases_before, tickets_before = len(stack.cases()), len(stack.tickets())
     csv = "case id,ticket id\n" + "".join(f"{c[:15]},{t}\n" for c, t in account.by_file)
     pairs, errors = onboard.parse_pairs(csv)

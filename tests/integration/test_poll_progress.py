@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlmodel import col, select
 
-from syncworker import service
+from syncworker import sync
 from syncworker.connectors.errors import RateLimitedError, TransientError
 from syncworker.model import Side
 from syncworker.sandbox.server import RateLimit
@@ -36,7 +36,7 @@ def test_a_poll_over_more_pages_than_a_window_allows_resumes_until_it_has_read_t
     outcomes = []
     while not outcomes or not outcomes[-1].complete:
         assert len(outcomes) < 10, f"no complete pass after {len(outcomes)} polls: {outcomes}"
-        outcomes.append(service.poll(stack.runtime, "zenvia"))
+        outcomes.append(sync.poll(stack.runtime, "zenvia"))
         if not outcomes[-1].complete:
             time.sleep(WINDOW)  # as beat: the next poll comes a poll interval later
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from syncworker import service
+from syncworker import sync
 from syncworker.model import Side
 from syncworker.sandbox.salesforce import VisibilityDelay
 from syncworker.store import repo
@@ -40,10 +40,10 @@ def test_one_404_on_a_ticket_keeps_the_link_closes_nothing_and_heals_on_the_next
     stack.zenvia.fail_next("GET /v2/tickets/{ticket_id}", 404, "NOT_FOUND", "Ticket not found")
     stack.salesforce.agent.edit(case_id, Priority="High")
 
-    with pytest.raises(service.RecordMissing) as missing:
+    with pytest.raises(sync.RecordMissing) as missing:
         sync_here(stack, held_poll(stack))
     # what the sync task does with a permanent error of the record it was given
-    service.dead_letter(stack.runtime, "crm", case_id, missing.value, operation="sync")
+    sync.dead_letter(stack.runtime, "crm", case_id, missing.value, operation="sync")
 
     (link,) = stack.links()
     assert link.state == "missing"
@@ -103,7 +103,7 @@ def test_an_operator_restores_a_link_orphaned_by_mistake(stack: Stack) -> None:
     sync_here(stack, held_poll(stack))
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Wrongly orphaned", "orphaned: no sync"
 
-    outcome = service.restore_link(stack.runtime, link_id)
+    outcome = sync.restore_link(stack.runtime, link_id)
 
     assert outcome.state == "active"
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Edited while orphaned"
@@ -193,7 +193,7 @@ def test_a_comment_meeting_a_ticket_closed_that_instant_waits_for_its_reopening(
     before_handling(stack.zenvia, "POST /v2/tickets/{ticket_id}/actions", close)
 
     queued = held_poll(stack)
-    with pytest.raises(service.StaleLink, match="ended while this sync wrote"):
+    with pytest.raises(sync.StaleLink, match="ended while this sync wrote"):
         sync_here(stack, queued)
     sync_here(stack, queued)  # the sync task's retry
     settle_here(stack)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from syncworker import engine, service
+from syncworker import engine, sync
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.model import Side
 from syncworker.sandbox.server import Request, Response, SandboxApp
@@ -326,7 +326,7 @@ def test_a_manual_conflict_parks_the_link_until_an_operator_resolves_it(
         assert stack.zenvia.ticket(ticket_id)["subject"] == "Ticket says"
 
         assert link.id is not None
-        outcome = service.resolve_conflict(stack.runtime, link.id, {"subject": "zenvia"})
+        outcome = sync.resolve_conflict(stack.runtime, link.id, {"subject": "zenvia"})
         assert outcome.state == "active"
         assert stack.salesforce.agent.case(case_id)["Subject"] == "Ticket says"
         stack.settle()
@@ -364,7 +364,7 @@ def _held_poll(stack: Stack) -> tuple[list[tuple[Side, str]], int]:
 def sync_here(stack: Stack, queued: list[tuple[Side, str]]) -> None:
     """Run the syncs in this process, one after the other (no worker)."""
     for side, record_id in queued:
-        service.sync_record(stack.runtime, side, record_id)
+        sync.sync_record(stack.runtime, side, record_id)
 
 
 def settle_here(stack: Stack) -> None:
@@ -507,7 +507,7 @@ def test_an_operators_resync_lists_every_comment_even_if_the_version_did_not_mov
             values={"crm_version": future},
         )
 
-    service.sync_record(stack.runtime, "crm", case_id, fresh=True)
+    sync.sync_record(stack.runtime, "crm", case_id, fresh=True)
 
     copies = [a["description"] for a in stack.zenvia.actions(ticket_id)]
     assert sum("Made in the same second as our read" in text for text in copies) == 1

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from syncworker.ratelimit import WindowBudget
-from syncworker.service import _sweep_batch
 from syncworker.settings import load_settings
+from syncworker.sync.polling import _sweep_batch
 
 BUSINESS_HOURS = WindowBudget(requests=10, window_seconds=61, poll_reserve=2)
 

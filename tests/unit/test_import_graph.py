@@ -4,7 +4,11 @@ count: a lazy import is still a cycle a newcomer has to untangle."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grimp
+
+import syncworker.sync
 
 
 def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -60,5 +64,17 @@ def test_the_check_finds_a_cycle_through_a_lazy_import() -> None:
 def test_the_use_cases_do_not_load_a_crm_connector() -> None:
     graph = grimp.build_graph("syncworker", exclude_type_checking_imports=True)
     assert not graph.chain_exists(
-        importer="syncworker.service", imported="syncworker.connectors.salesforce"
+        importer="syncworker.sync",
+        imported="syncworker.connectors.salesforce",
+        as_packages=True,
     )
+
+
+def test_the_use_cases_never_name_a_crm() -> None:
+    """A CRM's own ways (Salesforce's external id field) live in its connector, behind
+    `connectors.base.CrmConnector`: the use cases speak of the CRM side only."""
+    package = Path(syncworker.sync.__file__).parent
+    naming = [
+        path.name for path in package.rglob("*.py") if "salesforce" in path.read_text().lower()
+    ]
+    assert naming == []
