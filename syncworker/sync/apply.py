@@ -17,6 +17,7 @@ from syncworker.connectors.errors import (
     TransientError,
 )
 from syncworker.context import Runtime
+from syncworker.locks import Held
 from syncworker.model import NativeFields, Side
 from syncworker.store import repo
 from syncworker.store.db import session_scope
@@ -45,11 +46,20 @@ def zenvia_cost(plan: engine.Plan) -> int:
     return cost
 
 
-def apply(rt: Runtime, pair: Pair, plan: engine.Plan) -> int:
-    """Run the plan's writes in order; creates and comments go through write-ahead intents."""
+def apply(rt: Runtime, pair: Pair, plan: engine.Plan, lock: Held) -> int:
+    """Run the plan's writes in order; creates and comments go through write-ahead intents.
+
+    Each write goes only while the pair's lock is still ours: a Redis restart forgets every
+    lock, and a second sync of the pair may then have read and written meanwhile; this
+    sync's reads are stale, so it stops and is retried (what landed is already folded)."""
     writes = 0
     last = len(plan.operations) - 1
     for index, operation in enumerate(plan.operations):
+        if not lock.owned():
+            raise StaleLink(
+                f"link {pair.link.id} lost its lock (Redis restarted, or the sync outlived "
+                "the lock's TTL): it stopped before its next write and is retried"
+            )
         kind: metrics.Kind
         try:
             if isinstance(operation, engine.CreateRecord):

@@ -20,15 +20,15 @@ def resolve_conflict(
     rt: Runtime, link_id: int, resolutions: dict[str, Side], *, dry_run: bool = False
 ) -> SyncOutcome:
     """An operator settles fields parked in a `manual` conflict: the named side wins."""
-    with rt.locks.hold(f"link:{link_id}"):
-        return sync_link(rt, link_id, dry_run=dry_run, resolutions=resolutions)
+    with rt.locks.hold(f"link:{link_id}") as lock:
+        return sync_link(rt, link_id, lock, dry_run=dry_run, resolutions=resolutions)
 
 
 def restore_link(rt: Runtime, link_id: int) -> SyncOutcome:
     """An operator puts back a link that was orphaned or marked missing by mistake: it is
     active again and synced at once, reading both sides. A record that still cannot be read
     marks it missing again (NotFoundError); one confirmed deleted orphans it again."""
-    with rt.locks.hold(f"link:{link_id}"):
+    with rt.locks.hold(f"link:{link_id}") as lock:
         with session_scope(rt.database_url) as session:
             link = repo.get_link(session, link_id)
             if link is None:
@@ -39,7 +39,7 @@ def restore_link(rt: Runtime, link_id: int) -> SyncOutcome:
             ):
                 raise StaleLink(f"link {link_id} changed while it was being restored")
         try:
-            return sync_link(rt, link_id, dry_run=False, fresh=True)
+            return sync_link(rt, link_id, lock, dry_run=False, fresh=True)
         except RecordMissing as missing:
             dead_letter(rt, missing.side, missing.record_id, missing, operation="sync")
             raise

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from syncworker import engine, metrics
 from syncworker.connectors.errors import NotFoundError
 from syncworker.context import Runtime
+from syncworker.locks import Held
 from syncworker.model import LinkState, Side
 from syncworker.ratelimit import background_priority
 from syncworker.store import repo
@@ -54,13 +55,13 @@ def sync_record(
     if resolved is None:
         return _dry_run_unlinked(rt, side, record_id)
     link_id, ours = resolved
-    with rt.locks.hold(f"link:{link_id}"):
+    with rt.locks.hold(f"link:{link_id}") as lock:
         if ours and not dry_run:
             adopt(rt, link_id, side, record_id)
         try:
-            outcome = sync_link(rt, link_id, dry_run=dry_run, fresh=fresh or dry_run)
+            outcome = sync_link(rt, link_id, lock, dry_run=dry_run, fresh=fresh or dry_run)
         except Adopted:
-            outcome = sync_link(rt, link_id, dry_run=dry_run, fresh=fresh)
+            outcome = sync_link(rt, link_id, lock, dry_run=dry_run, fresh=fresh)
     if outcome.skipped and not dry_run:
         with session_scope(rt.database_url) as session:
             repo.clear_queued(session, side=side, remote_id=record_id)
@@ -88,14 +89,16 @@ def _dry_run_unlinked(rt: Runtime, side: Side, record_id: str) -> SyncOutcome:
 def sync_link(
     rt: Runtime,
     link_id: int,
+    lock: Held,
     *,
     dry_run: bool,
     fresh: bool = False,
     resolutions: dict[str, Side] | None = None,
 ) -> SyncOutcome:
-    """Sync one link, its lock held by the caller: load both sides, plan, read again a side
-    the plan overwrites, apply the writes, commit. `resolutions` name the side that wins each
-    field parked in a manual conflict (an operator's)."""
+    """Sync one link, its `lock` held by the caller: load both sides, plan, read again a side
+    the plan overwrites, apply the writes (each only while the lock is still ours), commit.
+    `resolutions` name the side that wins each field parked in a manual conflict (an
+    operator's)."""
     with session_scope(rt.database_url) as session:
         rows = repo.load_pair(session, link_id=link_id)
     if rows is None:
@@ -137,7 +140,7 @@ def sync_link(
             return outcome
         for conflict in plan.conflicts:
             metrics.count_conflict(rt.redis, conflict.field, conflict.policy)
-        outcome.writes = apply(rt, pair, plan)
+        outcome.writes = apply(rt, pair, plan, lock)
     commit(rt, pair, plan, rows.observations)
     return outcome
 

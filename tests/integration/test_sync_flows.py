@@ -599,3 +599,28 @@ def test_a_copy_found_already_made_is_paired_with_its_true_origin(
     target = "zenvia" if source == "crm" else "crm"
     copies = stack.runtime.connectors[target].list_comments(record_ids[target])
     assert sum(c.body == copy for c in copies) == 1
+
+
+def test_a_sync_whose_pair_lock_was_lost_stops_before_writing(stack: Stack) -> None:
+    """Redis restarted while the sync read the ticket, forgetting every lock: another sync of
+    the pair may have read and written since, so this one writes nothing and is retried."""
+    case_id, ticket_id = synced_pair(stack, "Lock lost")
+    stack.salesforce.agent.edit(case_id, Priority="High")
+
+    def restart_forgets_the_locks() -> None:
+        for key in stack.runtime.redis.scan_iter("syncworker:lock:*"):
+            stack.runtime.redis.delete(key)
+
+    queued = held_poll(stack)
+    before_handling(stack.zenvia, "GET /v2/tickets/{ticket_id}", restart_forgets_the_locks)
+    patches = requests_made(stack, lambda: _sync_expecting_stale(stack, queued))["zenvia"]
+    assert not any(label.startswith("PATCH") for label in patches), patches
+    assert stack.zenvia.ticket(ticket_id)["urgency"]["id"] == 2
+
+    sync_here(stack, queued)  # the retry
+    assert stack.zenvia.ticket(ticket_id)["urgency"]["id"] == 3
+
+
+def _sync_expecting_stale(stack: Stack, queued: list[tuple[Side, str]]) -> None:
+    with pytest.raises(sync.StaleLink, match="lost its lock"):
+        sync_here(stack, queued)
