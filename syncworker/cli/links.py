@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from syncworker.cli.budget import _stopped, _waiting_runtime
 from syncworker.cli.common import OperatorError, _database, console
+from syncworker.connectors.crm_ids import canonical_crm_id
 from syncworker.connectors.errors import RemoteError
-from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.mapping import Mapping
 from syncworker.model import Side
 from syncworker.settings import get_settings
@@ -51,7 +51,7 @@ def _case_id(value: str) -> str:
     """A case id as the CRM returns it (18 characters): a 15-character one names the same
     case; anything else is looked up as written."""
     try:
-        return to_id18(value)
+        return canonical_crm_id(value)
     except ValueError:
         return value
 

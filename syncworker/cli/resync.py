@@ -13,8 +13,8 @@ from rich.progress import Progress
 
 from syncworker.cli.budget import _stopped, _waiting_runtime
 from syncworker.cli.common import OperatorError, _database, _redis, console
+from syncworker.connectors.crm_ids import canonical_crm_id
 from syncworker.connectors.errors import RemoteError
-from syncworker.connectors.salesforce_ids import to_id18
 from syncworker.model import Side
 from syncworker.ratelimit import background_priority
 
@@ -57,7 +57,7 @@ def resync(
         raise typer.BadParameter("give exactly one of --crm-id, --zenvia-id, --since, --all")
     if crm_id:
         try:
-            crm_id = to_id18(crm_id)
+            crm_id = canonical_crm_id(crm_id)
         except ValueError as malformed:
             raise typer.BadParameter(f"--crm-id: {malformed}") from None
     from syncworker import sync
