@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from syncworker import convergence
 from syncworker.convergence import SideState
@@ -88,6 +88,18 @@ class EditLog:
             return dict(self._last.get((side, record_id), {}))
 
 
+@dataclass(frozen=True)
+class Written:
+    """A field value syncworker wrote, as the pair's history tells it."""
+
+    at: datetime
+    side: Side
+    native: str
+    old: Any
+    new: Any
+    created: bool = False  # part of a record it created
+
+
 @dataclass
 class World:
     """Both remotes (as the connectors would read them) and the mapping table at one moment."""
@@ -100,8 +112,8 @@ class World:
     )  # ids of the comments written through the API (by syncworker)
     # whether Zenvia's own rules let a ticket hold a value (`zenvia_rules`); all by default
     zenvia_holds: Callable[[str, Any, dict[str, Any]], bool] = lambda _native, _value, _t: True
-    # per link: (when, native field, value) of each CRM update syncworker committed
-    crm_writes: dict[int, list[tuple[datetime, str, Any]]] = field(default_factory=dict)
+    # per link: each field value syncworker's committed syncs wrote (its history)
+    written: dict[int, list[Written]] = field(default_factory=dict)
 
     def record(self, side: Side, record_id: str | None) -> dict[str, Any] | None:
         return dict(self.states[side].records.get(record_id or "", {})) or None
@@ -127,20 +139,29 @@ def snapshot(zenvia: ZenviaSandbox, salesforce: SalesforceSandbox, database_url:
         dead_letters=letters,
         ours={"crm": ours_on_crm, "zenvia": ours_on_zenvia},
         zenvia_holds=zenvia_rules(zenvia.catalogue),
-        crm_writes=crm_writes(database_url),
+        written=history_writes(database_url),
     )
 
 
-def crm_writes(database_url: str) -> dict[int, list[tuple[datetime, str, Any]]]:
-    """The CRM updates each pair's history records (committed syncs only)."""
-    written: dict[int, list[tuple[datetime, str, Any]]] = defaultdict(list)
+def history_writes(database_url: str) -> dict[int, list[Written]]:
+    """The field values each pair's history says syncworker wrote: its updates, and the
+    fields of the records it created (committed syncs only)."""
+    written: dict[int, list[Written]] = defaultdict(list)
     with session_scope(database_url) as session:
         rows = session.exec(
-            select(HistoryEntry).where(HistoryEntry.kind == "update", HistoryEntry.side == "crm")
+            select(HistoryEntry).where(col(HistoryEntry.kind).in_(("update", "create")))
         )
         for row in rows:
-            if row.link_id is not None and row.field is not None:
-                written[row.link_id].append((row.at, row.field, row.new))
+            if row.link_id is None or row.side not in SIDES:
+                continue
+            side: Side = "crm" if row.side == "crm" else "zenvia"
+            if row.kind == "update" and row.field is not None:
+                written[row.link_id].append(Written(row.at, side, row.field, row.old, row.new))
+            elif row.kind == "create" and isinstance(row.new, dict):
+                written[row.link_id] += [
+                    Written(row.at, side, native, None, value, created=True)
+                    for native, value in row.new.items()
+                ]
     return dict(written)
 
 
@@ -381,22 +402,28 @@ def _check_edits(
         by = [side for side in SIDES if name in edited[side]]
         where = f"link {link.id} (case {link.crm_id}, ticket {link.zenvia_id}) {name}"
         now = f"now crm={values['crm']!r} zenvia={values['zenvia']!r}"
-        ruled_out = by == ["zenvia"] and not world.zenvia_holds(
-            mapped.zenvia, edited["zenvia"][name], ticket
+        since = edits.edited_at("zenvia", link.zenvia_id, name) if "zenvia" in by else None
+        written = [w for w in world.written.get(link.id or 0, ()) if since and w.at >= since]
+        # people never empty an urgency: syncworker filling an empty one after the edit means
+        # Zenvia had cleared it, when a parent change ruled it out (a later one may allow it)
+        refilled = any(
+            w.side == "zenvia" and w.native == mapped.zenvia and w.old is None and not w.created
+            for w in written
         )
-        if ruled_out:  # a later parent change ruled the value out: once syncworker carried
-            # its meaning to the case, that must live on; a value superseded on the ticket
-            # before any sync committed it was never the pair's state (syncs carry states)
+        ruled_out = by == ["zenvia"] and (
+            refilled or not world.zenvia_holds(mapped.zenvia, edited["zenvia"][name], ticket)
+        )
+        if ruled_out:  # a parent change ruled the value out: once syncworker carried its
+            # meaning to the case, that must live on; a value superseded on the ticket before
+            # any sync committed it was never the pair's state (syncs carry states)
             meaning = mapping.translate(name, "zenvia", edited["zenvia"][name])
-            since = edits.edited_at("zenvia", link.zenvia_id, name)
             carried = any(
-                at >= since and native == mapped.crm and value == meaning
-                for at, native, value in world.crm_writes.get(link.id or 0, ())
+                w.side == "crm" and w.native == mapped.crm and w.new == meaning for w in written
             )
             if carried and values["crm"] != meaning:
                 findings.lost_updates.append(
-                    f"{where}: last edited on zenvia to {edited['zenvia'][name]!r}, which its "
-                    f"category no longer allows, and the case lost its meaning: {now}"
+                    f"{where}: last edited on zenvia to {edited['zenvia'][name]!r}, which a "
+                    f"category change ruled out, and the case lost its meaning: {now}"
                 )
         elif len(by) == 1 and values[by[0]] != edited[by[0]][name]:
             findings.lost_updates.append(

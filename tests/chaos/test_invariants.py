@@ -4,7 +4,6 @@ and tells an echo of our own comment by where the comments came from."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from syncworker.mapping import Mapping, load_default
 from syncworker.model import RemoteComment, Side
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store.tables import Link
-from tests.chaos.invariants import EditLog, World, check, zenvia_rules
+from tests.chaos.invariants import EditLog, World, Written, check, zenvia_rules
 
 WHEN = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CASE = {
@@ -108,19 +107,23 @@ def test_a_copy_with_the_wrong_visibility_is_reported(mapping: Mapping) -> None:
 EDITED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def urgente_ruled_out(case_priority: str, crm_writes: list[tuple[datetime, str, Any]]) -> World:
+def urgente_ruled_out(case_priority: str, written: list[Written], category: int = 1) -> World:
     """An agent made ticket 7 Urgente (problems only) at EDITED; the case then became a
-    question, so the ticket cannot hold Urgente any more."""
+    question, so Zenvia cleared it (`category`: where the ticket ended)."""
     return World(
         states={
             "crm": SideState({"500A": {**CASE, "Type": "Question", "Priority": case_priority}}, {}),
-            "zenvia": SideState({"7": {**TICKET, "category": 1, "urgency": 3}}, {}),
+            "zenvia": SideState({"7": {**TICKET, "category": category, "urgency": 3}}, {}),
         },
         links=[Link(id=1, crm_system="salesforce", crm_id="500A", zenvia_id="7")],
         dead_letters=[],
         zenvia_holds=zenvia_rules(DEFAULT_CATALOGUE),
-        crm_writes={1: crm_writes},
+        written={1: written},
     )
+
+
+def priority_written(at: datetime, value: str, *, created: bool = False) -> Written:
+    return Written(at, "crm", "Priority", None, value, created=created)
 
 
 @pytest.mark.parametrize(("case_priority", "lost"), [("High", 0), ("Low", 1)])
@@ -131,20 +134,38 @@ def test_an_urgency_carried_to_the_case_keeps_its_meaning_after_a_category_rules
     change that makes Zenvia clear it."""
     edits = EditLog()
     edits.record("zenvia", "7", "priority", 4, at=EDITED)
-    carried = [(EDITED + timedelta(seconds=3), "Priority", "High")]
+    carried = [priority_written(EDITED + timedelta(seconds=3), "High")]
     assert check(urgente_ruled_out(case_priority, carried), mapping, edits).lost == lost
 
 
 @pytest.mark.parametrize(
-    "crm_writes",
-    [[], [(EDITED - timedelta(seconds=30), "Priority", "High")]],
+    "written",
+    [[], [priority_written(EDITED - timedelta(seconds=30), "High")]],
     ids=["never carried", "High written before the edit"],
 )
 def test_an_urgency_superseded_before_any_sync_carried_it_is_not_a_lost_update(
-    mapping: Mapping, crm_writes: list[tuple[datetime, str, Any]]
+    mapping: Mapping, written: list[Written]
 ) -> None:
     """The agent set Urgente and made the ticket a question before a sync committed it:
     Zenvia cleared it, the pair's state never held it, and the case keeping Low is no loss."""
     edits = EditLog()
     edits.record("zenvia", "7", "priority", 4, at=EDITED)
-    assert check(urgente_ruled_out("Low", crm_writes), mapping, edits).lost == 0
+    assert check(urgente_ruled_out("Low", written), mapping, edits).lost == 0
+
+
+@pytest.mark.parametrize(("case_priority", "lost"), [("High", 0), ("Low", 1)])
+def test_an_urgency_zenvia_cleared_is_ruled_out_even_if_a_later_category_allows_it_again(
+    mapping: Mapping, case_priority: str, lost: int
+) -> None:
+    """The case was created High from the Urgente ticket; the case becoming a question made
+    Zenvia clear Urgente (syncworker then filled the empty urgency with Alta), and an agent
+    later made the ticket a problem again, which would allow Urgente but does not bring it
+    back: the meaning lives on as the case's High."""
+    edits = EditLog()
+    edits.record("zenvia", "7", "priority", 4, at=EDITED)
+    written = [
+        priority_written(EDITED + timedelta(seconds=2), "High", created=True),
+        Written(EDITED + timedelta(seconds=60), "zenvia", "urgency", None, 3),
+    ]
+    world = urgente_ruled_out(case_priority, written, category=2)
+    assert check(world, mapping, edits).lost == lost
