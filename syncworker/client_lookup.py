@@ -13,7 +13,8 @@ with the default clients. Each refused request counts towards the account's fail
 lockout, so after a refused lookup or contact the lookup pauses for `PAUSE_SECONDS` for every
 worker (a Redis key holding the reason); a refusal that the default clients meet too was not
 about the contact and lifts the pause. Until a create naming a contact has succeeded, only
-one worker at a time tries one, so workers creating at once never pile up refusals.
+one worker at a time tries one, so workers creating at once never pile up refusals; the
+others wait for its answer (their sync is retried) rather than give a ticket the wrong client.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from syncworker import engine
 from syncworker.connectors.errors import AuthError, MalformedResponseError, PermanentError
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.context import Runtime
+from syncworker.locks import LockBusy
 from syncworker.model import NativeFields, RemoteRecord
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,10 @@ def creator(rt: Runtime, operation: engine.CreateRecord) -> Create:
     as its client, sent again with the planned default clients if Zenvia refuses it.
 
     Until a create naming a contact has succeeded (`CONFIRMED_KEY`, a day), one worker at a
-    time finds out (`PROBE_KEY`): creates made meanwhile take the default client, so workers
-    creating at once never send several refused requests (three lock the account out)."""
+    time finds out (`PROBE_KEY`), so workers creating at once never send several refused
+    requests (three lock the account out): a create made meanwhile raises `LockBusy`, before
+    anything is sent, and its sync is retried once the answer is known (at most
+    `PROBE_SECONDS` if the finding worker died)."""
     connector = rt.connectors[operation.side]
     email = operation.client_email
     if operation.side != "zenvia" or email is None or rt.redis.exists(PAUSE_KEY):
@@ -60,7 +64,7 @@ def creator(rt: Runtime, operation: engine.CreateRecord) -> Create:
     assert isinstance(connector, ZenviaConnector)
     probing = not rt.redis.exists(CONFIRMED_KEY)
     if probing and not rt.redis.set(PROBE_KEY, email, nx=True, ex=PROBE_SECONDS):
-        return connector.create  # another worker is finding out whether contacts are clients
+        raise LockBusy("client lookup: another worker is finding out whether contacts are clients")
     try:
         client = connector.find_client(email)
     except (PermanentError, AuthError) as error:
