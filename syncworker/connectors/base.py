@@ -165,6 +165,10 @@ class Connector(Protocol):
         now holds."""
         ...
 
+    def requests_to_update(self, changes: NativeFields) -> int:
+        """The write requests `update` sends for `changes` (what a plan's budget holds)."""
+        ...
+
     def list_comments(self, record_id: str) -> list[RemoteComment]: ...
 
     def add_comment(self, record_id: str, body: str, *, public: bool) -> str:

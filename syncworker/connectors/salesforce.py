@@ -539,6 +539,10 @@ class SalesforceConnector:
                 path=exc.path,
             ) from exc
 
+    def requests_to_update(self, changes: NativeFields) -> int:
+        """One PATCH of the record carries every field."""
+        return int(bool(changes))
+
     def update(
         self,
         record_id: str,

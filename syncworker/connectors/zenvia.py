@@ -362,6 +362,11 @@ class ZenviaConnector:
         response = self._call("POST", "/tickets", "POST /tickets", json=body)
         return self._record(json_body(response, REMOTE, "ticket"))
 
+    def requests_to_update(self, changes: NativeFields) -> int:
+        """One PATCH per attribute; a status and its justification go in one."""
+        paired = "status" in changes and "justification" in changes
+        return len(changes) - int(paired)
+
     def update(
         self,
         record_id: str,

@@ -210,7 +210,7 @@ def _merge_step(rt: Runtime, pair: matching.Match, crm: RemoteRecord, zenvia: Re
         crm.id,
         zenvia.id,
         pair.rule,
-        zenvia_cost(plan),
+        zenvia_cost(plan, rt.connectors["zenvia"]),
         reads,
         same_comments=same,
         overwrites=overwrites,
@@ -239,4 +239,14 @@ def _copy_step(
         result.left_out[side][why] += 1
         return
     reads = 0 if side == "crm" else _ticket_reads(0) if half_linked else _unlinked_ticket_reads(0)
-    result.steps.append(Step(side, record.id, None, "copy", zenvia_cost(plan), reads, creates=1))
+    result.steps.append(
+        Step(
+            side,
+            record.id,
+            None,
+            "copy",
+            zenvia_cost(plan, rt.connectors["zenvia"]),
+            reads,
+            creates=1,
+        )
+    )

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable
 
 from syncworker import bookkeeping, engine, metrics
+from syncworker.connectors.base import Connector
 from syncworker.connectors.errors import (
     MalformedResponseError,
     NotFoundError,
@@ -29,16 +30,15 @@ from syncworker.sync.records import has_ended
 log = logging.getLogger(__name__)
 
 
-def zenvia_cost(plan: engine.Plan) -> int:
-    """Zenvia requests the plan's writes take: one per attribute, comment and create, and a
-    create's client lookup."""
+def zenvia_cost(plan: engine.Plan, zenvia: Connector) -> int:
+    """Zenvia requests the plan's writes take: what `zenvia` sends for each update, one per
+    comment and create, and a create's client lookup."""
     cost = 0
     for operation in plan.operations:
         if operation.side != "zenvia":
             continue
         if isinstance(operation, engine.UpdateFields):
-            paired = "status" in operation.changes and "justification" in operation.changes
-            cost += len(operation.changes) - int(paired)
+            cost += zenvia.requests_to_update(operation.changes)
         else:
             cost += 1
         if isinstance(operation, engine.CreateRecord) and operation.client_email:

@@ -121,7 +121,7 @@ def sync_link(
     stale = _overwritten(plan) & pair.observed
     # The re-read of a stale Zenvia side is paid with the plan's writes, all or nothing: a sync
     # that must wait for the budget has spent nothing, and its retry reads again anyway.
-    reserved = 0 if dry_run else zenvia_cost(plan) + int("zenvia" in stale)
+    reserved = 0 if dry_run else zenvia_cost(plan, rt.connectors["zenvia"]) + int("zenvia" in stale)
     with rt.gates["zenvia"].reserve(reserved):
         while stale:  # never overwrite a side judged from a poll's read or from the last sync
             for side in stale:

@@ -327,6 +327,21 @@ def test_an_update_lands_every_change_and_says_so(harness: Harness, connector: C
     assert after.version > before.version
 
 
+def test_an_update_sends_the_requests_it_says_it_costs(
+    harness: Harness, connector: Connector
+) -> None:
+    """A plan's reservation holds `requests_to_update` per update: an update that sends more
+    than it says would overrun the window the budget kept for it."""
+    record_id = harness.human_create("counted")
+    connector.get(record_id)  # signed in: a token request is not the update's
+    sent_before = connector.requests.total
+
+    connector.update(record_id, dict(harness.changes))
+
+    assert connector.requests.total - sent_before == connector.requests_to_update(harness.changes)
+    assert connector.requests_to_update({}) == 0
+
+
 def test_an_empty_update_sends_nothing(harness: Harness, connector: Connector) -> None:
     record_id = harness.human_create("left alone")
     heard: list[NativeFields] = []

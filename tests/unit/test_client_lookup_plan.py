@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from syncworker import engine, sync
+from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.history import of_sync
 from syncworker.mapping import Mapping, from_data, load_default
 from syncworker.model import RemoteRecord
@@ -87,7 +89,8 @@ def test_a_ticket_is_planned_with_the_default_client_and_the_email_to_look_up() 
 def test_a_ticket_create_costs_one_zenvia_request_and_one_more_to_look_its_client_up(
     case: dict[str, Any], mapping: Mapping, cost: int
 ) -> None:
-    assert sync.zenvia_cost(create_from(case, mapping)) == cost
+    zenvia = ZenviaConnector(httpx.Client(), base_url="http://zenvia.invalid", token="t")
+    assert sync.zenvia_cost(create_from(case, mapping), zenvia) == cost
 
 
 def test_the_history_of_a_create_says_its_client_was_looked_up() -> None:
