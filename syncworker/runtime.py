@@ -4,6 +4,7 @@ holds one, and when it is rebuilt, is `tasks`' business."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,58 @@ from syncworker.model import BaseStatus, Side
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
 from syncworker.settings import ConfigError, Settings
 
-WIRED_CRMS = ("salesforce",)
-"""The CRMs `build_connectors` can wire: a mapping's `crm_system` must name one of them."""
+
+@dataclass(frozen=True)
+class CrmWiring:
+    """How to wire one CRM: its connector and its budget's gate."""
+
+    connector: Callable[[Settings, httpx.Client, SharedGate, Iterable[str]], Connector]
+    gate: Callable[[Settings, str], SharedGate]
+
+
+def _salesforce(
+    settings: Settings, client: httpx.Client, gate: SharedGate, fields: Iterable[str]
+) -> Connector:
+    if settings.salesforce_access_token is None:
+        settings.require("salesforce_client_id", "salesforce_client_secret")
+        if settings.salesforce_login_url is None:
+            raise ConfigError(f"missing SYNCWORKER_SALESFORCE_LOGIN_URL: {MY_DOMAIN_HINT}")
+    return SalesforceConnector(
+        client,
+        login_url=settings.salesforce_login_url,
+        instance_url=settings.salesforce_instance_url,
+        client_id=settings.salesforce_client_id,
+        client_secret=settings.salesforce_client_secret,
+        access_token=settings.salesforce_access_token,
+        api_version=settings.salesforce_api_version,
+        external_id_field=settings.salesforce_external_id_field,
+        fields=(*DEFAULT_CASE_FIELDS, *fields),
+        gate=gate,
+        assignment_rules_on_create=settings.salesforce_assignment_rules_on_create,
+    )
+
+
+def _salesforce_gate(settings: Settings, redis_url: str) -> SharedGate:
+    """A daily API quota, read from each answer's `Sforce-Limit-Info`."""
+    return SharedGate(
+        remote="salesforce",
+        redis_url=redis_url,
+        quota=QuotaBudget(reserve_fraction=settings.salesforce_daily_quota_reserve),
+    )
+
+
+CRMS = {"salesforce": CrmWiring(connector=_salesforce, gate=_salesforce_gate)}
+"""The CRMs syncworker can wire, by the name `SYNCWORKER_CRM` and a mapping's `crm_system` use."""
+
+
+def crm_wiring(settings: Settings) -> CrmWiring:
+    wiring = CRMS.get(settings.crm)
+    if wiring is None:
+        raise ConfigError(
+            f"SYNCWORKER_CRM={settings.crm!r} is not a CRM syncworker can wire "
+            f"(known: {', '.join(CRMS)})"
+        )
+    return wiring
 
 
 def build_gates(settings: Settings) -> dict[Side, SharedGate]:
@@ -35,11 +86,7 @@ def build_gates(settings: Settings) -> dict[Side, SharedGate]:
     )
     return {
         "zenvia": SharedGate(remote="zenvia", redis_url=url, window=zenvia_window),
-        "crm": SharedGate(
-            remote="salesforce",
-            redis_url=url,
-            quota=QuotaBudget(reserve_fraction=settings.salesforce_daily_quota_reserve),
-        ),
+        "crm": crm_wiring(settings).gate(settings, url),
     }
 
 
@@ -51,12 +98,9 @@ def build_connectors(
     crm_fields: Iterable[str] = (),
 ) -> dict[Side, Connector]:
     """`zenvia_closed`: the Zenvia status ids of base type CLOSED (a closing PATCH goes last);
-    `crm_fields`: Case fields to read besides the connector's own (the mapping's lookups)."""
+    `crm_fields`: CRM fields to read besides the connector's own (the mapping's lookups)."""
     settings.require("zenvia_token")
-    if settings.salesforce_access_token is None:
-        settings.require("salesforce_client_id", "salesforce_client_secret")
-        if settings.salesforce_login_url is None:
-            raise ConfigError(f"missing SYNCWORKER_SALESFORCE_LOGIN_URL: {MY_DOMAIN_HINT}")
+    wiring = crm_wiring(settings)
     timeout = httpx.Timeout(settings.http_timeout_seconds, connect=5.0)
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
 
@@ -79,19 +123,7 @@ def build_connectors(
             # a create lands within its request's timeout, give or take the clocks' difference
             send_window_seconds=settings.http_timeout_seconds + 2 * settings.clock_skew_seconds,
         ),
-        "crm": SalesforceConnector(
-            client(),
-            login_url=settings.salesforce_login_url,
-            instance_url=settings.salesforce_instance_url,
-            client_id=settings.salesforce_client_id,
-            client_secret=settings.salesforce_client_secret,
-            access_token=settings.salesforce_access_token,
-            api_version=settings.salesforce_api_version,
-            external_id_field=settings.salesforce_external_id_field,
-            fields=(*DEFAULT_CASE_FIELDS, *crm_fields),
-            gate=gates["crm"],
-            assignment_rules_on_create=settings.salesforce_assignment_rules_on_create,
-        ),
+        "crm": wiring.connector(settings, client(), gates["crm"], crm_fields),
     }
 
 
@@ -99,10 +131,10 @@ def build_runtime(
     settings: Settings, *, enqueue_sync: Enqueue, syncs_waiting: Callable[[], int]
 ) -> Runtime:
     mapping = load(settings.mapping_file) if settings.mapping_file else load_default()
-    if mapping.crm_system not in WIRED_CRMS:
+    if mapping.crm_system != settings.crm:
         raise ConfigError(
             f"{settings.mapping_file or 'the shipped mapping'}: crm_system {mapping.crm_system!r} "
-            f"is not a CRM syncworker can wire (known: {', '.join(WIRED_CRMS)})"
+            f"is not the CRM SYNCWORKER_CRM names ({settings.crm!r})"
         )
     gates = build_gates(settings)
     client = redis_client(settings.effective_redis_url)

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # it comes back only after the visibility timeout): the next poll of its side re-sends it.
     stale_queued_seconds: float = Field(default=900.0, gt=0)
     mapping_file: Path | None = None
+    # Which CRM the sync pairs Zenvia with: one `runtime` can wire; the mapping names the same.
+    crm: str = "salesforce"
 
     visibility_timeout_seconds: int = Field(
         default=3600, ge=900, description="above the task time limit plus the longest countdown"

@@ -148,7 +148,7 @@ def test_building_the_connectors_without_a_login_url_names_my_domain() -> None:
         build_connectors(settings, build_gates(settings))
 
 
-def test_the_runtime_refuses_a_mapping_for_a_crm_it_cannot_wire(tmp_path: Path) -> None:
+def test_the_runtime_refuses_a_mapping_for_another_crm_than_syncworker_crm(tmp_path: Path) -> None:
     from syncworker.runtime import build_runtime
 
     path = tmp_path / "hubspot.yaml"
@@ -162,5 +162,16 @@ def test_the_runtime_refuses_a_mapping_for_a_crm_it_cannot_wire(tmp_path: Path) 
     with pytest.raises(ConfigError) as failure:
         build_runtime(settings, enqueue_sync=lambda side, record_id: None, syncs_waiting=lambda: 0)
     assert str(failure.value) == (
-        f"{path}: crm_system 'hubspot' is not a CRM syncworker can wire (known: salesforce)"
+        f"{path}: crm_system 'hubspot' is not the CRM SYNCWORKER_CRM names ('salesforce')"
+    )
+
+
+def test_syncworker_crm_must_name_a_crm_syncworker_can_wire() -> None:
+    from syncworker.runtime import build_gates
+
+    settings = load_settings({"SYNCWORKER_CRM": "hubspot"})
+    with pytest.raises(ConfigError) as failure:
+        build_gates(settings)
+    assert str(failure.value) == (
+        "SYNCWORKER_CRM='hubspot' is not a CRM syncworker can wire (known: salesforce)"
     )
