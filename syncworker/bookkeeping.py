@@ -1,6 +1,11 @@
 """What a sync stores while it applies a plan, as pure rules: the service runs them on the
 link in Postgres, the property tests' simulator on one in memory, so the properties proven
-there hold for the code that runs."""
+there hold for the code that runs.
+
+Each update is recorded before it is sent (`write_in_flight`) and folded into the baselines
+as it lands (`fold_written`); when that fold is lost (the database refused it, or the worker
+died before the commit), the next sync folds what the record turns out to hold of the write in
+flight (`fold_in_flight`)."""
 
 from __future__ import annotations
 
@@ -39,6 +44,46 @@ def fold_written(
             if name in (planned[side] or {}):
                 new[side][name] = (planned[side] or {})[name]
     return new
+
+
+def write_in_flight(
+    planned: Baselines, target: Side, changes: NativeFields, read: NativeFields
+) -> dict[str, Any]:
+    """The record of an update about to be sent, stored on the link first: its side, its
+    changes, what the plan read of those fields there (`read`: the target's fields) and the
+    plan's baselines, which `fold_in_flight` needs if the update's own fold is lost."""
+    return {
+        "side": target,
+        "changes": dict(changes),
+        "read": {native: read.get(native) for native in changes},
+        "baselines": {side: planned[side] for side in SIDES},
+    }
+
+
+def fold_in_flight(
+    mapping: Mapping,
+    stored: Baselines,
+    in_flight: ReadOnly[str, Any] | None,
+    records: ReadOnly[Side, NativeFields | None],
+) -> Baselines:
+    """The baselines with the write in flight folded in, as `fold_written` would have done as
+    it landed (`records`: the fields each side holds now); left out, our own write would read
+    as a person's change and could beat a newer edit. Each change is folded unless its record
+    still holds what the plan read there: then it did not land (or was put back), and it
+    stays a change to write again. A record holding anything else holds our write, or a
+    person's edit made after it, which the next plan then sees as that side's change."""
+    if not in_flight:
+        return stored
+    target: Side = in_flight["side"]
+    held = records.get(target)
+    if held is None:
+        return stored
+    landed = [
+        native
+        for native in in_flight["changes"]
+        if held.get(native) != in_flight["read"].get(native)
+    ]
+    return fold_written(mapping, stored, in_flight["baselines"], target, landed) or stored
 
 
 def adopted_baselines(stored: Baselines, planned: ReadOnly[str, Any] | None) -> Baselines | None:

@@ -66,6 +66,9 @@ class Link(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     last_synced_at: datetime | None = _ts(nullable=True)
+    # the update being sent, recorded before it goes (`bookkeeping.write_in_flight`); cleared
+    # by the commit, or once a read after a lost reply tells what landed
+    write_in_flight: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     # when the comment sweep lists the ticket's actions again; None: not swept (no ticket, or
     # closed, or the account's actions move updatedAt)
     comments_due_at: datetime | None = _ts(nullable=True, index=True)

@@ -1,5 +1,6 @@
 """Applying a plan: its writes in order (creates and comments through write-ahead intents,
-`intents`), each request that landed folded into both baselines at once; and what a plan's
+`intents`; each update recorded on the link before it is sent), each request that landed
+folded into both baselines at once; and what a plan's
 writes cost in Zenvia requests (`zenvia_cost`), reserved before they are sent.
 """
 
@@ -112,11 +113,14 @@ def _update(
 
     A Zenvia update is one PATCH per attribute: when the second fails, the first stays
     applied. The plan's very last request is folded by the commit, which follows at once.
-    When a request's reply is lost, the record is read again to learn what it holds.
+    When a request's reply is lost, the record is read again to learn what it holds. The
+    update is recorded on the link before it is sent, so a retry folds what landed of it
+    when none of this bookkeeping could be stored (`bookkeeping.fold_in_flight`).
     """
     target = operation.side
     record_id = id_on(pair, target) or operation.record_id
     unsent = dict(operation.changes)
+    _record_in_flight(rt, pair, plan, target, operation.changes)
 
     def landed(fields: NativeFields) -> None:
         for native in fields:
@@ -148,18 +152,37 @@ def _keep_what_landed(
         log.info("could not tell which writes to %s %s landed: %s", target, record_id, exc)
         return
     held = {name: value for name, value in attempted.items() if current.get(name) == value}
-    if held:
-        _keep_written(rt, pair, plan, target, held)
+    _keep_written(rt, pair, plan, target, held, settled=True)
+
+
+def _record_in_flight(
+    rt: Runtime, pair: Pair, plan: engine.Plan, target: Side, changes: NativeFields
+) -> None:
+    """Store the update about to be sent (`bookkeeping.write_in_flight`); a link without
+    baselines has nothing to fold it into (its first merge is judged by the commit)."""
+    link = pair.link
+    if link.crm_baseline is None or link.zenvia_baseline is None:
+        return
+    planned: bookkeeping.Baselines = {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline}
+    record = pair.records.get(target)
+    read = record.fields if record else {}
+    in_flight = bookkeeping.write_in_flight(planned, target, changes, read)
+    _save(rt, pair, {"write_in_flight": in_flight})
 
 
 def _keep_written(
-    rt: Runtime, pair: Pair, plan: engine.Plan, target: Side, written: Iterable[str]
+    rt: Runtime,
+    pair: Pair,
+    plan: engine.Plan,
+    target: Side,
+    written: Iterable[str],
+    *,
+    settled: bool = False,
 ) -> None:
     """Fold written fields into both stored baselines at once (`bookkeeping.fold_written`),
-    fenced by revision."""
+    fenced by revision; `settled`: a read told what landed of the write in flight, so its
+    record is cleared."""
     link = pair.link
-    if link.id is None:
-        return
     new = bookkeeping.fold_written(
         rt.mapping,
         {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
@@ -169,13 +192,22 @@ def _keep_written(
     )
     if new is None:
         return
-    values = {
+    values: dict[str, object] = {
         "crm_baseline": new["crm"],
         "zenvia_baseline": new["zenvia"],
         # moves the observations' freshness fence: one read before this write would look like
         # its side undoing it
         "last_synced_at": rt.clock(),
     }
+    if settled:
+        values["write_in_flight"] = None
+    _save(rt, pair, values)
+
+
+def _save(rt: Runtime, pair: Pair, values: dict[str, object]) -> None:
+    """Store `values` on the pair's link, fenced by its revision, and keep `pair.link` current."""
+    link = pair.link
+    assert link.id is not None
     with session_scope(rt.database_url) as session:
         if not repo.save_link_state(
             session, link_id=link.id, expected_revision=link.revision, values=values

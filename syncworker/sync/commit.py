@@ -51,6 +51,7 @@ def commit(
             "state_reason": _conflict_reason(plan),
             "last_synced_at": rt.clock(),
             "comments_due_at": _next_sweep(rt, pair, plan),
+            "write_in_flight": None,
         }
         if not repo.save_link_state(
             session, link_id=link.id, expected_revision=link.revision, values=values

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from syncworker import engine, metrics
+from syncworker import bookkeeping, engine, metrics
 from syncworker.connectors.errors import NotFoundError
 from syncworker.context import Runtime
 from syncworker.locks import Held
@@ -16,7 +16,6 @@ from syncworker.model import LinkState, Side
 from syncworker.ratelimit import background_priority
 from syncworker.store import repo
 from syncworker.store.db import session_scope
-from syncworker.store.tables import Link
 from syncworker.sync.apply import apply, zenvia_cost
 from syncworker.sync.commit import commit
 from syncworker.sync.errors import Adopted
@@ -157,7 +156,7 @@ def _plan(
 ) -> engine.Plan:
     return engine.plan(
         rt.mapping,
-        link=_snapshot(pair.link),
+        link=_snapshot(rt, pair),
         crm=pair.records["crm"],
         zenvia=pair.records["zenvia"],
         crm_comments=pair.comments["crm"],
@@ -167,11 +166,20 @@ def _plan(
     )
 
 
-def _snapshot(link: Link) -> engine.LinkSnapshot:
+def _snapshot(rt: Runtime, pair: Pair) -> engine.LinkSnapshot:
+    """The link as the engine plans from it: what landed of an update whose bookkeeping was
+    lost is folded into its baselines (`bookkeeping.fold_in_flight`)."""
+    link = pair.link
+    baselines = bookkeeping.fold_in_flight(
+        rt.mapping,
+        {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+        link.write_in_flight,
+        {side: record.fields if record else None for side, record in pair.records.items()},
+    )
     return engine.LinkSnapshot(
         crm_id=link.crm_id,
         zenvia_id=link.zenvia_id,
-        crm_baseline=link.crm_baseline,
-        zenvia_baseline=link.zenvia_baseline,
+        crm_baseline=baselines["crm"],
+        zenvia_baseline=baselines["zenvia"],
         state=LinkState(link.state),
     )

@@ -10,9 +10,11 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from syncworker import sync
 from syncworker.connectors.errors import TransientError
@@ -229,6 +231,33 @@ def connections_refused(database: str) -> Iterator[None]:
             yield
         finally:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+def test_our_write_whose_commit_the_database_refused_does_not_beat_a_later_edit(
+    stack: Stack, chaos_database: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by postgres-restart at 1,000 pairs: the category PATCH landed, then Postgres
+    refused the commit that folds it into the baselines, so the retry took our own write for
+    a Zenvia change and it beat the agent's newer case edit (category is zenvia_wins). The
+    update is now recorded on the link before it is sent, and the retry folds what the ticket
+    holds of it (`bookkeeping.fold_in_flight`)."""
+    case_id, ticket_id = synced_question(stack, "Outage after the write")
+    stack.salesforce.agent.edit(case_id, Type="Feature Request")
+    zenvia = stack.runtime.connectors["zenvia"]
+    send = zenvia.update
+    with contextlib.ExitStack() as outage:
+
+        def update_then_refuse(*args: Any, **kwargs: Any) -> None:
+            send(*args, **kwargs)
+            outage.enter_context(connections_refused(chaos_database[0]))
+
+        monkeypatch.setattr(zenvia, "update", update_then_refuse)
+        with pytest.raises(OperationalError):
+            sync.sync_record(stack.runtime, "crm", case_id)  # category PATCHed, commit refused
+    monkeypatch.undo()
+    assert stack.zenvia.ticket(ticket_id)["category"]["id"] == 3
+
+    assert_a_later_case_edit_wins(stack, case_id, ticket_id)
 
 
 def test_a_sync_that_failed_on_a_database_outage_does_not_block_the_record(

@@ -6,13 +6,17 @@ them, and a service that applies plans with the service's own bookkeeping rules
   record adopted with the baselines that create planned, and the pair is planned again as a
   merge (the service's `_Adopted` retry); the created id is stored on the link as soon as
   the create succeeded;
-- each update that landed is folded into both baselines at once, unless it is the plan's
-  last write (the commit follows);
+- each update is recorded before it is sent (`bookkeeping.write_in_flight`) and, once it
+  landed, folded into both baselines at once, unless it is the plan's last write (the commit
+  follows); a plan folds what its records hold of the write in flight
+  (`bookkeeping.fold_in_flight`);
 - a comment link is stored as soon as its comment was written;
 - the plan's baselines, link state and found comment pairs are stored once every write
   succeeded;
 - `sync(crash_after=k)` stops after k writes, and `lose_ack=True` also performs write k
-  remotely while its bookkeeping is lost (the worker died before the response arrived).
+  remotely while its bookkeeping is lost (the worker died before the response arrived);
+  `sync(database_lost=True)` records and sends the plan's first write, if an update, and
+  then the database is gone: nothing folded, nothing else sent, nothing committed.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class World:
     written_by_run: set[tuple[Side, str]] = field(default_factory=set)  # before its last write
     # the baselines each create planned, by its key: the service's write-ahead intents
     create_intents: dict[str, dict[Side, NativeFields | None]] = field(default_factory=dict)
+    in_flight: dict[str, Any] | None = None  # the link's record of the update being sent
+    value_read: dict[Side, NativeFields] = field(default_factory=dict)  # as the last run read
     clock: int = 0
 
     def tick(self) -> datetime:
@@ -140,9 +146,20 @@ class World:
     # -- the service ----------------------------------------------------------------------
 
     def plan(self) -> Plan:
+        link = self.link
+        if link is not None:
+            baselines = bookkeeping.fold_in_flight(
+                self.mapping,
+                {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+                self.in_flight,
+                {side: record.fields if (record := self.record(side)) else None for side in SIDES},
+            )
+            link = dataclasses.replace(
+                link, crm_baseline=baselines["crm"], zenvia_baseline=baselines["zenvia"]
+            )
         return engine.plan(
             self.mapping,
-            link=self.link,
+            link=link,
             crm=self.record("crm"),
             zenvia=self.record("zenvia"),
             crm_comments=self.comments_on("crm"),
@@ -151,12 +168,20 @@ class World:
             resolutions=dict(self.resolutions),
         )
 
-    def sync(self, *, crash_after: int | None = None, lose_ack: bool = False) -> Plan:
+    def sync(
+        self, *, crash_after: int | None = None, lose_ack: bool = False, database_lost: bool = False
+    ) -> Plan:
         """Plan and apply; a crash leaves whatever was written and what was folded on the way.
         A create found made by an earlier attempt is adopted and the pair planned again."""
         plan = self.plan()
+        self.value_read = {
+            side: dict(record.fields) if (record := self.record(side)) else {} for side in SIDES
+        }
         self.edited_since_run.clear()
         self.written_by_run.clear()
+        if database_lost:
+            self._send_first_update_unrecorded(plan)
+            return plan
         last = len(plan.operations) - 1
         for index, operation in enumerate(plan.operations):
             if crash_after is not None and index >= crash_after:
@@ -180,16 +205,41 @@ class World:
                 self.ids[operation.side] = record_id
                 self.link = self._link_with(operation.side, record_id)
         elif isinstance(operation, UpdateFields):
-            remote = self.remotes[operation.side]
-            remote.fields[operation.record_id].update(operation.changes)
-            remote.versions[operation.record_id] = self.tick()
-            remote.writes += len(operation.changes)
+            self._record_in_flight(plan, operation)
+            self._send_update(operation)
             if bookkeeping and not final:
                 self.written_by_run.update((operation.side, native) for native in operation.changes)
                 self._fold(plan, operation.side, operation.changes)
         else:
             self._add_comment(operation, bookkeeping=bookkeeping)
         return True
+
+    def _send_first_update_unrecorded(self, plan: Plan) -> None:
+        """The plan's first write, if an update, is recorded and sent; then the database is
+        gone: its fold is lost and the next write's record (or intent) cannot be stored, so
+        nothing else is sent."""
+        operation = plan.operations[0] if plan.operations else None
+        if isinstance(operation, UpdateFields):
+            self._record_in_flight(plan, operation)
+            self._send_update(operation)
+            self.written_by_run.update((operation.side, native) for native in operation.changes)
+
+    def _record_in_flight(self, plan: Plan, operation: UpdateFields) -> None:
+        if self.link is None or None in (self.link.crm_baseline, self.link.zenvia_baseline):
+            return
+        read = self.value_read[operation.side]
+        self.in_flight = bookkeeping.write_in_flight(
+            {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline},
+            operation.side,
+            operation.changes,
+            read,
+        )
+
+    def _send_update(self, operation: UpdateFields) -> None:
+        remote = self.remotes[operation.side]
+        remote.fields[operation.record_id].update(operation.changes)
+        remote.versions[operation.record_id] = self.tick()
+        remote.writes += len(operation.changes)
 
     def _fold(self, plan: Plan, target: Side, written: NativeFields) -> None:
         if self.link is None:
@@ -267,6 +317,7 @@ class World:
             zenvia_baseline=plan.zenvia_baseline,
             state=plan.link_state,
         )
+        self.in_flight = None
         self.comment_links.extend(plan.comment_pairs)
         for name in plan.resolved_fields:
             self.resolutions.pop(name, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from syncworker import bookkeeping
 from syncworker.engine import (
     AddComment,
     CommentPair,
@@ -737,6 +738,51 @@ def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit() -> None
     world.sync()
     assert (world.value("crm", "Type"), world.value("zenvia", "category")) == ("Feature Request", 3)
     assert world.value("zenvia", "urgency") == 1
+
+
+def test_a_write_whose_fold_the_database_refused_does_not_beat_a_later_edit() -> None:
+    """The run wrote the ticket's category to the case; the database then took nothing more
+    (the fold, the commit). An agent retyped the case again. The update was recorded before
+    it was sent, and the next plan folds it (`bookkeeping.fold_in_flight`: the case no longer
+    holds the type the plan read): one change, the agent's, instead of a both-sides conflict
+    that category's policy (zenvia_wins) would give to the ticket."""
+    world = World(DEFAULT)
+    world.open_record("crm", CASE)
+    world.sync()
+    world.edit("zenvia", "category", 1)
+    lost = world.sync(database_lost=True)
+    assert [op.side for op in lost.operations] == ["crm"]
+    assert world.value("crm", "Type") == "Question"
+
+    world.edit("crm", "Type", "Feature Request")
+    world.sync()
+    assert (world.value("crm", "Type"), world.value("zenvia", "category")) == ("Feature Request", 3)
+
+
+def test_a_change_whose_record_still_holds_what_the_plan_read_stays_a_change() -> None:
+    """Of the write in flight, a field whose record still holds what the plan read there did
+    not land (or was put back): it stays a change to write again. One holding our value, or
+    anything else (a person's edit after it), is folded with the plan's baselines."""
+    stored = {
+        "crm": {"Type": "Problem", "Priority": "High", "Subject": "Printer"},
+        "zenvia": {"category": 2, "urgency": 1, "subject": "Printer"},
+    }
+    planned = {
+        "crm": {"Type": "Question", "Priority": "Low", "Subject": "Toner"},
+        "zenvia": {"category": 1, "urgency": 3, "subject": "Toner"},
+    }
+    changes = {"Type": "Question", "Priority": "Low", "Subject": "Toner"}
+    in_flight = bookkeeping.write_in_flight(planned, "crm", changes, stored["crm"])
+    held = {
+        "crm": {"Type": "Question", "Priority": "Medium", "Subject": "Printer"},
+        "zenvia": {"category": 1},
+    }
+
+    folded = bookkeeping.fold_in_flight(DEFAULT, stored, in_flight, held)
+
+    assert folded["crm"] == {"Type": "Question", "Priority": "Low", "Subject": "Printer"}
+    assert folded["zenvia"] == {"category": 1, "urgency": 3, "subject": "Printer"}
+    assert bookkeeping.fold_in_flight(DEFAULT, stored, None, held) == stored
 
 
 def test_an_agents_edit_of_a_ticket_whose_create_reply_was_lost_reaches_the_case() -> None:

@@ -10,7 +10,7 @@ interleavings of sync runs and interrupted runs, played in the in-memory world.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from syncworker.engine import LinkSnapshot, Plan, UpdateFields, copy_text, is_copy_of
 from syncworker.mapping import Mapping, from_data, load_default
+from syncworker.mapping.sections import FieldMapping
 from syncworker.model import SIDES, BaseStatus, LinkState, NativeFields, Side, other_side
 from tests.unit.engine_sim import World
 
@@ -56,6 +57,7 @@ class Comment:
 class Sync:
     crash_after: int | None = None
     lose_ack: bool = False
+    database_lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class Before:
     clean: bool  # no interrupted run since the last complete one
     written: frozenset[tuple[Side, str]] = frozenset()  # by the last run, before its last write
     edited_since_run: frozenset[tuple[Side, str]] = frozenset()
+    read_by_run: dict[Side, NativeFields] = field(default_factory=dict)  # what it planned from
 
 
 # -- strategies -------------------------------------------------------------------------------
@@ -181,9 +184,12 @@ def scenarios(draw: st.DrawFn, domains: st.SearchStrategy[Domain]) -> Scenario:
 
 
 @st.composite
-def interrupted_scenarios(draw: st.DrawFn, domains: st.SearchStrategy[Domain]) -> Scenario:
-    """A pair synced once, edits on both sides, a run that dies after its first write, then
-    people's edits and a complete run: the steps the interrupted-run properties judge."""
+def interrupted_scenarios(
+    draw: st.DrawFn, domains: st.SearchStrategy[Domain], *, database_lost: bool = False
+) -> Scenario:
+    """A pair synced once, edits on both sides, a run that dies after its first write (or,
+    `database_lost`, whose database goes away once that write is recorded), then people's
+    edits and a complete run: the steps the interrupted-run properties judge."""
     domain = draw(domains)
     initial = draw(scenarios(st.just(domain))).initial
     names = draw(st.permutations(sorted(domain.values)))
@@ -193,7 +199,15 @@ def interrupted_scenarios(draw: st.DrawFn, domains: st.SearchStrategy[Domain]) -
     ]
     before = both + draw(st.lists(edits(domain), max_size=4))
     after = draw(st.lists(edits(domain), min_size=1, max_size=4))
-    return Scenario(domain, initial, [Sync(), *before, Sync(crash_after=1), *after, Sync()])
+    if database_lost:  # a field the lost run wrote, edited again on either side
+        again = [
+            Edit(side, edit.field, draw(st.sampled_from(domain.values[edit.field][side])))
+            for edit in both
+            for side in SIDES
+        ]
+        after = draw(st.lists(st.sampled_from(again), min_size=1, max_size=2)) + after
+    interrupted = Sync(database_lost=True) if database_lost else Sync(crash_after=1)
+    return Scenario(domain, initial, [Sync(), *before, interrupted, *after, Sync()])
 
 
 # -- playing ----------------------------------------------------------------------------------
@@ -218,8 +232,14 @@ def play(scenario: Scenario, judge: Judge | None = None) -> World:
             world.resolutions[step.field] = step.side
         else:
             before = snapshot(world, clean)
-            plan = world.sync(crash_after=step.crash_after, lose_ack=step.lose_ack)
-            completed = step.crash_after is None or step.crash_after >= len(plan.operations)
+            plan = world.sync(
+                crash_after=step.crash_after,
+                lose_ack=step.lose_ack,
+                database_lost=step.database_lost,
+            )
+            completed = not step.database_lost and (
+                step.crash_after is None or step.crash_after >= len(plan.operations)
+            )
             clean = completed
             if judge is not None:
                 judge(world, before, plan, completed)
@@ -237,6 +257,7 @@ def snapshot(world: World, clean: bool) -> Before:
         clean=clean,
         written=frozenset(world.written_by_run),
         edited_since_run=frozenset(world.edited_since_run),
+        read_by_run={side: dict(fields) for side, fields in world.value_read.items()},
     )
 
 
@@ -360,6 +381,21 @@ def test_a_one_sided_edit_is_kept_where_it_was_made(scenario: Scenario) -> None:
     play(scenario, judge)
 
 
+def written_before_a_complete_run(
+    world: World, before: Before, completed: bool
+) -> Iterator[tuple[Side, str, FieldMapping]]:
+    """(side, native name, field) of each write an interrupted run made, when the run judged
+    completes after it on a link that has baselines (a first merge is judged by its commit)."""
+    link = before.link
+    if not completed or before.clean or link is None:
+        return
+    if link.crm_baseline is None or link.zenvia_baseline is None:
+        return
+    for target, native in before.written:
+        mapped = next(f for f in world.mapping.fields.values() if f.native(target) == native)
+        yield target, native, mapped
+
+
 @PROPERTY
 @given(interrupted_scenarios(random_domains(min_fields=2)))
 def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit(scenario: Scenario) -> None:
@@ -369,13 +405,7 @@ def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit(scenario:
     (`bookkeeping.fold_written`), so it is not taken for a change of the other side."""
 
     def judge(world: World, before: Before, plan: Plan, completed: bool) -> None:
-        link = before.link
-        if not completed or before.clean or link is None:
-            return
-        if link.crm_baseline is None or link.zenvia_baseline is None:
-            return  # a first merge: judged as a whole by its commit
-        for target, native in before.written:
-            mapped = next(f for f in world.mapping.fields.values() if f.native(target) == native)
+        for target, native, mapped in written_before_a_complete_run(world, before, completed):
             source = other_side(target)
             edited_here_only = (target, native) in before.edited_since_run and (
                 source,
@@ -385,6 +415,38 @@ def test_a_person_editing_what_an_interrupted_run_wrote_keeps_the_edit(scenario:
                 assert world.value(target, native) == before.fields[target][native], (
                     f"a person's edit of {native} on {target} lost to an interrupted write"
                 )
+
+    play(scenario, judge)
+
+
+@PROPERTY
+@given(interrupted_scenarios(random_domains(min_fields=2), database_lost=True))
+def test_a_person_editing_what_a_run_wrote_before_its_database_went_away_keeps_the_edit(
+    scenario: Scenario,
+) -> None:
+    """A run's update landed, then the database took nothing more (the write's fold, the
+    commit); a person then changed that field on one side only. The next complete run keeps
+    the person's value: the update was recorded before it was sent, and the next plan folds
+    what the record holds of it (`bookkeeping.fold_in_flight`), so our write is not taken for
+    a change that beats the edit. Not judged: an edit putting back the very value the run read
+    where it wrote, which cannot be told from a write that never landed."""
+
+    def judge(world: World, before: Before, plan: Plan, completed: bool) -> None:
+        for target, native, mapped in written_before_a_complete_run(world, before, completed):
+            natives = {side: mapped.native(side) for side in SIDES}
+            edited = [side for side in SIDES if (side, natives[side]) in before.edited_since_run]
+            if len(edited) != 1 or mapped.policy == "manual":
+                continue
+            side = edited[0]
+            value = before.fields[side][natives[side]]
+            if not mapped.flows_from(side):
+                continue  # a one-way field: the other side's value is the one kept
+            if side == target and value == before.read_by_run[target].get(native):
+                continue
+            assert world.value(side, natives[side]) == value, (
+                f"a person's edit of {natives[side]} on {side} lost to a write whose "
+                "bookkeeping the database refused"
+            )
 
     play(scenario, judge)
 
