@@ -1,8 +1,9 @@
 """One request budget per remote account, shared by every worker on every host (Redis).
 
-Zenvia allows N requests per window in business hours and is unlimited at night; Salesforce
-has a daily org quota reported in `Sforce-Limit-Info`. The gate never sleeps: when the budget
-is spent it raises `RateLimitedError` with the wait, and the task retries with a countdown.
+A remote allows N requests per window (Zenvia: in business hours, unlimited at night), or a
+daily quota that each answer reports (a CRM's, read as its `QuotaBudget` says). The gate
+never sleeps: when the budget is spent it raises `RateLimitedError` with the wait, and the
+task retries with a countdown.
 Polling is background work: it may only use the budget while a reserve is left for syncs,
 so a busy poller never starves the writes.
 """
@@ -28,7 +29,6 @@ from limits.strategies import MovingWindowRateLimiter
 from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.connectors.http import retry_after_seconds
-from syncworker.connectors.salesforce_quota import api_usage
 
 Priority = Literal["sync", "poll", "sweep"]
 _priority: contextvars.ContextVar[Priority] = contextvars.ContextVar(
@@ -70,8 +70,12 @@ class WindowBudget:
 
 @dataclass(frozen=True)
 class QuotaBudget:
-    """A daily quota that the remote reports; stop at `1 - reserve` of it."""
+    """A daily quota that the remote reports; stop at `1 - reserve` of it. How the remote
+    reports it is its connector's knowledge: `usage` reads (used, limit) from an answer,
+    `spent` tells an answer refusing a request because the quota is gone."""
 
+    usage: Callable[[httpx.Response], tuple[int, int] | None]
+    spent: Callable[[httpx.Response], bool]
     reserve_fraction: float = 0.1
     pause_seconds: float = 600.0
 
@@ -140,12 +144,14 @@ class SharedGate:
         if response.status_code == 429:
             metrics.count_throttled(self._redis, self.remote)
             self.block_for(retry_after_seconds(response.headers.get("Retry-After")))
-        usage = api_usage(response)
+        if self.quota is None:
+            return
+        usage = self.quota.usage(response)
         if usage:
             self._note_quota(*usage)
-        if response.status_code == 403 and b"REQUEST_LIMIT_EXCEEDED" in response.content:
+        if self.quota.spent(response):
             metrics.count_throttled(self._redis, self.remote)
-            self.block_for(self.quota.pause_seconds if self.quota else 600.0)
+            self.block_for(self.quota.pause_seconds)
 
     # -- feedback and inspection -----------------------------------------------------------
 

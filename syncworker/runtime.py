@@ -13,21 +13,25 @@ import httpx
 from syncworker.connectors.base import Connector
 from syncworker.connectors.salesforce import DEFAULT_CASE_FIELDS, SalesforceConnector
 from syncworker.connectors.salesforce_login import MY_DOMAIN_HINT
+from syncworker.connectors.salesforce_probe import probe_salesforce
+from syncworker.connectors.salesforce_quota import api_usage, quota_refused
 from syncworker.connectors.zenvia import ZenviaConnector
 from syncworker.context import Enqueue, Runtime
 from syncworker.locks import Locks
 from syncworker.mapping import Mapping, load, load_default
 from syncworker.model import BaseStatus, Side
+from syncworker.preflight import Item
 from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, redis_client
 from syncworker.settings import ConfigError, Settings
 
 
 @dataclass(frozen=True)
 class CrmWiring:
-    """How to wire one CRM: its connector and its budget's gate."""
+    """How to wire one CRM: its connector, its budget's gate, and its `syncworker check` probe."""
 
     connector: Callable[[Settings, httpx.Client, SharedGate, Iterable[str]], Connector]
     gate: Callable[[Settings, str], SharedGate]
+    probe: Callable[[Connector, Settings, Mapping | None], list[Item]]
 
 
 def _salesforce(
@@ -57,11 +61,17 @@ def _salesforce_gate(settings: Settings, redis_url: str) -> SharedGate:
     return SharedGate(
         remote="salesforce",
         redis_url=redis_url,
-        quota=QuotaBudget(reserve_fraction=settings.salesforce_daily_quota_reserve),
+        quota=QuotaBudget(
+            usage=api_usage,
+            spent=quota_refused,
+            reserve_fraction=settings.salesforce_daily_quota_reserve,
+        ),
     )
 
 
-CRMS = {"salesforce": CrmWiring(connector=_salesforce, gate=_salesforce_gate)}
+CRMS = {
+    "salesforce": CrmWiring(connector=_salesforce, gate=_salesforce_gate, probe=probe_salesforce)
+}
 """The CRMs syncworker can wire, by the name `SYNCWORKER_CRM` and a mapping's `crm_system` use."""
 
 
@@ -130,7 +140,8 @@ def build_connectors(
 def build_runtime(
     settings: Settings, *, enqueue_sync: Enqueue, syncs_waiting: Callable[[], int]
 ) -> Runtime:
-    mapping = load(settings.mapping_file) if settings.mapping_file else load_default()
+    crm_wiring(settings)  # an unknown CRM is named as such, not as a mapping nobody shipped
+    mapping = load(settings.mapping_file) if settings.mapping_file else load_default(settings.crm)
     if mapping.crm_system != settings.crm:
         raise ConfigError(
             f"{settings.mapping_file or 'the shipped mapping'}: crm_system {mapping.crm_system!r} "

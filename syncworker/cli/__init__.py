@@ -23,11 +23,11 @@ from syncworker.cli import (
     onboard,
     processes,
     resync,
-    sandbox,
     status,
 )
 from syncworker.cli.common import OperatorError
 from syncworker.mapping import MappingError
+from syncworker.sandbox import cli as sandbox
 from syncworker.settings import ConfigError
 from syncworker.store.db import DatabaseUnavailable
 

@@ -21,10 +21,10 @@ def register(app: typer.Typer) -> None:
 def check(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """Check settings, Postgres, Redis, the Salesforce org and the Zenvia account against
-    the mapping, writing nothing anywhere; exit code 1 when anything blocks syncing.
+    """Check settings, Postgres, Redis, the CRM and the Zenvia account against the mapping,
+    writing nothing anywhere; exit code 1 when anything blocks syncing.
 
-    Reads the org's metadata (about 5 Salesforce requests) and one Zenvia listing page
+    Reads the CRM's metadata (a handful of requests) and one Zenvia listing page
     (1 request of the rate budget). Zenvia ids absent from that page cannot be verified:
     Zenvia v2 lists no statuses, categories, urgencies or agents.
 

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    cases: Annotated[int, typer.Option(min=0, help="Salesforce Cases to seed.")] = 20,
+    cases: Annotated[int, typer.Option(min=0, help="Cases to seed in the CRM sandbox.")] = 20,
     tickets: Annotated[int, typer.Option(min=0, help="Zenvia tickets to seed.")] = 20,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds of human edits and comments.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed for the sandboxes and the human edits.")] = 7,
@@ -23,14 +23,14 @@ def demo(
     ] = None,
 ) -> None:
     """Run the real Celery machinery in one process against both sandboxes, then check that
-    Salesforce and Zenvia converged. Needs no Postgres, Redis or credentials; ignores every
+    the CRM and Zenvia sandboxes converged. Needs no Postgres, Redis or credentials; ignores every
     `SYNCWORKER_*` variable. Exit code 0 only when both sides agree.
 
     Example: `syncworker demo --cases 50 --tickets 50 --rounds 6 --seed 3`.
     """
     from rich.console import Console
 
-    from syncworker.demo import DemoOptions, run
+    from syncworker.sandbox.demo import DemoOptions, run
 
     if keep_db is not None and keep_db.exists():
         raise typer.BadParameter(f"{keep_db} exists; the demo starts from an empty database")

@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
 def _mapping() -> Mapping:
     from syncworker.mapping import load, load_default
 
-    path = get_settings().mapping_file
-    return load(path) if path else load_default()
+    settings = get_settings()
+    return load(settings.mapping_file) if settings.mapping_file else load_default(settings.crm)
 
 
 RECORD_HELP = (

@@ -22,10 +22,8 @@ def mapping_check(path: Path) -> None:
     Example: `syncworker mapping check mapping.yaml`.
     """
     from syncworker.mapping import load
-    from syncworker.preflight import normalised_note, owner_ids_named
 
     mapping = load(path)
     typer.echo(f"{path}: OK ({len(mapping.fields)} fields, crm system {mapping.crm_system})")
-    for owner in owner_ids_named(mapping):
-        if owner.normalised:
-            typer.echo(f"  {normalised_note(owner)}")
+    for written, canonical in sorted(mapping.normalised_ids.items()):
+        typer.echo(f"  {written} normalised to {canonical} (the form the CRM's API returns)")

@@ -12,18 +12,17 @@ with `messages` (schema errors in the file's words) and `checks` (what the schem
 """
 
 from syncworker.mapping.loading import (
-    DEFAULT_MAPPING_FILE,
     MappingError,
     from_data,
     load,
     load_default,
+    shipped_mapping_file,
 )
 from syncworker.mapping.model import ZENVIA_JUSTIFICATION, Mapping
 from syncworker.mapping.sections import MatchRule
 from syncworker.mapping.values import Policy, Scalar, record_stamp
 
 __all__ = [
-    "DEFAULT_MAPPING_FILE",
     "ZENVIA_JUSTIFICATION",
     "Mapping",
     "MappingError",
@@ -34,4 +33,5 @@ __all__ = [
     "load",
     "load_default",
     "record_stamp",
+    "shipped_mapping_file",
 ]

@@ -20,8 +20,6 @@ from syncworker.mapping.values import yaml_kind
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAPPING_FILE = "salesforce_zenvia.yaml"
-
 
 class MappingError(ValueError):
     """A mapping file that cannot be used; the message says where and what was expected."""
@@ -37,10 +35,19 @@ def load(path: str | Path) -> Mapping:
     return parse(text, source=str(path))
 
 
-def load_default() -> Mapping:
-    """The shipped mapping between the CRM and Zenvia, which fits the sandboxes' catalogues."""
-    resource = importlib.resources.files("syncworker") / "mappings" / DEFAULT_MAPPING_FILE
-    return parse(resource.read_text(encoding="utf-8"), source=f"mappings/{DEFAULT_MAPPING_FILE}")
+def shipped_mapping_file(crm: str) -> str:
+    """The file name of the mapping shipped for `crm` in `syncworker/mappings/`."""
+    return f"{crm}_zenvia.yaml"
+
+
+def load_default(crm: str) -> Mapping:
+    """The mapping shipped for `crm` (`SYNCWORKER_CRM`) and Zenvia, which fits the sandboxes'
+    catalogues."""
+    name = shipped_mapping_file(crm)
+    resource = importlib.resources.files("syncworker") / "mappings" / name
+    if not resource.is_file():
+        raise MappingError(f"no mapping is shipped for crm {crm!r}: set SYNCWORKER_MAPPING_FILE")
+    return parse(resource.read_text(encoding="utf-8"), source=f"mappings/{name}")
 
 
 def parse(text: str, *, source: str = "<mapping>") -> Mapping:

@@ -10,7 +10,7 @@ import time as clock
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from syncworker import matching
+from syncworker.connectors.crm_ids import canonical_crm_id
 from syncworker.connectors.errors import NotFoundError
 from syncworker.context import Runtime
 from syncworker.onboard.patience import _patiently
@@ -38,11 +38,10 @@ def parse_pairs(text: str) -> tuple[list[FilePair], list[str]]:
         if len(cells) != 2 or not all(cells):
             errors.append(f"line {number}: expected `case id, ticket id`; got {row!r}")
             continue
-        crm_id = matching.case_id18(cells[0])
-        if crm_id is None:
-            errors.append(
-                f"line {number}: {cells[0]!r} is not a Salesforce id (15 or 18 letters and digits)"
-            )
+        try:
+            crm_id = canonical_crm_id(cells[0])
+        except ValueError as refused:
+            errors.append(f"line {number}: {refused}")
             continue
         for key in (f"crm:{crm_id}", f"zenvia:{cells[1]}"):
             if key in seen:

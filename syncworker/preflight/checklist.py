@@ -30,6 +30,11 @@ class Item:
         return SYMBOLS[self.status]
 
 
+def one_line(error: Exception) -> str:
+    """An error's words on one line, as a checklist item shows them."""
+    return " ".join(str(error).split())
+
+
 def ok(area: str, name: str, message: str) -> Item:
     return Item(area, name, "ok", message)
 

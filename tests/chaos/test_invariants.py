@@ -35,7 +35,7 @@ HUMAN = RemoteComment("00a1", "500A", "Customer called", True, WHEN, "0050000000
 
 @pytest.fixture(scope="module")
 def mapping() -> Mapping:
-    return load_default()
+    return load_default("salesforce")
 
 
 def copy(mapping: Mapping, original: RemoteComment, source: Side, copy_id: str) -> RemoteComment:

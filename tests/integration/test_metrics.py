@@ -26,11 +26,12 @@ from syncworker import metrics
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.exporter import SyncworkerCollector
 from syncworker.model import LinkState, RemoteRecord, Side
-from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget
+from syncworker.ratelimit import SharedGate, WindowBudget
 from syncworker.store import migrate, repo
 from syncworker.store.db import reset_engines, session_scope
 from syncworker.store.tables import DeadLetterStatus, Link
 from tests.conftest import create_throwaway_database, drop_database, unique_id
+from tests.gates import salesforce_gate
 
 NOON_SAO_PAULO = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 NIGHT_SAO_PAULO = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -152,7 +153,7 @@ def test_the_shared_gate_counts_admitted_requests_and_refusals(
     zenvia = SharedGate(
         remote="zenvia", redis_url=redis_url, window=window, clock=lambda: NOON_SAO_PAULO
     )
-    salesforce = SharedGate(remote="salesforce", redis_url=redis_url, quota=QuotaBudget(0.1))
+    salesforce = salesforce_gate(redis_url)
     for _ in range(3):
         zenvia.before_request("GET /tickets")
     with pytest.raises(RateLimitedError):

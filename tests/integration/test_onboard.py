@@ -16,7 +16,7 @@ import syncworker
 from syncworker import onboard, sync
 from syncworker.cli import onboard as onboard_cli
 from syncworker.context import Runtime
-from syncworker.mapping import DEFAULT_MAPPING_FILE
+from syncworker.mapping import shipped_mapping_file
 from syncworker.model import Side
 from syncworker.onboard import PATIENCE
 from syncworker.sandbox.salesforce import to_id18
@@ -33,7 +33,7 @@ CONTACTS = tuple(to_id18(f"003{n:012d}") for n in range(1, 4 * EACH + 1))
 def onboarding_mapping(path: Path) -> Path:
     """The shipped mapping, copying only open records, matching by the case's ticket-id field
     and by the same customer (a Zenvia client id that is the Contact id) and subject."""
-    shipped = Path(syncworker.__file__).parent / "mappings" / DEFAULT_MAPPING_FILE
+    shipped = Path(syncworker.__file__).parent / "mappings" / shipped_mapping_file("salesforce")
     data = yaml.safe_load(shipped.read_text(encoding="utf-8"))
     data["scope"]["states"] = ["new", "open", "waiting"]
     data["matching"] = {
@@ -233,7 +233,10 @@ def test_the_commands_report_refuse_until_decided_and_name_each_bad_line(
     imported = run_cli("links", "import", str(pairs), env=env)
     assert imported.returncode == 1, imported.stderr
     assert f"{pairs}: line 2: crm:{by_hand} was already given on line 1" in imported.stderr
-    assert f"{pairs}: line 3: 'not-an-id' is not a Salesforce id" in imported.stderr
+    assert (
+        f"{pairs}: line 3: not a Salesforce id (15 or 18 letters and digits): 'not-an-id'"
+        in imported.stderr
+    )
     assert (
         f"line 4: crm record {to_id18('500000000009999')} does not exist; "
         "zenvia record 999999 does not exist"

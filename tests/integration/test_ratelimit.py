@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from syncworker.connectors.errors import RateLimitedError
-from syncworker.ratelimit import QuotaBudget, SharedGate, WindowBudget, background_priority
+from syncworker.ratelimit import SharedGate, WindowBudget, background_priority
+from tests.gates import salesforce_gate
 
 NOON_SAO_PAULO = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 NIGHT_SAO_PAULO = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -65,7 +66,7 @@ def test_a_429_makes_every_worker_wait_the_stated_time(redis_url: str) -> None:
 
 
 def test_salesforce_quota_from_the_limit_header_stops_before_exhaustion(redis_url: str) -> None:
-    salesforce = SharedGate(remote="salesforce", redis_url=redis_url, quota=QuotaBudget(0.1))
+    salesforce = salesforce_gate(redis_url)
     request = httpx.Request("GET", "http://sf.test/services/data/v62.0/query")
     headers = {"Sforce-Limit-Info": "api-usage=89000/100000"}
     salesforce.after_response("GET query", httpx.Response(200, headers=headers, request=request))
@@ -77,7 +78,7 @@ def test_salesforce_quota_from_the_limit_header_stops_before_exhaustion(redis_ur
 
 
 def test_the_quota_is_stored_as_it_moves_not_on_every_response(redis_url: str) -> None:
-    salesforce = SharedGate(remote="salesforce", redis_url=redis_url, quota=QuotaBudget(0.1))
+    salesforce = salesforce_gate(redis_url)
     request = httpx.Request("GET", "http://sf.test/services/data/v62.0/query")
 
     def respond(used: int) -> None:

@@ -531,6 +531,6 @@ def test_zenvia_refuses_unknown_values_as_permanent_errors_naming_the_field(
 def test_a_value_the_mapping_does_not_know_is_copied_as_is_for_the_remote_to_refuse() -> None:
     """The mapping passes unknown values through unchanged (no silent coercion), which is why
     the refusals above must be clean PermanentErrors."""
-    mapping = load_default()
+    mapping = load_default("salesforce")
     assert mapping.translate("status", "zenvia", 99) == 99
     assert mapping.translate("status", "crm", "Mystery") == "Mystery"

@@ -16,7 +16,7 @@ from syncworker.history import of_sync
 from syncworker.mapping import Mapping, from_data, load_default
 from syncworker.model import RemoteRecord
 
-DEFAULT = load_default()
+DEFAULT = load_default("salesforce")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CASE = {"Subject": "Printer jams", "Status": "New", "Priority": "Low", "Origin": "Web"}
 

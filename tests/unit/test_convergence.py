@@ -21,7 +21,7 @@ OWNER_2 = "005000000000002AAA"
 
 @pytest.fixture(scope="module")
 def mapping() -> Mapping:
-    return load_default()
+    return load_default("salesforce")
 
 
 def case(**changes: Any) -> NativeFields:
@@ -52,7 +52,7 @@ def comment(comment_id: str, record_id: str, body: str, *, public: bool = True) 
 
 def copy_of(original: RemoteComment, side: Side, copy_id: str, record_id: str) -> RemoteComment:
     """The copy the engine writes on the other side: its text and attribution, no marker."""
-    body = copy_text(load_default(), side, original)
+    body = copy_text(load_default("salesforce"), side, original)
     return comment(copy_id, record_id, body, public=original.public)
 
 

@@ -29,7 +29,7 @@ from syncworker.markers import idempotency_key
 from syncworker.model import LinkState, RemoteComment, RemoteRecord, Side
 from tests.unit.engine_sim import World
 
-DEFAULT = load_default()
+DEFAULT = load_default("salesforce")
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 CASE = {

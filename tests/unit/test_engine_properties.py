@@ -130,7 +130,7 @@ def random_domains(draw: st.DrawFn, min_fields: int = 1) -> Domain:
 
 
 DEFAULT_DOMAIN = Domain(
-    load_default(),
+    load_default("salesforce"),
     {
         "subject": {"crm": ("Printer", "Toner"), "zenvia": ("Printer", "Paper")},
         "status": {

@@ -11,7 +11,7 @@ from syncworker.mapping import from_data, load_default
 from syncworker.model import RemoteComment, RemoteRecord
 from syncworker.store.tables import DeadLetter
 
-MAPPING = load_default()
+MAPPING = load_default("salesforce")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CASE = {"Subject": "Printer jams", "Status": "Working", "Priority": "Medium", "Origin": "Web"}
 TICKET = {"subject": "Printer jams", "status": 2, "urgency": 2, "type": "PUBLIC"}

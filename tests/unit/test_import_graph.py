@@ -78,3 +78,20 @@ def test_the_use_cases_never_name_a_crm() -> None:
         path.name for path in package.rglob("*.py") if "salesforce" in path.read_text().lower()
     ]
     assert naming == []
+
+
+CRM_PLUG_IN_PLACES = ("connectors/", "sandbox/", "mappings/", "settings.py", "runtime.py")
+
+
+def test_only_the_crms_plug_in_places_name_it() -> None:
+    """A CRM is a plug-in: its connector, sandbox, shipped mapping, settings and its entry in
+    `runtime.CRMS` know it; the use cases, the CLI, the preflight and the rate gate do not
+    (not even in a docstring), so the next CRM is added beside them, not inside them."""
+    root = Path(syncworker.sync.__file__).parent.parent
+    naming = [
+        relative
+        for path in sorted(root.rglob("*.py"))
+        if not (relative := path.relative_to(root).as_posix()).startswith(CRM_PLUG_IN_PLACES)
+        and "salesforce" in path.read_text(encoding="utf-8").lower()
+    ]
+    assert naming == []

@@ -40,7 +40,7 @@ DEFAULT_CLIENT = "create_defaults: {zenvia: {clients: [client-1]}}\n"
 
 @pytest.fixture(scope="module")
 def default() -> Mapping:
-    return load_default()
+    return load_default("salesforce")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -261,7 +261,7 @@ def test_a_queue_owner_leaves_the_ticket_owner_and_a_converged_pair_may_hold_bot
 
 
 def test_keeping_a_side_needs_a_map_and_no_default() -> None:
-    data = load_default().model_dump(exclude_unset=True)
+    data = load_default("salesforce").model_dump(exclude_unset=True)
     data["fields"]["owner"]["default_to_zenvia"] = None
     with pytest.raises(MappingError, match="keeping zenvia needs to_zenvia and no default"):
         from_data(data)

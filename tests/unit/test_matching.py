@@ -132,7 +132,7 @@ def test_an_earlier_way_takes_a_record_before_a_later_one_can() -> None:
 
 
 def test_the_shipped_mapping_matches_by_the_external_id_field_then_subject() -> None:
-    section = load_default().matching
+    section = load_default("salesforce").matching
     assert section.by_id.crm == "Zenvia_Ticket_Id__c"
     assert [rule.name for rule in section.rules] == ["same subject, created within an hour"]
 
@@ -175,7 +175,7 @@ def test_a_csv_of_pairs_normalises_case_ids_and_names_every_bad_line() -> None:
     assert pairs == [onboard.FilePair(2, CASE_1, "41"), onboard.FilePair(9, CASE_2, "45")]
     assert errors == [
         f"line 4: expected `case id, ticket id`; got ['{CASE_2}', '']",
-        "line 5: 'not-an-id' is not a Salesforce id (15 or 18 letters and digits)",
+        "line 5: not a Salesforce id (15 or 18 letters and digits): 'not-an-id'",
         f"line 6: expected `case id, ticket id`; got ['{CASE_2}', '43', 'extra']",
         f"line 7: crm:{CASE_1} was already given on line 2",
         "line 8: zenvia:41 was already given on line 2",

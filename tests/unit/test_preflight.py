@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from syncworker import preflight
+from syncworker.connectors import salesforce_preflight
 from syncworker.mapping import load_default
 from syncworker.preflight_probes import probe_database
 
@@ -36,18 +37,20 @@ def test_an_item_that_is_not_ok_refuses_to_exist_without_its_fix() -> None:
 
 
 def test_an_id_that_is_not_a_salesforce_id_is_named_and_never_looked_up() -> None:
-    owners = [preflight.OwnerId("005xyz", None, "not a Salesforce id (15 or 18 …): '005xyz'")]
+    owners = [
+        salesforce_preflight.OwnerId("005xyz", None, "not a Salesforce id (15 or 18 …): '005xyz'")
+    ]
 
-    (item,) = preflight.judge_owner_ids(owners, users={}, queues=[])
+    (item,) = salesforce_preflight.judge_owner_ids(owners, users={}, queues=[])
 
     assert item.status == "fail"
     assert "005xyz" in item.message
 
 
 def test_an_inactive_user_blocks_because_salesforce_refuses_it_as_an_owner() -> None:
-    owner = preflight.OwnerId("005000000000001AAA", "005000000000001AAA")
+    owner = salesforce_preflight.OwnerId("005000000000001AAA", "005000000000001AAA")
 
-    (item,) = preflight.judge_owner_ids([owner], users={owner.written: False}, queues=[])
+    (item,) = salesforce_preflight.judge_owner_ids([owner], users={owner.written: False}, queues=[])
 
     assert item.status == "fail"
     assert "inactive" in item.message
@@ -61,15 +64,15 @@ def test_an_inactive_user_blocks_because_salesforce_refuses_it_as_an_owner() -> 
 def test_the_daily_quota_blocks_once_only_the_reserve_is_left(remaining: int, status: str) -> None:
     limits = {"DailyApiRequests": {"Max": 100_000, "Remaining": remaining}}
 
-    assert preflight.judge_quota(limits, 0.1).status == status
+    assert salesforce_preflight.judge_quota(limits, 0.1).status == status
 
 
 def test_limits_without_the_daily_quota_cannot_be_verified() -> None:
-    assert preflight.judge_quota({"DataStorageMB": {}}, 0.1).status == "warn"
+    assert salesforce_preflight.judge_quota({"DataStorageMB": {}}, 0.1).status == "warn"
 
 
 def test_the_shipped_mapping_names_every_zenvia_id_kind_it_writes() -> None:
-    named = preflight.zenvia_ids_named(load_default())
+    named = preflight.zenvia_ids_named(load_default("salesforce"))
 
     assert named["status"] == {1, 2, 3, 4, 5, 6}
     assert named["justification"] == {11, 12, 13}
@@ -103,8 +106,8 @@ def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path: Path) -> Non
 def test_the_client_lookup_field_must_be_a_field_of_case() -> None:
     describe = {"fields": [{"name": "Subject"}, {"name": "ContactEmail"}]}
 
-    found = preflight.judge_client_lookup(describe, "ContactEmail")
-    missing = preflight.judge_client_lookup(describe, "Contact_Mail__c")
+    found = salesforce_preflight.judge_client_lookup(describe, "ContactEmail")
+    missing = salesforce_preflight.judge_client_lookup(describe, "Contact_Mail__c")
 
     assert (found.status, found.message) == (
         "ok",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from syncworker.cli.sandbox import app
+from syncworker.sandbox.cli import app
 
 BASE = ("salesforce", "--client-id", "c", "--client-secret", "s", "--port", "0")
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from syncworker.cli.sandbox import app
 from syncworker.connectors.zenvia_signature import signature, signed_text
+from syncworker.sandbox.cli import app
 from syncworker.sandbox.server import HttpError, SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE, Named

@@ -13,9 +13,9 @@ checks convergence (`syncworker.convergence`). The exit code is 0 only when the 
 
 from __future__ import annotations
 
-from syncworker.demo.embedded import demo_environment, embedded_settings
-from syncworker.demo.play import run
-from syncworker.demo.stage import DemoOptions
-from syncworker.demo.tally import TaskTally
+from syncworker.sandbox.demo.embedded import demo_environment, embedded_settings
+from syncworker.sandbox.demo.play import run
+from syncworker.sandbox.demo.stage import DemoOptions
+from syncworker.sandbox.demo.tally import TaskTally
 
 __all__ = ["DemoOptions", "TaskTally", "demo_environment", "embedded_settings", "run"]

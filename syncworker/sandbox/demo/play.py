@@ -15,16 +15,16 @@ from rich.console import Console
 from rich.live import Live
 
 from syncworker.celery_app import app as celery_app
-from syncworker.demo.desks import Desks
-from syncworker.demo.embedded import (
+from syncworker.sandbox.demo.desks import Desks
+from syncworker.sandbox.demo.embedded import (
     QUEUES,
     SF_CLIENT_ID,
     demo_environment,
     embedded_settings,
     logging_into,
 )
-from syncworker.demo.stage import Demo, DemoOptions
-from syncworker.demo.tally import TaskTally
+from syncworker.sandbox.demo.stage import Demo, DemoOptions
+from syncworker.sandbox.demo.tally import TaskTally
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox

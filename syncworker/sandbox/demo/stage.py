@@ -13,12 +13,12 @@ from rich.table import Table
 
 from syncworker import convergence, metrics
 from syncworker.celery_app import app as celery_app
-from syncworker.demo.desks import Desks
-from syncworker.demo.embedded import BEAT_INTERVAL, QUEUES
-from syncworker.demo.tally import TaskTally
 from syncworker.mapping import Mapping
 from syncworker.model import SIDES, Side
 from syncworker.ratelimit import redis_client
+from syncworker.sandbox.demo.desks import Desks
+from syncworker.sandbox.demo.embedded import BEAT_INTERVAL, QUEUES
+from syncworker.sandbox.demo.tally import TaskTally
 from syncworker.sandbox.salesforce import SalesforceSandbox
 from syncworker.sandbox.server import SandboxServer
 from syncworker.sandbox.zenvia import ZenviaSandbox
