@@ -16,7 +16,15 @@ polls, actions listings are comment discovery, other reads are re-reads), propag
 (change made -> its write on the other side) by part of the day in real minutes, backlog over
 the day, 429s, and a quiet poll's requests.
 
-    python -m bench.business_day [--full] [--plot FILE.png] [--per-minute N]
+`--capacity` finds the largest day the product carries with bounded lag: on the same seeded
+pairs, business hours become a staircase of rates (changes a minute), 20 minutes a step (60 with
+`--full`), then the night as usual. Each step reports its changes, backlog, lag and Zenvia
+requests by kind; the capacity is the highest rate up to which every step was carried (`carried`:
+the backlog of changes the polls find stops growing, none of them is lost), beside the physical
+limit: the budget over the Zenvia writes a change of this mix needs.
+
+    python -m bench.business_day [--full] [--plot FILE.png]
+                                 [--per-minute N | --capacity [R1,R2,...]]
 """
 
 from __future__ import annotations
@@ -24,12 +32,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
+import math
 import random
+import statistics
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
@@ -72,7 +83,12 @@ KINDS = ("poll", "comment_discovery", "re_read", "write")
 # What agents do to a ticket in a day, and how often (a guess at a typical desk's mix).
 CHANGE_MIX = (("comment", 0.35), ("status", 0.25), ("edit", 0.25), ("owner", 0.15))
 AGENTS = tuple(f"agent-{n}" for n in range(1, 6))
+SIDES = ("crm", "zenvia")  # where an agent makes a change, drawn uniformly (plan_changes)
+ZENVIA_WRITES = {"crm": 1, "zenvia": 0}  # Zenvia writes a change needs, by where it was made
 ON_HOLD, IN_ATTENDANCE, WAITING_JUSTIFICATION = 3, 2, 11
+STAIRCASE = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)  # `--capacity`'s rates, changes a business minute
+SETTLE = 0.5  # share of a step before its backlog slope is fitted
+SLOPE_TOLERANCE = 0.1  # a step's backlog may grow by this share of its rate and be carried
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,13 @@ class Day:
     night_minutes: float
     day_changes: int
     night_changes: int
+    # A staircase (`--capacity`): changes a business minute in equal steps, climbing. Empty:
+    # day_changes spread over the whole business part.
+    steps: tuple[float, ...] = ()
+
+    @property
+    def step_minutes(self) -> float:
+        return self.business_minutes / len(self.steps)
 
 
 QUICK = Day(pairs=3000, business_minutes=60, night_minutes=30, day_changes=180, night_changes=20)
@@ -112,22 +135,52 @@ def _kind(label: str) -> str:
 
 
 def plan_changes(day: Day, pairs: list[Pair], seed: int = 5) -> list[Change]:
-    """Each change on its own pair (none coalesce: the minimum is exact), sides half and half,
-    kinds by CHANGE_MIX, times uniform within their part of the day."""
+    """Each change on its own pair (none coalesce: the minimum is exact), sides drawn from
+    SIDES, kinds by CHANGE_MIX, times uniform within their part of the day (their step)."""
     rng = random.Random(seed)
     chosen = rng.sample(pairs, day.day_changes + day.night_changes)
     business = day.business_minutes * 60 / SCALE
     night = day.night_minutes * 60 / SCALE
+    slots = business_slots(day) + [(business, business + night)] * day.night_changes
     kinds, weights = zip(*CHANGE_MIX, strict=True)
     changes = []
-    for n, pair in enumerate(chosen):
+    for n, (pair, (begin, end)) in enumerate(zip(chosen, slots, strict=True)):
         part = "business" if n < day.day_changes else "night"
-        offset = (
-            rng.uniform(0, business) if part == "business" else business + rng.uniform(0, night)
-        )
-        side = rng.choice(("crm", "zenvia"))
+        offset = rng.uniform(begin, end)
+        side = rng.choice(SIDES)
         changes.append(Change(n, pair, side, rng.choices(kinds, weights)[0], part, offset))
     return sorted(changes, key=lambda c: c.offset)
+
+
+def business_slots(day: Day) -> list[tuple[float, float]]:
+    """Where each business change may fall (benchmark seconds): anywhere in business hours,
+    or within its step of a staircase, so each step runs at its own rate."""
+    business = day.business_minutes * 60 / SCALE
+    if not day.steps:
+        return [(0.0, business)] * day.day_changes
+    length = business / len(day.steps)
+    return [
+        (k * length, (k + 1) * length)
+        for k, count in enumerate(step_changes(day))
+        for _ in range(count)
+    ]
+
+
+def step_changes(day: Day) -> list[int]:
+    return [round(rate * day.step_minutes) for rate in day.steps]
+
+
+def staircase(day: Day, rates: tuple[float, ...], step_minutes: float) -> Day:
+    """`day` with its business part a staircase of `rates`, `step_minutes` each (night as is)."""
+    stepped = dataclasses.replace(day, business_minutes=len(rates) * step_minutes, steps=rates)
+    return dataclasses.replace(stepped, day_changes=sum(step_changes(stepped)))
+
+
+def swept(change: Change) -> bool:
+    """A comment added in Zenvia: no listing shows it (adding an action does not move the
+    ticket's updatedAt), so only the comment sweep finds it, at the sweep's own pace (its
+    share of the budget over every open ticket), whatever the day's rate."""
+    return change.side == "zenvia" and change.kind == "comment"
 
 
 def make_change(stack: Stack, change: Change) -> None:
@@ -211,8 +264,8 @@ def _ids(body: Any) -> Iterator[str]:
 
 @dataclass
 class Timeline:
-    """Sampled every window: pending changes (made, not yet written across), the product's
-    own backlog (observations queued), 429s so far."""
+    """Sampled every window: pending changes (made, not yet written across; those only the
+    comment sweep finds apart), the product's own backlog (observations queued), 429s so far."""
 
     samples: list[dict[str, float]] = field(default_factory=list)
 
@@ -225,13 +278,12 @@ def sample_timeline(
     def run() -> None:
         while not stop.is_set():
             now = time.monotonic()
-            pending = sum(
-                1 for c in changes if c.made_at is not None and arrivals.arrival(c) is None
-            )
+            pending = [c for c in changes if c.made_at is not None and arrivals.arrival(c) is None]
             timeline.samples.append(
                 {
                     "t": now - start,
-                    "pending": pending,
+                    "pending": len(pending),
+                    "pending_swept": sum(map(swept, pending)),
                     "queued": stack.backlog(),
                     "throttled": stack.zenvia_server.counters.throttled,
                 }
@@ -295,12 +347,170 @@ def quiet_poll(stack: Stack) -> dict[str, int]:
 
 def lag_summary(lags: list[float]) -> dict[str, Any]:
     """Lags in real minutes (benchmark seconds * SCALE / 60)."""
-    minutes = [lag * SCALE / 60 for lag in lags]
+    return minutes_summary([lag * SCALE / 60 for lag in lags])
+
+
+def minutes_summary(minutes: list[float]) -> dict[str, Any]:
     return {
         "samples": len(minutes),
         "p50_minutes": rounded(percentile(minutes, 0.5), 2),
         "p99_minutes": rounded(percentile(minutes, 0.99), 2),
         "max_minutes": rounded(max(minutes), 2) if minutes else float("nan"),
+    }
+
+
+def zenvia_writes_per_change() -> float:
+    """The mix's average, as plan_changes draws the sides: uniformly from SIDES."""
+    return sum(ZENVIA_WRITES[side] for side in SIDES) / len(SIDES)
+
+
+def physical_limit() -> float:
+    """Changes a business minute the budget carries if it is spent on the writes alone."""
+    return LIMIT / zenvia_writes_per_change()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the staircase, as the capacity judgement sees it (real minutes)."""
+
+    rate: float  # changes made a business minute
+    minutes: float  # the step's length
+    backlog: tuple[tuple[float, float], ...]  # (minutes into the step, changes pending)
+    lags: tuple[float, ...]  # of the changes made in it; inf: never written across
+
+
+def slope(samples: Sequence[tuple[float, float]]) -> float:
+    """Least-squares changes a minute: one poll's batch moves it less than it moves the ends.
+    NaN when the samples cannot give one."""
+    try:
+        return statistics.linear_regression([m for m, _ in samples], [n for _, n in samples]).slope
+    except statistics.StatisticsError:
+        return math.nan
+
+
+def settled_slope(step: Step) -> float:
+    """The slope once the backlog had SETTLE of the step to rise to its new level: a higher
+    rate means more changes in flight even when none is left behind."""
+    return slope([(m, n) for m, n in step.backlog if m >= SETTLE * step.minutes])
+
+
+def carried(step: Step) -> bool:
+    """The backlog does not grow (beyond SLOPE_TOLERANCE of the rate: a poll's batch grows
+    with the rate) and every change made in the step was written across: at a steady rate a
+    bounded backlog is a bounded lag (Little's law). An unmeasurable slope is not carried."""
+    bounded = all(map(math.isfinite, step.lags))
+    return bounded and settled_slope(step) <= SLOPE_TOLERANCE * step.rate
+
+
+def capacity(steps: Sequence[Step]) -> float:
+    """The highest rate carried with every lower step carried too (0: not even the first).
+    A step carried after one that was not says nothing more: it starts on a backlog."""
+    best = 0.0
+    for step in steps:
+        if not carried(step):
+            break
+        best = step.rate
+    return best
+
+
+# What a step's backlog counts: which of its changes, and how many of them a timeline sample
+# has pending. Only the comment sweep finds a comment added in Zenvia (`swept`).
+BACKLOGS: dict[str, tuple[Callable[[Change], bool], Callable[[dict[str, float]], float]]] = {
+    "found_by_polls": (lambda c: not swept(c), lambda s: s["pending"] - s["pending_swept"]),
+    "swept_comments": (swept, lambda s: s["pending_swept"]),
+    "all": (lambda c: True, lambda s: s["pending"]),
+}
+
+
+def staircase_steps(
+    day: Day, made: list[Change], lags: dict[int, float], samples: list[dict[str, float]]
+) -> list[dict[str, Step]]:
+    """Each step of the day's staircase, once for each of BACKLOGS."""
+    length = day.step_minutes * 60 / SCALE
+    steps = []
+    for k, rate in enumerate(day.steps):
+        begin, end = k * length, (k + 1) * length
+        window = [((s["t"] - begin) * SCALE / 60, s) for s in samples if begin <= s["t"] < end]
+        mine = [c for c in made if c.part == "business" and begin <= c.offset < end]
+        steps.append(
+            {
+                name: Step(
+                    rate,
+                    day.step_minutes,
+                    tuple((m, pending(s)) for m, s in window),
+                    tuple(lags.get(c.n, math.inf) * SCALE / 60 for c in mine if counts(c)),
+                )
+                for name, (counts, pending) in BACKLOGS.items()
+            }
+        )
+    return steps
+
+
+def step_figures(step: Step) -> dict[str, Any]:
+    ends = (step.backlog[0][1], step.backlog[-1][1]) if step.backlog else (math.nan, math.nan)
+    arrived = [lag for lag in step.lags if math.isfinite(lag)]
+    return {
+        "changes_made": len(step.lags),
+        "changes_propagated": len(arrived),
+        "backlog": {
+            "start": ends[0],
+            "end": ends[1],
+            "slope_per_minute": rounded(settled_slope(step), 2),
+        },
+        "lag": minutes_summary(arrived),
+    }
+
+
+def capacity_report(
+    day: Day,
+    made: list[Change],
+    lags: dict[int, float],
+    samples: list[dict[str, float]],
+    requests: list[tuple[float, str]],
+) -> dict[str, dict[str, Any]]:
+    """The staircase's steps and the capacity, as sections of the day's report. Judged on the
+    changes the polls find; those only the comment sweep finds are reported beside: their lag
+    is the sweep's cycle over every open ticket whatever the rate, longer than a step."""
+    steps = staircase_steps(day, made, lags, samples)
+    length = day.step_minutes * 60 / SCALE
+    figures = [
+        {
+            "rate_per_minute": step["all"].rate,
+            "found_by_polls": step_figures(step["found_by_polls"]),
+            "swept_comments": step_figures(step["swept_comments"]),
+            "zenvia_requests_by_kind": dict(
+                Counter(_kind(label) for t, label in requests if k * length <= t < (k + 1) * length)
+            ),
+            "carried": carried(step["found_by_polls"]),
+        }
+        for k, step in enumerate(steps)
+    ]
+    judged = [step["found_by_polls"] for step in steps]
+    found, limit = capacity(judged), physical_limit()
+    ratio = rounded(found / limit, 3)
+    return {
+        "parameters": {
+            "capacity_steps_per_minute": list(day.steps),
+            "capacity_step_minutes_real": day.step_minutes,
+            "capacity_settle_share": SETTLE,
+            "capacity_slope_tolerance_share_of_rate": SLOPE_TOLERANCE,
+        },
+        "figures": {
+            "capacity": {
+                "steps": figures,
+                "changes_per_minute": found,
+                "at_least": all(map(carried, judged)),
+                "changes_per_minute_counting_swept_comments": capacity(
+                    [step["all"] for step in steps]
+                ),
+            }
+        },
+        "baseline": {
+            "zenvia_writes_per_change": zenvia_writes_per_change(),
+            "physical_limit_changes_per_minute": limit,
+        },
+        "ratios": {"capacity_vs_physical_limit": ratio},
+        "goals": {"capacity_vs_physical_limit": goal(ratio, 0.9)},
     }
 
 
@@ -372,9 +582,9 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
     in_business = [label for t, label in events if t - start < business]
     by_kind = {k: Counter(_kind(label) for label in in_business)[k] for k in KINDS}
     total = len(events)
-    minimum = sum(1 for c in made if c.side == "crm")
+    minimum = sum(ZENVIA_WRITES[c.side] for c in made)
     # In business hours every request is paid for out of the budget; at night none is.
-    business_minimum = sum(1 for c in made if c.side == "crm" and c.part == "business")
+    business_minimum = sum(ZENVIA_WRITES[c.side] for c in made if c.part == "business")
     business_ratio = rounded(len(in_business) / max(1, business_minimum), 2)
     windows = business / WINDOW
     budget = windows * LIMIT
@@ -445,9 +655,10 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
                 business_minutes=day.business_minutes,
                 end_minutes=minute(end),
                 limit_per_minute=LIMIT,
+                staircase=[(k * day.step_minutes, rate) for k, rate in enumerate(day.steps)],
             ),
         )
-    return {
+    case: dict[str, dict[str, Any]] = {
         "parameters": {
             "linked_pairs": day.pairs,
             "business_minutes_real": day.business_minutes,
@@ -480,6 +691,11 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
             "quiet_poll_salesforce_requests": goal(quiet["salesforce"], 1, at_most=True),
         },
     }
+    if day.steps:
+        requests = [(t - start, label) for t, label in events]
+        for section, values in capacity_report(day, made, lags, timeline.samples, requests).items():
+            case[section] |= values
+    return case
 
 
 def positive_rate(value: str) -> float:
@@ -490,6 +706,14 @@ def positive_rate(value: str) -> float:
     if not 0 < rate <= 100:
         raise argparse.ArgumentTypeError(f"{value}: changes a minute, a number in (0, 100]")
     return rate
+
+
+def climbing_rates(value: str) -> tuple[float, ...]:
+    """`--capacity`'s rates: climbing, so the steps carried are the first ones."""
+    rates = tuple(positive_rate(part) for part in value.split(","))
+    if any(later <= earlier for earlier, later in itertools.pairwise(rates)):
+        raise argparse.ArgumentTypeError(f"{value}: the steps climb, each rate above the last")
+    return rates
 
 
 def at_rate(day: Day, per_minute: float | None) -> Day:
@@ -525,16 +749,34 @@ def main() -> None:
         parser.add_argument(
             "--plot", type=plot_path, metavar="FILE.png", help="draw the day (needs matplotlib)"
         )
-        parser.add_argument(
+        rate = parser.add_mutually_exclusive_group()
+        rate.add_argument(
             "--per-minute",
             type=positive_rate,
             metavar="N",
             help="changes a business-hours minute (default: 3 quick, ~1.9 full)",
         )
+        rate.add_argument(
+            "--capacity",
+            type=climbing_rates,
+            nargs="?",
+            const=STAIRCASE,
+            metavar="R1,R2,...",
+            help="business hours as steps at these rates, 20 minutes each (60 with --full), "
+            f"to find the capacity (default: {','.join(f'{r:g}' for r in STAIRCASE)})",
+        )
 
     opts = options(__doc__ or "", add_arguments=add_arguments)
     load_before = machine()
-    day = at_rate(opts.pick(QUICK, FULL), opts.extra["per_minute"])
+    day = opts.pick(QUICK, FULL)
+    rates = opts.extra["capacity"]
+    day = (
+        staircase(day, rates, opts.pick(20, 60))
+        if rates
+        else at_rate(day, opts.extra["per_minute"])
+    )
+    if (changes := day.day_changes + day.night_changes) > day.pairs:
+        raise SystemExit(f"{changes} changes, each on its own pair of {day.pairs}: lower the rate")
     case = run_day(opts, day, opts.extra["plot"])
     emit(report("business_day", opts, load_before=load_before, **case))
 

@@ -1,14 +1,14 @@
 """`bench.business_day --plot`: the day in one picture (matplotlib: `pip install -e .[bench]`).
 
 Three panels over the day's real minutes, business hours shaded: Zenvia requests per minute by
-kind with the budget line, the backlog of changes not yet written across, and each change's
-propagation lag by when it was made.
+kind with the budget line (and a `--capacity` staircase's rates), the backlog of changes not yet
+written across, and each change's propagation lag by when it was made.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KIND_COLOURS = {
@@ -31,6 +31,7 @@ class Trace:
     business_minutes: float
     end_minutes: float
     limit_per_minute: int
+    staircase: list[tuple[float, float]] = field(default_factory=list)  # (minute, changes/min)
 
 
 def draw(path: Path, trace: Trace) -> None:
@@ -67,6 +68,14 @@ def draw(path: Path, trace: Trace) -> None:
         linestyles="--",
         label=f"budget: {trace.limit_per_minute}/min",
     )
+    if trace.staircase:
+        requests.stairs(
+            [rate for _, rate in trace.staircase],
+            [minute for minute, _ in trace.staircase] + [trace.business_minutes],
+            color="#6a040f",
+            linewidth=2,
+            label="changes made / min",
+        )
     requests.set_ylim(0, max(2 * trace.limit_per_minute, 1))
     requests.set_ylabel("Zenvia requests / min")
     requests.set_title("Zenvia requests by kind (night: unlimited, clipped at twice the budget)")
