@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from syncworker.cli.common import OperatorError
 from syncworker.sandbox.server import RateLimit, SandboxApp, SandboxServer
 
 if TYPE_CHECKING:
@@ -33,7 +32,8 @@ def _serve(sandbox: SandboxApp, host: str, port: int, allow_remote: bool) -> San
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     except OSError as error:  # port taken, address not on this host
-        raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        typer.secho(f"error: cannot listen on {host}:{port}: {error.strerror}", fg="red", err=True)
+        raise typer.Exit(2) from None
 
 
 def _run(server: SandboxServer, where: str) -> None:
