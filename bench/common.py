@@ -192,6 +192,8 @@ def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
         reset_engines()
         if db_name is not None:
             drop_database(db_name)
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.copytree(tmp, os.environ["BENCH_KEEP_LOGS"], dirs_exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         if client.get(LOCK_KEY) == owner.encode():
             client.delete(LOCK_KEY)

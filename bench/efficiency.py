@@ -207,7 +207,7 @@ def quiet_poll(stack: Stack) -> dict[str, Any]:
 def run(opts: Options) -> dict[str, Any]:
     per_scenario = opts.pick(8, 40)
     overrides = {
-        "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",  # production's: observations stay reusable
+        "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",  # production's
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "1",
     }
     load_before = machine()

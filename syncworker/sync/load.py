@@ -5,12 +5,13 @@ rules allow, judged from a poll's observation or taken as the last sync left it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from syncworker import engine
-from syncworker.connectors.errors import NotFoundError
+from syncworker.connectors.errors import NotFoundError, RateLimitedError
 from syncworker.context import Runtime
 from syncworker.model import SIDES, LinkState, RemoteComment, RemoteRecord, Side
+from syncworker.ratelimit import background_priority
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Link, Observation
@@ -54,12 +55,11 @@ def load_pair(
     """Both records and their comments. A side with nothing seen newer than its last sync is
     taken as that sync left it while the other side brings news; with news on neither side
     (reconcile's orphan check, a lost message, an operator) both are read, except for a
-    comment sweep, which lists the ticket's comments and takes both as they were left. Without
-    trusting observations (an operator's resync) both are read, with all their comments."""
+    comment sweep, which takes both as they were left and lists the ticket's comments if the
+    sweep's share of the budget has room (`_swept_comments`). Without trusting observations
+    (an operator's resync) both are read, with all their comments."""
     pair = Pair(link=link, records={}, comments={})
-    news = {side for side, seen in observations.items() if _news(rt, link, side, seen)}
-    if None in (link.crm_version, link.zenvia_version):
-        news = set()  # no sync has read both sides yet: nothing to take as it left them
+    news = _sides_with_news(rt, link, observations)
     for side in SIDES:
         load_side(
             rt,
@@ -69,9 +69,18 @@ def load_pair(
             trust_observation=trust_observations,
             # a parked conflict keeps old baselines: only a read tells what the side holds
             as_left=(bool(news - {side}) or sweep) and link.state == LinkState.ACTIVE,
-            every_comment=not trust_observations or side in news or (sweep and side == "zenvia"),
+            every_comment=not trust_observations or side in news,
+            sweep=sweep and side == "zenvia",
         )
     return pair
+
+
+def _sides_with_news(rt: Runtime, link: Link, observations: dict[Side, Observation]) -> set[Side]:
+    """The sides whose newest observation holds something the pair's last sync did not read
+    (none before a sync has read both sides: there is nothing to take as it left them)."""
+    if None in (link.crm_version, link.zenvia_version):
+        return set()
+    return {side for side, seen in observations.items() if _news(rt, link, side, seen)}
 
 
 def load_side(
@@ -83,10 +92,13 @@ def load_side(
     trust_observation: bool,
     as_left: bool = False,
     every_comment: bool = False,
+    sweep: bool = False,
 ) -> None:
-    """Load one side into the pair. Its comments are listed only when its version moved since
-    the last sync (or for `every_comment`): Zenvia bumps a ticket's updatedAt on every new
-    action, and the CRM connector folds the newest comment's stamp into its case's version."""
+    """Load one side into the pair. Its comments are listed when its version moved since the
+    last sync (or for `every_comment`): the CRM connector folds the newest comment's stamp
+    into its case's version, and a ticket whose updatedAt moved may carry a new action with
+    the change (a plain comment may not move it: that is the `sweep`'s to find), unless only
+    our own write moved it (`_echo_without_actions`)."""
     link = pair.link
     record_id = record_id_of(link, side)
     record, observed, read_at = (
@@ -102,16 +114,30 @@ def load_side(
         pair.observed.add(side)
     else:
         pair.observed.discard(side)
-    listing = (
-        record is not None
-        and not record.deleted
-        and (every_comment or _past_synced(link, side, record.version))
-    )
-    pair.comments[side] = rt.connectors[side].list_comments(record.id) if record and listing else []
+    comments: list[RemoteComment] | None = None
+    if record is not None and not record.deleted:
+        wanted = every_comment or _past_synced(link, side, record.version)
+        if wanted and not _echo_without_actions(rt, pair, side):
+            comments = rt.connectors[side].list_comments(record.id)
+        elif sweep:
+            comments = _swept_comments(rt, side, record.id)
+    listing = comments is not None
+    pair.comments[side] = comments or []
     if listing:
         pair.listed.add(side)
     else:
         pair.listed.discard(side)
+
+
+def _swept_comments(rt: Runtime, side: Side, record_id: str) -> list[RemoteComment] | None:
+    """The ticket's comments for its sweep, at the sweep's priority. None when the budget has
+    no room for it now: the sweep stays due and a later sync or poll takes it, while this sync
+    goes on with its change (background work never holds a change back)."""
+    try:
+        with background_priority("sweep"):
+            return rt.connectors[side].list_comments(record_id)
+    except RateLimitedError:
+        return None
 
 
 def _synced(link: Link, side: Side) -> datetime | None:
@@ -131,6 +157,22 @@ def _news(rt: Runtime, link: Link, side: Side, seen: Observation) -> bool:
     )
     return flagged or repo.needs_sync(
         seen.version, _synced(link, side), seen.observed_at, settle_margin(rt, side)
+    )
+
+
+def _echo_without_actions(rt: Runtime, pair: Pair, side: Side) -> bool:
+    """Whether the ticket's version moved only by our own write: a poll's read holding
+    nothing but the baseline, on an account whose plain comments do not move updatedAt (a
+    status carried by an action would show in the fields). Its actions are the sweep's."""
+    record = pair.records[side]
+    baseline = pair.link.zenvia_baseline
+    return (
+        side == "zenvia"
+        and not rt.settings.zenvia_actions_move_updated_at
+        and side in pair.observed
+        and record is not None
+        and baseline is not None
+        and rt.mapping.project(side, record.fields) == baseline
     )
 
 
@@ -155,24 +197,20 @@ def _load_record(
     remote was read (None when it is taken as the last sync left it).
 
     A poll's observation is used when it was read after this pair's last commit (an older
-    read predates our own last writes and would look like the other side undoing them), is
-    no older than the version that commit read, AND was read within one poll interval or
-    holds nothing but the baseline (our own write's echo, whose comments are listed now: a
-    sync delayed by the rate budget need not read the ticket again).
-    With `as_left`, a side whose newest observation is no newer than its last sync is taken as
-    that sync left it (its baseline). Either way a later change is seen by a poll and synced
-    then, and a side the plan will overwrite is always read again first.
+    read predates our own last writes and would look like the other side undoing them) and
+    is no older than the version that commit read, however long the sync waited for the
+    budget: the observation is the newest version any poll read of the record, a
+    change made after it is another poll's news and another sync's, and a side the plan
+    writes to is read again first. With `as_left`, a side whose newest observation is no
+    newer than its last sync is taken as that sync left it (its baseline): a later change is
+    seen by a poll and synced then.
     """
     fetched_at = rt.clock()
     if trust_observation and seen is not None:
         synced = _synced(link, side)
         baseline = link.crm_baseline if side == "crm" else link.zenvia_baseline
         after_commit = link.last_synced_at is None or seen.observed_at > link.last_synced_at
-        recent = fetched_at - seen.observed_at <= timedelta(
-            seconds=rt.settings.poll_interval_seconds
-        )
-        echo = not seen.deleted and rt.mapping.project(side, seen.payload) == baseline
-        if after_commit and (recent or echo) and (synced is None or seen.version >= synced):
+        if after_commit and (synced is None or seen.version >= synced):
             payload = dict(seen.payload)
             changed_at = rt.connectors[side].changed_at(payload)
             record = RemoteRecord(record_id, seen.version, payload, seen.deleted, changed_at)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 from syncworker import bookkeeping, engine, metrics
@@ -13,7 +12,6 @@ from syncworker.connectors.errors import NotFoundError
 from syncworker.context import Runtime
 from syncworker.locks import Held
 from syncworker.model import LinkState, Side
-from syncworker.ratelimit import background_priority
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.sync.apply import apply, zenvia_cost
@@ -108,12 +106,11 @@ def sync_link(
         )
         for c in rows.comment_links
     ]
+    # The sweep's listing goes at the sweep's priority, or waits for a later sync (`load`);
+    # the sync itself goes at a sync's: a ticket's sweep is due most of the business day, and
+    # a change must not wait for the sweep's share of the budget.
     sweep = sweep_due(rt, rows.link)
-    # a sweep's listing is background work: it leaves the budget's reserve to writes and polls
-    with background_priority("sweep") if sweep else contextlib.nullcontext():
-        pair = load_pair(
-            rt, rows.link, rows.observations, trust_observations=not fresh, sweep=sweep
-        )
+    pair = load_pair(rt, rows.link, rows.observations, trust_observations=not fresh, sweep=sweep)
     if sweep:
         list_crm_comments_for_new_ones(rt, pair, pairs)
     plan = _plan(rt, pair, pairs, resolutions)

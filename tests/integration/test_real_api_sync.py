@@ -4,6 +4,7 @@ a stamp shared by two changes is not "no change". Real Postgres, Redis, worker a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +17,15 @@ from syncworker.store.tables import DeadLetterStatus
 from tests.integration.test_sync_flows import (
     before_handling,
     held_poll,
+    holding,
+    limited_zenvia,
+    requests_made,
     settle_here,
     sync_here,
+    synced_on_a_budget,
     synced_pair,
 )
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +160,43 @@ def test_a_case_edited_again_in_the_second_the_poll_read_it_still_reaches_the_ti
     settle_here(stack)
 
     assert stack.zenvia.ticket(ticket_id)["subject"] == "Second edit"
+
+
+def test_a_stamp_read_again_once_final_is_synced_once_not_again_and_again(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    """Found by `bench.business_day --capacity`: a case's stamp read within its own second is
+    recorded a microsecond short, and the poll that reads it again late enough queues the
+    case once more. That sync took the case as the last sync left it (the poll's late read
+    did not count as news), so its commit found the stamp still "newer" and queued it again;
+    with the ticket's sweep due and refused by the budget, ~50 times a second. Now the late
+    read is the final one: the sync plans on it and the pair is done."""
+    settings = limited_zenvia(SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="1")
+    with running_stack(committed_database_url, tmp_path, **settings) as stack:
+        gate = stack.runtime.gates["zenvia"]
+        case_id, ticket_id = synced_on_a_budget(stack, "Tight")
+        time.sleep(1 - time.time() % 1 + 0.05)  # the start of a fresh second
+        stack.salesforce.agent.edit(case_id, Subject="Tight edited")
+        gate.reset()
+        with holding(stack) as queued:
+            sync.poll(stack.runtime, "crm")  # within the stamp's second: not final
+        sync_here(stack, queued)
+        assert stack.zenvia.ticket(ticket_id)["subject"] == "Tight edited"
+        time.sleep(2.5)  # past the stamp's margin; the ticket's sweep is due
+        with holding(stack) as queued:
+            sync.poll(stack.runtime, "crm")  # the final read
+        assert queued == [("crm", case_id)]
+        gate.reset()
+        for _ in range((gate.remaining() or 0) - 4):
+            gate.before_request("GET /tickets/{id}")  # the sweep's listing is refused
+
+        with holding(stack) as again:
+            spent = requests_made(stack, lambda: sync_here(stack, queued))
+
+        assert again == [], "the sync sent itself again"
+        # the poll's read was the final one; the case's comments of that second are listed
+        assert spent == {"zenvia": {}, "salesforce": {"GET /services/data/{version}/query": 1}}
+        assert ("crm", case_id) not in held_poll(stack)  # synced for good
 
 
 def test_a_case_edit_committed_late_reaches_the_ticket_after_our_comment_moved_the_case(

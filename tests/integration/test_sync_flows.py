@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -344,6 +345,18 @@ def held_poll(stack: Stack) -> list[tuple[Side, str]]:
     return queued[:news]
 
 
+@contextlib.contextmanager
+def holding(stack: Stack) -> Iterator[list[tuple[Side, str]]]:
+    """The syncs queued inside the block, held in a list instead of sent."""
+    held: list[tuple[Side, str]] = []
+    send = stack.runtime.enqueue_sync
+    stack.runtime.enqueue_sync = lambda side, record_id: held.append((side, record_id))
+    try:
+        yield held
+    finally:
+        stack.runtime.enqueue_sync = send
+
+
 def _held_poll(stack: Stack) -> tuple[list[tuple[Side, str]], int]:
     """The syncs one poll queues, news first (the sweep queues last), and how many are news.
 
@@ -351,13 +364,8 @@ def _held_poll(stack: Stack) -> tuple[list[tuple[Side, str]], int]:
     an edit in the second of our last read is only news to a poll made after that second.
     """
     time.sleep(1.0)
-    held: list[tuple[Side, str]] = []
-    send = stack.runtime.enqueue_sync
-    stack.runtime.enqueue_sync = lambda side, record_id: held.append((side, record_id))
-    try:
+    with holding(stack) as held:
         news = sum(outcome.enqueued for outcome in stack.poll())
-    finally:
-        stack.runtime.enqueue_sync = send
     return held, news
 
 
@@ -396,9 +404,13 @@ def requests_made(stack: Stack, during: Callable[[], None]) -> dict[str, dict[st
 
 @NO_SWEEP
 @pytest.mark.parametrize("written", ["ticket", "case"])
-def test_the_echo_of_our_own_write_reads_only_the_comments_of_the_record_written(
+def test_the_echo_of_our_own_write_reads_no_ticket_and_only_the_cases_comments(
     stack: Stack, written: str
 ) -> None:
+    """The echo of a case write lists the case's comments (the connector folds their stamps
+    into the case's version: ours moved it). The echo of a ticket write reads nothing: an
+    action that does not move updatedAt is the sweep's to find, and one that does (a status
+    it carries) would show in the fields."""
     case_id, ticket_id = synced_pair(stack, "Echo")
     if written == "ticket":
         stack.salesforce.agent.edit(case_id, Subject="Echo edited")
@@ -415,7 +427,7 @@ def test_the_echo_of_our_own_write_reads_only_the_comments_of_the_record_written
 
     if written == "ticket":
         assert echo == [("zenvia", ticket_id)]
-        assert spent == {"zenvia": {"GET /v2/tickets/{ticket_id}/actions": 1}, "salesforce": {}}
+        assert spent == {"zenvia": {}, "salesforce": {}}
     else:
         assert echo == [("crm", case_id)]
         assert spent == {"zenvia": {}, "salesforce": {"GET /services/data/{version}/query": 1}}
@@ -448,12 +460,7 @@ def test_a_comment_made_right_after_our_write_still_crosses_over(
 def test_a_sync_refused_by_the_zenvia_budget_has_spent_none_of_it(
     committed_database_url: str, tmp_path: Path
 ) -> None:
-    limited = {
-        "SYNCWORKER_ZENVIA_RATE_LIMIT": "10",
-        "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "60",
-        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "3600",
-    }
-    with running_stack(committed_database_url, tmp_path, **limited) as stack:
+    with running_stack(committed_database_url, tmp_path, **limited_zenvia()) as stack:
         gate = stack.runtime.gates["zenvia"]
         case_id = stack.salesforce.agent.create_case(Subject="Budget", Status="New", Origin="Web")
         gate.reset()
@@ -477,6 +484,88 @@ def test_a_sync_refused_by_the_zenvia_budget_has_spent_none_of_it(
             "PATCH /v2/tickets/{ticket_id}/attributes/subject": 1,
         }
         assert stack.zenvia.ticket(ticket_id)["subject"] == "Budget edited"
+
+
+def limited_zenvia(**overrides: str) -> dict[str, str]:
+    """Zenvia's business-hours budget (10 a minute; the test stack's business hours are
+    always), the sweep once an hour."""
+    return {
+        "SYNCWORKER_ZENVIA_RATE_LIMIT": "10",
+        "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": "60",
+        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "3600",
+        **overrides,
+    }
+
+
+def synced_on_a_budget(stack: Stack, subject: str) -> tuple[str, str]:
+    """A new case and its ticket, on a limited Zenvia budget: the create, then its echo, each
+    synced here on a fresh window."""
+    case_id = stack.salesforce.agent.create_case(Subject=subject, Status="New", Origin="Web")
+    for _ in range(2):
+        stack.runtime.gates["zenvia"].reset()
+        sync_here(stack, held_poll(stack))
+    return case_id, str(ticket_for(stack, subject)["id"])
+
+
+@pytest.mark.parametrize("edited", ["ticket", "case"])
+def test_a_change_is_synced_at_a_syncs_priority_while_its_tickets_comment_sweep_is_due(
+    committed_database_url: str, tmp_path: Path, edited: str
+) -> None:
+    """Found by `bench.business_day --capacity`: in business hours nearly every open ticket's
+    sweep is due, and a sync of a pair whose sweep was due ran wholly at the sweep's priority,
+    so an agent's edit waited with the sweep for the night. Now the edit goes; the sweep's
+    own listing waits for its share of the budget (the ticket stays due), unless the ticket's
+    version moved, when the sync lists its actions anyway."""
+    settings = limited_zenvia(SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS="1")
+    with running_stack(committed_database_url, tmp_path, **settings) as stack:
+        gate = stack.runtime.gates["zenvia"]
+        case_id, ticket_id = synced_on_a_budget(stack, "Due")
+        if edited == "ticket":
+            stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Due edited"})
+        else:
+            stack.salesforce.agent.edit(case_id, Subject="Due edited")
+        gate.reset()
+        queued = held_poll(stack)  # a second later: the ticket's sweep is due
+        assert queued == [("zenvia", ticket_id) if edited == "ticket" else ("crm", case_id)]
+        for _ in range((gate.remaining() or 0) - 4):
+            gate.before_request("GET /tickets/{id}")
+        assert gate.remaining() == 4  # a sweep may not take them, a sync may
+
+        spent = requests_made(stack, lambda: sync_here(stack, queued))
+
+        assert stack.salesforce.agent.case(case_id)["Subject"] == "Due edited"
+        assert stack.zenvia.ticket(ticket_id)["subject"] == "Due edited"
+        with session_scope(stack.database_url) as session:
+            link = repo.find_link(session, side="crm", remote_id=case_id, crm_system="salesforce")
+            assert link is not None
+            assert link.comments_due_at is not None
+        if edited == "ticket":
+            assert spent["zenvia"] == {"GET /v2/tickets/{ticket_id}/actions": 1}
+            assert link.comments_due_at > stack.runtime.clock()  # listed: the next sweep later
+        else:
+            assert spent["zenvia"] == {
+                "GET /v2/tickets/{ticket_id}": 1,  # read again before the write
+                "PATCH /v2/tickets/{ticket_id}/attributes/subject": 1,
+            }
+            assert link.comments_due_at <= stack.runtime.clock()  # still due
+
+
+@NO_SWEEP
+def test_a_sync_that_waited_for_the_budget_plans_on_the_polls_read(stack: Stack) -> None:
+    """A sync deferred past a poll interval (the budget, a backlog) used to read the ticket
+    again although the poll's read was the newest there is: a business day's requests went
+    to re-reads. The ticket is read again only before a write to it."""
+    case_id, ticket_id = synced_pair(stack, "Waited")
+    stack.zenvia.agent.edit(ticket_id, "subject", {"subject": "Waited edited"})
+    queued = held_poll(stack)
+    assert queued == [("zenvia", ticket_id)]
+    time.sleep(stack.settings.poll_interval_seconds + 0.5)  # the poll's read is no longer fresh
+
+    spent = requests_made(stack, lambda: sync_here(stack, queued))
+
+    assert stack.salesforce.agent.case(case_id)["Subject"] == "Waited edited"
+    # the actions are listed: the version moved, and an agent often comments with an edit
+    assert spent["zenvia"] == {"GET /v2/tickets/{ticket_id}/actions": 1}
 
 
 def test_a_sync_queued_with_no_news_reads_both_sides_and_finds_a_deletion(stack: Stack) -> None:

@@ -64,7 +64,8 @@ def observe_many(
     One read of the stored versions, then one upsert of the newer records only: a reconcile
     pass over unchanged records writes nothing. `fetched_at` is when the remote was read (not
     when this row is written): a sync may trust the payload only if it was read after the
-    pair's last commit; re-reading an unchanged version does not refresh it. `margin`: see
+    pair's last commit; re-reading an unchanged version does not refresh it, unless that read
+    is the one that makes a stamp synced a microsecond short final. `margin`: see
     `needs_sync`. With `compare_payloads` (polls) a record listed again with the same version
     but another payload (a change committed late, with its earlier stamp) is stored and due.
     """
@@ -89,6 +90,7 @@ def observe_many(
         stored[row[0]] = (row[1], row[2], row[3])
         if compare_payloads:
             payloads[row[0]] = row[4]
+    now = fetched_at or utcnow()
     rewritten = {
         record.id
         for record in latest.values()
@@ -96,14 +98,25 @@ def observe_many(
         and record.version == stored[record.id][0]
         and record.fields != payloads[record.id]
     }
+    # A stamp synced a microsecond short (read within its own second), read again now late
+    # enough to be final: this read is the final one, so the row takes its time, and the sync
+    # it queues plans on it instead of taking the record as the last sync left it.
+    settled = {
+        record.id
+        for record in latest.values()
+        if record.id in stored
+        and record.version == stored[record.id][0]
+        and (synced := stored[record.id][1]) is not None
+        and synced < record.version
+        and needs_sync(record.version, synced, now, margin)
+    }
     newer = [
         record
         for record in latest.values()
         if record.id not in stored
         or record.version > stored[record.id][0]
-        or record.id in rewritten
+        or record.id in rewritten | settled
     ]
-    now = fetched_at or utcnow()
     if newer:
         statement = _insert(session, Observation).values(
             [
