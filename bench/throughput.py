@@ -101,13 +101,9 @@ def run(opts: Options) -> dict[str, Any]:
     pair_count = opts.pick(300, 2000)
     noop_count = opts.pick(2000, 10000)
     poll_every = 2.0
-    sweep_every = 5
     overrides = {
-        "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",
+        "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",  # production's
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "1",
-        # A ticket comment is found only by the comment sweep (an action does not move
-        # updatedAt): at production's 5 minutes the run would end before it comes round.
-        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": str(sweep_every),
     }
     load_before = machine()
     with bench_stack("throughput", **overrides) as stack:
@@ -161,7 +157,6 @@ def run(opts: Options) -> dict[str, Any]:
             "change_mix": dict(kinds),
             "worker_processes": CONCURRENCY,
             "poll_every_seconds": poll_every,
-            "comment_sweep_seconds": sweep_every,
             "sandboxes": "unthrottled, no latency",
         },
         figures={
