@@ -58,9 +58,10 @@ class EditLog:
     Thread-safe: the chaos actors record edits while workers sync.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_record: Callable[..., None] | None = None) -> None:
         self._last: dict[tuple[Side, str], dict[str, tuple[Any, datetime]]] = defaultdict(dict)
         self._lock = threading.Lock()
+        self._on_record = on_record  # told every edit (the run's journal)
         self.count = 0
 
     def record(
@@ -74,6 +75,10 @@ class EditLog:
         with self._lock:
             self._last[(side, record_id)][canonical_field] = (value, at or datetime.now(UTC))
             self.count += 1
+        if self._on_record is not None:
+            self._on_record(
+                by="person", side=side, record=record_id, field=canonical_field, value=value
+            )
 
     def last(self, side: Side, record_id: str | None) -> dict[str, Any]:
         return {name: value for name, (value, _) in self._entries(side, record_id).items()}

@@ -30,6 +30,7 @@ from syncworker.sandbox.people import OPEN_TYPES, SalesforcePerson, ZenviaPerson
 from syncworker.sandbox.salesforce import OWNER_IDS
 from syncworker.sandbox.server import HttpError, Request, Response, SandboxApp
 from tests.chaos.invariants import EditLog, Findings, check, snapshot
+from tests.chaos.journal import Journal
 from tests.stack import Stack, WorkerExited
 
 CRM_STATUSES = ("New", "Working", "Escalated", "On Hold")  # open ones, as Zenvia's OPEN_TYPES
@@ -317,7 +318,10 @@ class ChaosRun:
     def __init__(self, stack: Stack, scenario: Scenario, config: ChaosConfig) -> None:
         self.stack, self.scenario, self.config = stack, scenario, config
         self.rng = random.Random(f"{config.seed}-{scenario.name}")
-        self.edits = EditLog()
+        self.journal = Journal()
+        self.journal.watch("zenvia", stack.zenvia)
+        self.journal.watch("salesforce", stack.salesforce)
+        self.edits = EditLog(on_record=self.journal.note)
         self.human = Human(stack, self.rng, self.edits)
         self.pairs: list[Pair] = []
         self.errors: Counter[str] = Counter()
@@ -425,6 +429,8 @@ class ChaosRun:
             self.scenario.stop(self)
         self.ensure_workers()
         findings, seconds, cycles = self.recover()
+        if not findings.ok or seconds is None:
+            self.notes.append(f"journal: {self.journal.dump(self.stack.tmp / 'journal.jsonl')}")
         return ChaosResult(
             scenario=self.scenario.name,
             pairs=len(self.pairs),

@@ -4,7 +4,10 @@ converges within two reconcile cycles with no duplicate and no lost update.
 Quick runs (~40 pairs, `SYNCWORKER_CHAOS_PAIRS` to change) are part of `make test`; the same
 scenarios at 1,000 pairs are `make chaos` (`-m chaos`). Each prints one `CHAOS {json}` line
 (pairs, faults injected, seconds to converge, duplicates, lost), also appended to the file
-named by `SYNCWORKER_CHAOS_REPORT` when set.
+named by `SYNCWORKER_CHAOS_REPORT` when set. A run that finds a problem leaves, beside its
+workers' logs, `journal.jsonl`: every write either sandbox applied (syncworker's or a
+person's) and every edit people made, timed; `SYNCWORKER_CHAOS_KEEP_DATABASE=1` keeps its
+database (the links' history) too.
 """
 
 from __future__ import annotations
