@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from syncworker import client_lookup, engine
+from syncworker import bookkeeping, client_lookup, engine
 from syncworker.connectors.errors import RateLimitedError
 from syncworker.context import Runtime
 from syncworker.model import Side, other_side
@@ -59,14 +59,24 @@ def create(rt: Runtime, pair: Pair, plan: engine.Plan, operation: engine.CreateR
         )
     if target == "zenvia" and link.crm_id:
         crm_connector(rt).note_ticket(link.crm_id, remote_id)
+    column = "crm_id" if target == "crm" else "zenvia_id"
+    values: dict[str, object] = {column: remote_id}
+    # with the baselines the create planned, as `adopt` links one whose reply was lost: if the
+    # worker dies before the commit, the retry's first merge is three-way, not a both-sides
+    # conflict that the record edited last wins whichever side a person changed since
+    baselines = bookkeeping.adopted_baselines(
+        {"crm": link.crm_baseline, "zenvia": link.zenvia_baseline},
+        {"crm": plan.crm_baseline, "zenvia": plan.zenvia_baseline},
+    )
+    if baselines is not None:
+        values |= {"crm_baseline": baselines["crm"], "zenvia_baseline": baselines["zenvia"]}
     with session_scope(rt.database_url) as session:
         repo.complete_intent(session, key=key, remote_id=remote_id)
-        column = "crm_id" if target == "crm" else "zenvia_id"
         if not repo.save_link_state(
-            session, link_id=link.id, expected_revision=link.revision, values={column: remote_id}
+            session, link_id=link.id, expected_revision=link.revision, values=values
         ):
             raise StaleLink(f"link {link.id} changed while creating its {target} side")
-    pair.link = link.model_copy(update={column: remote_id, "revision": link.revision + 1})
+    pair.link = link.model_copy(update={**values, "revision": link.revision + 1})
     return created
 
 

@@ -193,6 +193,40 @@ def test_a_worker_killed_between_remote_create_and_commit_creates_nothing_twice(
         assert len(links) == 1
 
 
+def test_a_worker_killed_after_its_create_was_linked_leaves_a_three_way_merge(
+    committed_database_url: str, tmp_path: Path
+) -> None:
+    """The create's reply linked the new case, then the worker died copying the ticket's
+    comment, before the commit. The agent then moves the ticket back to New, and later the
+    case's priority is raised: the ticket's status edit must still win, as a change against
+    the baselines the create planned, not lose a both-sides conflict to the case edited
+    last (found by the 1,000-pair kill-workers chaos run)."""
+    with running_stack(committed_database_url, tmp_path) as stack:
+        worker = stack.start_worker(concurrency=1)
+        comment = "POST /services/data/{version}/sobjects/CaseComment"
+        after_handling(stack.salesforce, comment, worker.kill)
+        ticket_id = str(
+            stack.zenvia.agent.create_ticket("Killed after linking", status=2, description="Oi")[
+                "id"
+            ]
+        )
+        time.sleep(stack.zenvia.listing_lag.total_seconds() + 0.1)  # until listings show it
+        stack.poll()
+        stack.workers[0].process.wait(timeout=30)  # the hook killed it mid-sync
+        (case,) = [c for c in stack.cases() if c["Subject"] == "Killed after linking"]
+        assert case["Status"] == "Working"
+
+        stack.zenvia.agent.set_status(ticket_id, 1)
+        time.sleep(1.1)  # the case's stamp (whole seconds) lands after the ticket's edit
+        stack.salesforce.agent.edit(case["Id"], Priority="High")
+        stack.start_worker()
+        stack.settle()
+
+        ticket = stack.zenvia.ticket(ticket_id)
+        assert (ticket["status"]["id"], ticket["urgency"]["id"]) == (1, 3)
+        assert stack.salesforce.agent.case(case["Id"])["Status"] == "New"
+
+
 def test_two_workers_and_duplicate_deliveries_never_double_a_write(stack: Stack) -> None:
     stack.start_worker()
     stack.start_worker()

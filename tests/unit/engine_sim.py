@@ -198,12 +198,11 @@ class World:
         if isinstance(operation, CreateRecord):
             found = self.remotes[operation.side].created_by_key.get(operation.idempotency_key)
             if found is not None:
-                self._adopt(operation.side, found, operation.idempotency_key)
+                self._link_created(operation.side, found, operation.idempotency_key)
                 return False
             record_id = self._create(plan, operation)
             if bookkeeping:
-                self.ids[operation.side] = record_id
-                self.link = self._link_with(operation.side, record_id)
+                self._link_created(operation.side, record_id, operation.idempotency_key)
         elif isinstance(operation, UpdateFields):
             self._record_in_flight(plan, operation)
             self._send_update(operation)
@@ -256,7 +255,10 @@ class World:
                 self.link, crm_baseline=new["crm"], zenvia_baseline=new["zenvia"]
             )
 
-    def _adopt(self, side: Side, record_id: str, key: str) -> None:
+    def _link_created(self, side: Side, record_id: str, key: str) -> None:
+        """Link a record our create made, with the baselines that create planned when the
+        link has none, whether its reply came back (`sync.intents.create`) or was lost and
+        the record found (`sync.link.adopt`)."""
         self.ids[side] = record_id
         link = self._link_with(side, record_id)
         baselines = bookkeeping.adopted_baselines(
