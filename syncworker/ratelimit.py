@@ -166,6 +166,14 @@ class SharedGate:
             return None
         return int(self._limiter.get_window_stats(self._item, self._prefix).remaining)
 
+    def spendable(self, priority: Priority) -> int | None:
+        """Requests work of `priority` may still spend in the current window: what is left
+        beyond the reserve kept for the work before it (None when unlimited right now)."""
+        remaining = self.remaining()
+        if remaining is None or self.window is None:
+            return None
+        return max(0, remaining - _reserve(self.window, priority))
+
     def quota_used(self) -> tuple[int, int] | None:
         return _parse_quota(self._get(f"{self._prefix}:quota"))
 
@@ -197,8 +205,7 @@ class SharedGate:
         priority = _priority.get()
         if priority != "sync":
             stats = self._limiter.get_window_stats(self._item, self._prefix)
-            reserve = self.window.poll_reserve * (2 if priority == "sweep" else 1)
-            if stats.remaining <= reserve:
+            if stats.remaining <= _reserve(self.window, priority):
                 before = "syncs" if priority == "poll" else "syncs and polls"
                 raise self._limited(f"budget reserved for {before}", stats.reset_time)
         if not self._limiter.hit(self._item, self._prefix):
@@ -233,6 +240,12 @@ class SharedGate:
         return RateLimitedError(
             why, remote=self.remote, retry_after=max(0.05, reset_time - time.time())
         )
+
+
+def _reserve(window: WindowBudget, priority: Priority) -> int:
+    """Requests of a window that work of `priority` leaves to the work before it: a poll
+    leaves the syncs' reserve, the comment sweep twice that, so a poll always finds one."""
+    return {"sync": 0, "poll": window.poll_reserve, "sweep": 2 * window.poll_reserve}[priority]
 
 
 def _parse_quota(raw: bytes | None) -> tuple[int, int] | None:

@@ -63,12 +63,13 @@ class Settings(BaseSettings):
     zenvia_listing_lag_seconds: float = Field(default=5.0, ge=0)
     # Whether adding an action moves the ticket's updatedAt on this account (undocumented; the
     # harsh answer is no). While false, a comment sweep lists linked open tickets' actions:
-    # each again `zenvia_comment_sweep_seconds` after the last listing, spending at most
-    # `zenvia_sweep_share` of the business-hours budget, `zenvia_sweep_night_batch` a poll
-    # at night.
+    # each again `zenvia_comment_sweep_seconds` after the last listing. In business hours a
+    # poll sweeps what the window has left beyond the syncs' and polls' reserve, at most
+    # `zenvia_sweep_share` of what the window gives per poll interval (1: no cap); at night
+    # `zenvia_sweep_night_batch` a poll.
     zenvia_actions_move_updated_at: bool = False
     zenvia_comment_sweep_seconds: float = Field(default=300.0, ge=0)
-    zenvia_sweep_share: float = Field(default=0.3, gt=0, le=1)
+    zenvia_sweep_share: float = Field(default=1.0, gt=0, le=1)
     zenvia_sweep_night_batch: int = Field(default=50, ge=1)
 
     # The org's My Domain (https://NAME.my.salesforce.com): no default can work, since

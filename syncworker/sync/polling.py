@@ -193,11 +193,13 @@ def _sweep_comments(rt: Runtime) -> int:
 
 
 def _sweep_batch(rt: Runtime) -> int:
-    """Tickets to sweep this poll: at night a fixed batch; in business hours the sweep's share
-    of what the window gives per poll interval, never the last requests the syncs need."""
-    settings, gate = rt.settings, rt.gates["zenvia"]
-    remaining = gate.remaining()
-    if remaining is None or gate.window is None:
+    """Tickets to sweep this poll: at night a fixed batch; in business hours what the window
+    has left for the sweep's priority (beyond the syncs' and polls' reserve), so requests a
+    quiet window would leave unused list comments instead, at most `zenvia_sweep_share` of
+    what the window gives per poll interval."""
+    settings = rt.settings
+    spendable = rt.gates["zenvia"].spendable("sweep")
+    if spendable is None:
         return settings.zenvia_sweep_night_batch
     per_poll = (
         settings.zenvia_sweep_share
@@ -205,7 +207,7 @@ def _sweep_batch(rt: Runtime) -> int:
         * settings.poll_interval_seconds
         / settings.zenvia_rate_window_seconds
     )
-    return max(0, min(max(1, round(per_poll)), remaining - gate.window.poll_reserve))
+    return min(max(1, round(per_poll)), spendable)
 
 
 def readable(rt: Runtime, side: Side, listing: Iterable[Listed]) -> Iterator[RemoteRecord]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from syncworker.connectors.errors import RateLimitedError
-from syncworker.ratelimit import SharedGate, WindowBudget, background_priority
+from syncworker.ratelimit import Priority, SharedGate, WindowBudget, background_priority
 from tests.gates import salesforce_gate
 
 NOON_SAO_PAULO = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -45,6 +45,22 @@ def test_polling_leaves_the_reserve_to_syncs(redis_url: str) -> None:
     shared.before_request("PATCH /tickets/{id}/attributes/status")
     shared.before_request("POST /tickets/{id}/actions")
     assert shared.remaining() == 0
+
+
+@pytest.mark.parametrize("priority", ["sync", "poll", "sweep"])
+def test_what_the_gate_says_a_priority_may_spend_is_what_it_admits(
+    redis_url: str, priority: Priority
+) -> None:
+    shared = gate(redis_url, requests=10)
+    shared.before_request("GET /tickets")
+    spendable = shared.spendable(priority)
+    assert spendable == {"sync": 9, "poll": 7, "sweep": 5}[priority]
+    with background_priority(priority):
+        for _ in range(spendable):
+            shared.before_request("GET /tickets/{id}/actions")
+        assert shared.spendable(priority) == 0
+        with pytest.raises(RateLimitedError):
+            shared.before_request("GET /tickets/{id}/actions")
 
 
 def test_no_limit_outside_business_hours(redis_url: str) -> None:
