@@ -65,10 +65,12 @@ from bench.common import (
     on_write,
     options,
     percentile,
+    psycopg_url,
     record_served,
     report,
     requests_by_endpoint,
     rounded,
+    schedule_sweeps,
     seed_pairs,
     start_worker,
 )
@@ -309,7 +311,7 @@ def seed_yesterday(stack: Stack, count: int) -> list[Pair]:
     Made today, they would all match today's `createdAt` listing and the morning's first poll
     would page through every one of them. Then, as a deployment that has been polling all
     along leaves them: the Zenvia cursor at now, and each open ticket's next comment sweep
-    spread over one sweep interval (the seed leaves it unscheduled).
+    spread over one sweep interval (the seed makes them all due one interval on).
     """
     today = stack.zenvia.clock
     stack.zenvia.clock = lambda: today() - timedelta(days=1)
@@ -317,14 +319,9 @@ def seed_yesterday(stack: Stack, count: int) -> list[Pair]:
         pairs = seed_pairs(stack, count)
     finally:
         stack.zenvia.clock = today
-    interval = stack.settings.zenvia_comment_sweep_seconds
-    raw_url = stack.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(raw_url) as connection:
+    with psycopg.connect(psycopg_url(stack)) as connection:
         connection.execute("UPDATE cursors SET watermark = now() WHERE side = 'zenvia'")
-        connection.execute(
-            "UPDATE links SET comments_due_at = now() + random() * %s * interval '1 second'",
-            (interval,),
-        )
+    schedule_sweeps(stack, over_seconds=stack.settings.zenvia_comment_sweep_seconds)
     return pairs
 
 

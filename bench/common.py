@@ -40,6 +40,7 @@ from syncworker.connectors.zenvia import ZenviaConnector, _ticket_body
 from syncworker.model import RemoteRecord
 from syncworker.sandbox.server import Request, Response, SandboxServer
 from syncworker.store.db import reset_engines
+from syncworker.sync.commit import sweep_after_listing
 from tests.conftest import create_throwaway_database, drop_database
 from tests.stack import BROKER_URL, Stack, Worker, running_stack
 
@@ -447,6 +448,21 @@ def _case_values(rng: random.Random, n: int) -> dict[str, Any]:
     return values
 
 
+def psycopg_url(stack: Stack) -> str:
+    return stack.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def schedule_sweeps(stack: Stack, *, over_seconds: float) -> None:
+    """Every open ticket's comment sweep due within `over_seconds` from now, at random (0:
+    all due now): as a deployment sweeping all along leaves them, or as a night's gap does."""
+    with psycopg.connect(psycopg_url(stack)) as connection:
+        connection.execute(
+            "UPDATE links SET comments_due_at = now() + random() * %s * interval '1 second' "
+            "WHERE comments_due_at IS NOT NULL",
+            (over_seconds,),
+        )
+
+
 def seed_pairs(
     stack: Stack, count: int, *, seed: int = 11, past_overlap: bool = True
 ) -> list[Pair]:
@@ -454,7 +470,8 @@ def seed_pairs(
 
     Records go in through the sandboxes' in-process APIs (the ticket is what a sync would have
     created from the case: `Mapping.create_fields`); links, baselines (`Mapping.project`),
-    observations (synced) and cursors go in with COPY, exactly as a finished sync leaves them.
+    observations (synced) and cursors go in with COPY, exactly as a finished sync leaves them
+    (each open ticket's comment sweep due one sweep interval on).
     With `past_overlap`, return only once the next poll's window (cursor minus overlap) no
     longer holds the seeded records: one overlap after the newest seeded version (Salesforce
     stamps whole seconds, so many records share a stamp, none ahead of the clock).
@@ -500,22 +517,22 @@ def seed_pairs(
         if record.id in wanted_tickets
     }
     now = datetime.now(UTC)
-    raw_url = stack.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(raw_url) as connection, connection.cursor() as cursor:
+    with psycopg.connect(psycopg_url(stack)) as connection, connection.cursor() as cursor:
         with cursor.copy(
             "COPY links (crm_system, crm_id, zenvia_id, crm_baseline, zenvia_baseline, "
             "crm_version, zenvia_version, state, conflict_fields, revision, created_at, "
-            "updated_at, last_synced_at) FROM STDIN"
+            "updated_at, last_synced_at, comments_due_at) FROM STDIN"
         ) as copy:
             for case_id, ticket_id in zip(case_ids, ticket_ids, strict=True):
                 case, ticket = cases[case_id], tickets[ticket_id]
+                ticket_baseline = mapping.project("zenvia", ticket.fields)
                 copy.write_row(
                     (
                         mapping.crm_system,
                         case_id,
                         ticket_id,
                         json.dumps(mapping.project("crm", case.fields)),
-                        json.dumps(mapping.project("zenvia", ticket.fields)),
+                        json.dumps(ticket_baseline),
                         case.version,
                         ticket.version,
                         "active",
@@ -524,6 +541,7 @@ def seed_pairs(
                         now,
                         now,
                         now,
+                        sweep_after_listing(stack.runtime, ticket_baseline),
                     )
                 )
         with cursor.copy(

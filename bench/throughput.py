@@ -2,7 +2,10 @@
 
 Pairs are seeded fully synced; one edit is then made on each pair (field edits and comments,
 on cases and on tickets, mixed) before polling starts; polls (a beat in miniature) and the
-workers drain them. Baseline, same broker and worker setup, same run: a burst of no-op tasks.
+workers drain them. A comment added to a ticket does not move its updatedAt (the sandbox's
+default), so only the comment sweep finds it: every ticket's sweep is due as the drain
+starts, as after a gap in polling, and the sweep lists all of them. Baseline, same broker
+and worker setup, same run: a burst of no-op tasks.
 
     python -m bench.throughput [--full] [--profile DIR]
 """
@@ -35,6 +38,7 @@ from bench.common import (
     report,
     requests_by_endpoint,
     rounded,
+    schedule_sweeps,
     seed_pairs,
     start_worker,
     sync_events,
@@ -104,6 +108,7 @@ def run(opts: Options) -> dict[str, Any]:
     overrides = {
         "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",  # production's
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "1",
+        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "300",  # production's
     }
     load_before = machine()
     with bench_stack("throughput", **overrides) as stack:
@@ -114,6 +119,7 @@ def run(opts: Options) -> dict[str, Any]:
         unfaithful = check_in_sync(stack, pairs)
         kinds = make_edits(stack, pairs)
         changes = sum(kinds.values())
+        schedule_sweeps(stack, over_seconds=0)
         start_worker(stack, concurrency=CONCURRENCY, profile_dir=opts.profile_dir)
         before = {
             "zenvia": requests_by_endpoint(stack.zenvia_server),

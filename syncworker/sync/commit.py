@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from syncworker import engine, history
 from syncworker.context import Runtime
-from syncworker.model import SIDES, LinkState, Side
+from syncworker.model import SIDES, LinkState, NativeFields, Side
 from syncworker.store import repo
 from syncworker.store.db import session_scope
 from syncworker.store.tables import Observation
@@ -83,15 +83,21 @@ def commit(
 
 def _next_sweep(rt: Runtime, pair: Pair, plan: engine.Plan) -> datetime | None:
     """When the sweep lists this ticket's comments again: one interval after this sync listed
-    them; unchanged if it did not; never for a ticket that is closed or canceled (a closed
-    ticket takes no comment) or an account whose actions move updatedAt."""
-    ended = has_ended(rt, "zenvia", plan.zenvia_baseline or {})
-    if rt.settings.zenvia_actions_move_updated_at or pair.link.zenvia_id is None or ended:
-        return None
+    them (`sweep_after_listing`); unchanged if it did not."""
+    listed_again = sweep_after_listing(rt, plan.zenvia_baseline or {})
     due = pair.link.comments_due_at
-    if "zenvia" in pair.listed or due is None:
-        return rt.clock() + timedelta(seconds=rt.settings.zenvia_comment_sweep_seconds)
-    return due
+    if listed_again is None or pair.link.zenvia_id is None:
+        return None
+    return listed_again if "zenvia" in pair.listed or due is None else due
+
+
+def sweep_after_listing(rt: Runtime, ticket: NativeFields) -> datetime | None:
+    """When the sweep lists a ticket's comments again after a sync listed them: one interval
+    on; never for a ticket that is closed or canceled (a closed ticket takes no comment) or an
+    account whose actions move updatedAt."""
+    if rt.settings.zenvia_actions_move_updated_at or has_ended(rt, "zenvia", ticket):
+        return None
+    return rt.clock() + timedelta(seconds=rt.settings.zenvia_comment_sweep_seconds)
 
 
 def _conflict_reason(plan: engine.Plan) -> str | None:
