@@ -56,7 +56,7 @@ def load_pair(
     taken as that sync left it while the other side brings news; with news on neither side
     (reconcile's orphan check, a lost message, an operator) both are read, except for a
     comment sweep, which takes both as they were left and lists the ticket's comments if the
-    sweep's share of the budget has room (`_swept_comments`). Without trusting observations
+    budget has room for the sweep (`_swept_comments`). Without trusting observations
     (an operator's resync) both are read, with all their comments."""
     pair = Pair(link=link, records={}, comments={})
     news = _sides_with_news(rt, link, observations)

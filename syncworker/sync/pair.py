@@ -108,7 +108,7 @@ def sync_link(
     ]
     # The sweep's listing goes at the sweep's priority, or waits for a later sync (`load`);
     # the sync itself goes at a sync's: a ticket's sweep is due most of the business day, and
-    # a change must not wait for the sweep's share of the budget.
+    # a change must not wait until the budget has room for the sweep.
     sweep = sweep_due(rt, rows.link)
     pair = load_pair(rt, rows.link, rows.observations, trust_observations=not fresh, sweep=sweep)
     if sweep:
