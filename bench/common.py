@@ -182,7 +182,14 @@ def bench_stack(name: str, **overrides: str) -> Iterator[Stack]:
         )
     db_name: str | None = None
     tmp = Path(tempfile.mkdtemp(prefix=f"syncworker-bench-{name}-"))
-    settings = {"SYNCWORKER_REDIS_URL": REDIS_URL, "SYNCWORKER_LOG_LEVEL": "INFO", **overrides}
+    settings = {
+        "SYNCWORKER_REDIS_URL": REDIS_URL,
+        "SYNCWORKER_LOG_LEVEL": "INFO",
+        # production's: the test stack's 1-s sweep would list every seeded ticket's comments
+        # all through a benchmark
+        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "300",
+        **overrides,
+    }
     try:
         client.flushdb()
         client.set(LOCK_KEY, owner, ex=7200)
@@ -452,14 +459,17 @@ def psycopg_url(stack: Stack) -> str:
     return stack.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def schedule_sweeps(stack: Stack, *, over_seconds: float) -> None:
-    """Every open ticket's comment sweep due within `over_seconds` from now, at random (0:
-    all due now): as a deployment sweeping all along leaves them, or as a night's gap does."""
+def schedule_sweeps(
+    stack: Stack, *, over_seconds: float, tickets: Sequence[str] | None = None
+) -> None:
+    """Every open ticket's comment sweep (or only `tickets`') due within `over_seconds` from
+    now, at random (0: all due now): as a deployment sweeping all along leaves them, or as a
+    night's gap does."""
     with psycopg.connect(psycopg_url(stack)) as connection:
         connection.execute(
             "UPDATE links SET comments_due_at = now() + random() * %s * interval '1 second' "
-            "WHERE comments_due_at IS NOT NULL",
-            (over_seconds,),
+            "WHERE comments_due_at IS NOT NULL AND (%s::text[] IS NULL OR zenvia_id = ANY(%s))",
+            (over_seconds, tickets, tickets),
         )
 
 

@@ -108,7 +108,6 @@ def run(opts: Options) -> dict[str, Any]:
     overrides = {
         "SYNCWORKER_POLL_INTERVAL_SECONDS": "30",  # production's
         "SYNCWORKER_POLL_OVERLAP_SECONDS": "1",
-        "SYNCWORKER_ZENVIA_COMMENT_SWEEP_SECONDS": "300",  # production's
     }
     load_before = machine()
     with bench_stack("throughput", **overrides) as stack:
