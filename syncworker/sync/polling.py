@@ -194,9 +194,9 @@ def _sweep_comments(rt: Runtime) -> int:
 
 def _sweep_batch(rt: Runtime) -> int:
     """Tickets to sweep this poll: at night a fixed batch; in business hours what the window
-    has left for the sweep's priority (beyond the syncs' and polls' reserve), so requests a
-    quiet window would leave unused list comments instead, at most `zenvia_sweep_share` of
-    what the window gives per poll interval."""
+    has left for the sweep's priority (beyond the syncs' and polls' reserve: a queued sweep is
+    one the gate admits, and a window with room sweeps more than one ticket a poll), at most
+    `zenvia_sweep_share` of what the window gives per poll interval."""
     settings = rt.settings
     spendable = rt.gates["zenvia"].spendable("sweep")
     if spendable is None:
