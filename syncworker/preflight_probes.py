@@ -2,8 +2,8 @@
 checklist items (`preflight` judges). Nothing here writes to a remote or Postgres; in Redis
 only the shared Zenvia budget and the request counters count the check's own requests.
 
-Costs: Zenvia 1 request (one listing page); the CRM's probe (its `CrmWiring.probe`) says its
-own.
+Costs: Zenvia 1 request (one listing page) plus one actions listing for each of up to
+`ACTION_SAMPLE` tickets on it; the CRM's probe (its `CrmWiring.probe`) says its own.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from syncworker.connectors.base import Unreadable
 from syncworker.connectors.errors import AuthError, RateLimitedError, RemoteError
 from syncworker.connectors.zenvia import MAX_PAGE_SIZE, ZenviaConnector
 from syncworker.mapping import Mapping, MappingError, load, load_default
+from syncworker.model import RemoteRecord
 from syncworker.preflight import Checklist, Item, fail, ok, one_line, warn
 from syncworker.ratelimit import SharedGate
 from syncworker.runtime import build_connectors, build_gates, crm_wiring
@@ -28,6 +29,8 @@ from syncworker.store import migrate
 from syncworker.store.db import DatabaseUnavailable, check_database, redact_url
 
 __all__ = ["run_checks"]
+
+ACTION_SAMPLE = 3  # tickets whose actions `check` lists to judge the comment sweep's setting
 
 
 def run_checks(environ: dict[str, str] | None = None) -> Checklist:
@@ -167,14 +170,49 @@ def probe_zenvia(
             else "check SYNCWORKER_ZENVIA_BASE_URL and Zenvia's status page"
         )
         return [fail("zenvia", "token", one_line(error), fix)]
+    records = [item for item in listed if not isinstance(item, Unreadable)]
     items = [
         ok("zenvia", "token", f"accepted; {len(listed)} ticket(s) on the first listing page"),
         ok("zenvia", "cost", cost),
+        probe_actions(connector, records[:ACTION_SAMPLE], settings),
     ]
     if mapping is None:
         return items
-    tickets = [item.fields for item in listed if not isinstance(item, Unreadable)]
+    tickets = [record.fields for record in records]
     seen = preflight.zenvia_ids_seen(tickets)
     return items + preflight.judge_zenvia_ids(
         preflight.zenvia_ids_named(mapping), seen, len(tickets)
+    )
+
+
+def probe_actions(
+    connector: ZenviaConnector, tickets: list[RemoteRecord], settings: Settings
+) -> Item:
+    """Whether adding an action moves `updatedAt`, judged on these tickets' actions (one
+    listing each): the comment sweep's setting is only right if it matches the account."""
+    try:
+        samples = [
+            preflight.ActionSample(
+                ticket.id,
+                ticket.version,
+                max((c.created_at for c in connector.list_comments(ticket.id)), default=None),
+            )
+            for ticket in tickets
+        ]
+    except RateLimitedError as error:
+        return warn(
+            "zenvia",
+            "comment discovery",
+            f"cannot sample tickets' actions now: {one_line(error)}",
+            f"run `syncworker check` again in {error.retry_after:.0f} s",
+        )
+    except RemoteError as error:
+        return warn(
+            "zenvia",
+            "comment discovery",
+            f"cannot sample tickets' actions: {one_line(error)}",
+            "run `syncworker check` again once Zenvia answers tickets' actions listings",
+        )
+    return preflight.judge_actions_move_updated_at(
+        samples, setting=settings.zenvia_actions_move_updated_at
     )

@@ -12,13 +12,21 @@ from __future__ import annotations
 from syncworker.preflight.checklist import Checklist, Item, fail, lines, ok, one_line, warn
 from syncworker.preflight.named import crm_values_named, zenvia_ids_named
 from syncworker.preflight.stores import judge_eviction_policy, judge_migration
-from syncworker.preflight.zenvia import judge_zenvia_ids, zenvia_cost_line, zenvia_ids_seen
+from syncworker.preflight.zenvia import (
+    ActionSample,
+    judge_actions_move_updated_at,
+    judge_zenvia_ids,
+    zenvia_cost_line,
+    zenvia_ids_seen,
+)
 
 __all__ = [
+    "ActionSample",
     "Checklist",
     "Item",
     "crm_values_named",
     "fail",
+    "judge_actions_move_updated_at",
     "judge_eviction_policy",
     "judge_migration",
     "judge_zenvia_ids",

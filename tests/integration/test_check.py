@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,12 @@ class Sandboxes:
 
 @contextlib.contextmanager
 def sandboxes(
-    database_url: str, picklists: dict[str, tuple[str, ...]] | None = None, **options: Any
+    database_url: str,
+    picklists: dict[str, tuple[str, ...]] | None = None,
+    zenvia_options: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Iterator[Sandboxes]:
-    zenvia = ZenviaSandbox(token=ZENVIA_TOKEN, seed=3)
+    zenvia = ZenviaSandbox(token=ZENVIA_TOKEN, seed=3, **(zenvia_options or {}))
     salesforce = SalesforceSandbox(
         client_id=SF_CLIENT_ID,
         client_secret=SF_CLIENT_SECRET,
@@ -74,13 +78,21 @@ def assert_blocked(result: subprocess.CompletedProcess[str], line: str, fix: str
     assert "blocked: fix each ✗ above" in result.stdout
 
 
+def answered_later(desk: ZenviaSandbox, ticket_id: str, seconds: float = 5) -> None:
+    """An agent's reply on the ticket `seconds` after now (no sleeping: the desk's clock)."""
+    desk.clock = lambda: datetime.now(UTC) + timedelta(seconds=seconds)
+    desk.agent.add_action(ticket_id, "Any news?")
+    desk.clock = lambda: datetime.now(UTC)
+
+
 def test_check_passes_against_the_sandboxes_reading_one_zenvia_page_and_writing_nothing(
     database_url: str,
 ) -> None:
     with sandboxes(database_url) as running:
         desk = running.zenvia.app
         assert isinstance(desk, ZenviaSandbox)
-        desk.agent.create_ticket("seen", status=2, urgency=2, category=1, owner_id="agent-2")
+        seen = desk.agent.create_ticket("seen", status=2, urgency=2, category=1, owner_id="agent-2")
+        answered_later(desk, str(seen["id"]))
         running.zenvia.reset_counters()
 
         result = running.check()
@@ -102,18 +114,21 @@ def test_check_passes_against_the_sandboxes_reading_one_zenvia_page_and_writing_
         "✓ zenvia token",
         "✓ zenvia cost: one request costs 1 of 100000",
         "! zenvia status ids: 2 on listed tickets; cannot verify 1, 3, 4, 5, 6",
+        f"✓ zenvia comment discovery: adding an action does not move updatedAt (ticket "
+        f"{seen['id']} has an action at ",
     ):
         assert line in result.stdout, f"{line!r} not in:\n{result.stdout}"
-    assert result.stdout.rstrip().endswith("ready (1 Zenvia request(s) spent)")
+    assert result.stdout.rstrip().endswith("ready (2 Zenvia request(s) spent)")
     report = json.loads(as_json.stdout)
     assert as_json.returncode == 0
     assert report["ok"] is True
-    assert report["zenvia_requests"] == 1
+    assert report["zenvia_requests"] == 2
     agents = next(i for i in report["items"] if i["name"] == "agent ids")
     assert agents["status"] == "warn"
     assert "agent-2 on listed tickets" in agents["message"]
-    # Two runs: one listing page each on Zenvia; only reads (and tokens) on Salesforce.
-    assert zenvia_sent == {"GET /v2/tickets": 2}
+    # Two runs: one listing page and the listed ticket's actions each on Zenvia; only reads
+    # (and tokens) on Salesforce.
+    assert zenvia_sent == {"GET /v2/tickets": 2, "GET /v2/tickets/{ticket_id}/actions": 2}
     assert all(label.startswith("GET ") or "oauth2" in label for label in salesforce_sent)
 
 
@@ -225,6 +240,88 @@ def test_a_refused_zenvia_token_is_a_blocker(database_url: str) -> None:
     assert_blocked(result, "zenvia token: zenvia 401", "SYNCWORKER_ZENVIA_TOKEN")
     assert "not-the-token" not in result.stdout + result.stderr
     assert sent == 1  # one failed request of the three that lock a token out
+
+
+def test_saying_actions_move_updated_at_when_a_reply_did_not_is_a_blocker(
+    database_url: str,
+) -> None:
+    """The setting stops the comment sweep: on an account where a reply leaves updatedAt
+    alone, comments added in Zenvia would never sync."""
+    with sandboxes(database_url) as running:
+        desk = running.zenvia.app
+        assert isinstance(desk, ZenviaSandbox)
+        ticket = desk.agent.create_ticket("asks", status=2, owner_id="agent-2")
+        answered_later(desk, str(ticket["id"]))
+        result = running.check(SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT="true")
+    assert_blocked(
+        result,
+        "zenvia comment discovery: SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT=true, but ticket "
+        f"{ticket['id']} has an action at ",
+        "unset SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT",
+    )
+
+
+def test_an_account_whose_replies_move_updated_at_shows_no_late_action(
+    database_url: str,
+) -> None:
+    options = {"action_moves_updated_at": True}
+    with sandboxes(database_url, zenvia_options=options) as running:
+        desk = running.zenvia.app
+        assert isinstance(desk, ZenviaSandbox)
+        ticket = desk.agent.create_ticket("asks", status=2, owner_id="agent-2")
+        answered_later(desk, str(ticket["id"]))
+        moved = running.check(SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT="true")
+        swept = running.check()
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert (
+        "✓ zenvia comment discovery: SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT=true (no comment "
+        "sweep): none of 1 sampled ticket(s) has an action after its updatedAt"
+    ) in moved.stdout
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert (
+        "none of 1 sampled ticket(s) has an action after its updatedAt; if adding a comment in "
+        "Zenvia moves a ticket's updatedAt on this account, "
+        "SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT=true stops the comment sweep"
+    ) in swept.stdout
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "shown", "fix"),
+    [
+        (
+            200,
+            [{"id": 1}],
+            {},
+            "cannot sample tickets' actions: zenvia on action.type: ticket 1: field "
+            "'action.type' is not PUBLIC or INTERNAL",
+            "run `syncworker check` again once Zenvia answers tickets' actions listings",
+        ),
+        (
+            429,
+            {"message": "slow down"},
+            {"Retry-After": "7"},
+            "cannot sample tickets' actions now: zenvia 429 on GET /v2/tickets/1/actions",
+            "run `syncworker check` again in 7 s",
+        ),
+    ],
+    ids=["malformed", "throttled"],
+)
+def test_an_actions_listing_that_fails_is_a_warning_and_the_check_goes_on(
+    database_url: str, status: int, body: object, headers: dict[str, str], shown: str, fix: str
+) -> None:
+    with sandboxes(database_url) as running:
+        desk = running.zenvia.app
+        assert isinstance(desk, ZenviaSandbox)
+        desk.agent.create_ticket("asks", status=2, owner_id="agent-2")
+        desk.answer_next("GET /v2/tickets/{ticket_id}/actions", status, body, headers=headers)
+        result = running.check()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("! zenvia comment discovery"))
+    assert shown in lines[at], lines[at]
+    assert fix in lines[at + 1], lines[at + 1]
+    assert "✓ zenvia token" in result.stdout
 
 
 def test_a_database_not_migrated_is_a_blocker(database_url: str) -> None:

@@ -3,6 +3,7 @@ tests/integration/test_check.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,49 @@ def test_zenvia_ids_on_listed_tickets_pass_and_the_others_cannot_be_verified() -
     assert by_name["status ids"].status == "ok"
     assert by_name["agent ids"].status == "warn"
     assert "cannot verify agent-9" in by_name["agent ids"].message
+
+
+EDITED = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+
+
+def sample(ticket_id: str, action_after: float | None) -> preflight.ActionSample:
+    """A ticket edited at EDITED whose newest action came `action_after` seconds later."""
+    newest = None if action_after is None else EDITED + timedelta(seconds=action_after)
+    return preflight.ActionSample(ticket_id, EDITED, newest)
+
+
+@pytest.mark.parametrize("setting", [False, True])
+def test_an_action_stamped_after_its_tickets_updated_at_proves_actions_do_not_move_it(
+    setting: bool,
+) -> None:
+    samples = [sample("7", None), sample("8", -30), sample("9", 90)]
+
+    item = preflight.judge_actions_move_updated_at(samples, setting=setting)
+
+    proof = "ticket 9 has an action at 2026-12-01T14:01:30+00:00 after its updatedAt"
+    assert proof in item.message
+    if setting:
+        assert item.status == "fail"
+        assert "comments added in Zenvia would not sync" in item.message
+        assert item.fix.startswith("unset SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT")
+    else:
+        assert item.status == "ok"
+        assert "the comment sweep finds comments added in Zenvia" in item.message
+
+
+@pytest.mark.parametrize("setting", [False, True])
+def test_an_action_within_a_second_of_updated_at_may_be_the_edit_and_proves_nothing(
+    setting: bool,
+) -> None:
+    """A status carried by an action, a new ticket's first action, whole-second stamps."""
+    samples = [sample("7", 0), sample("8", 1), sample("9", None)]
+
+    item = preflight.judge_actions_move_updated_at(samples, setting=setting)
+
+    assert item.status == "ok"
+    assert "none of 3 sampled ticket(s) has an action after its updatedAt" in item.message
+    hint = "SYNCWORKER_ZENVIA_ACTIONS_MOVE_UPDATED_AT=true stops the comment sweep"
+    assert (hint in item.message) is not setting
 
 
 def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path: Path) -> None:
