@@ -115,6 +115,10 @@ class SyncworkerCollector(Collector):
         ]
         samples.append((metrics.BACKLOG, (), float(status.backlog)))
         samples.append((metrics.DEAD_LETTERS, (), float(status.dead_letters_open)))
+        sweep = status.comment_sweep
+        samples.append((metrics.COMMENT_SWEEP_DUE, (), float(sweep["due"])))
+        if sweep["oldest_due_seconds"] is not None:
+            samples.append((metrics.COMMENT_SWEEP_WAIT, (), sweep["oldest_due_seconds"]))
         for side, lag in status.cursor_lag_seconds.items():
             if lag is not None:
                 samples.append((metrics.SYNC_LAG, (side,), lag))

@@ -108,6 +108,16 @@ POLL_COMPLETE = Family(
 DEAD_LETTERS = Family(
     "syncworker_dead_letters_open", "gauge", "Dead letters waiting for an operator."
 )
+COMMENT_SWEEP_DUE = Family(
+    "syncworker_comment_sweep_due",
+    "gauge",
+    "Linked open Zenvia tickets whose comment sweep is due: comments added there wait for it.",
+)
+COMMENT_SWEEP_WAIT = Family(
+    "syncworker_comment_sweep_oldest_due_seconds",
+    "gauge",
+    "How long the oldest due comment sweep has waited (absent while none is due).",
+)
 RATE_BUDGET = Family(
     "syncworker_rate_budget_remaining",
     "gauge",
@@ -139,6 +149,8 @@ FAMILIES: tuple[Family, ...] = (
     SYNC_LAG,
     POLL_COMPLETE,
     DEAD_LETTERS,
+    COMMENT_SWEEP_DUE,
+    COMMENT_SWEEP_WAIT,
     RATE_BUDGET,
     QUOTA_USED,
     SOURCE_UP,

@@ -23,6 +23,9 @@ class Status:
     last_complete_poll: dict[str, datetime | None]
     dead_letters_open: int
     last_runs: list[dict[str, Any]]
+    # Linked open tickets on Zenvia's comment sweep: how many, how many are due, and how long
+    # the oldest due one has waited (a comment added in Zenvia waits for its ticket's turn).
+    comment_sweep: dict[str, Any] = field(default_factory=dict)
     rate_budget: dict[str, Any] = field(default_factory=dict)
     # The newest failures with the remote's own message (open, replayed or discarded).
     last_errors: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +55,7 @@ def collect_status(database_url: str, *, now: datetime, gates: dict[Side, Shared
             }
             for run in repo.last_runs(session, limit=6)
         ]
+        on_sweep, due, oldest_due = repo.comment_sweep(session, now=now)
         status = Status(
             links=repo.count_links_by_state(session),
             backlog=repo.backlog(session),
@@ -59,6 +63,11 @@ def collect_status(database_url: str, *, now: datetime, gates: dict[Side, Shared
             last_complete_poll=polled,
             dead_letters_open=repo.count_dead_letters(session, status=DeadLetterStatus.OPEN),
             last_runs=runs,
+            comment_sweep={
+                "open_tickets": on_sweep,
+                "due": due,
+                "oldest_due_seconds": (now - oldest_due).total_seconds() if oldest_due else None,
+            },
             last_errors=[
                 _error(letter) for letter in repo.newest_dead_letters(session, limit=LAST_ERRORS)
             ],

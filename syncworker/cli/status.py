@@ -1,10 +1,11 @@
-"""`syncworker status`: links by state, backlog, cursor lag, dead letters, runs, budgets."""
+"""`syncworker status`: links by state, backlog, cursor lag, dead letters, the comment sweep,
+runs, budgets."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """Links by state, backlog, cursor lag, dead letters, last runs, rate budget.
+    """Links by state, backlog, cursor lag, dead letters, comment sweep, last runs, rate budget.
 
     Examples: `syncworker status`, `syncworker status --json | jq .backlog`.
     """
@@ -42,6 +43,7 @@ def status(
     for side, lag in report.cursor_lag_seconds.items():
         table.add_row(f"cursor lag {side}", "never polled" if lag is None else f"{lag:.0f} s")
     table.add_row("dead letters open", str(report.dead_letters_open))
+    table.add_row("comment sweep", _sweep_line(report.comment_sweep))
     for name, budget in report.rate_budget.items():
         table.add_row(f"rate budget {name}", json.dumps(budget))
     for run in report.last_runs:
@@ -55,3 +57,12 @@ def status(
             f"{error['message']}",
         )
     console.print(table)
+
+
+def _sweep_line(sweep: dict[str, Any]) -> str:
+    """How far behind Zenvia's comment sweep is: a comment added in Zenvia waits its turn."""
+    tickets = f"{sweep['open_tickets']} open ticket(s)"
+    if not sweep["due"]:
+        return f"{tickets}, none due"
+    waited = sweep["oldest_due_seconds"] / 60
+    return f"{sweep['due']} of {tickets} due, the oldest for {waited:.0f} min"

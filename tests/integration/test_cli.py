@@ -9,7 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,12 +17,14 @@ import httpx
 import pytest
 import redis
 import typer.main
-from sqlalchemy import text
+from sqlalchemy import text, update
+from sqlmodel import col
 
 from syncworker.celery_app import app as celery_app
 from syncworker.sandbox.zenvia_catalogue import DEFAULT_CATALOGUE
 from syncworker.store import migrate, repo
 from syncworker.store.db import reset_engines, session_scope
+from syncworker.store.tables import Link
 from tests.conftest import create_throwaway_database, drop_database
 from tests.integration.cli_processes import (
     background,
@@ -608,6 +610,12 @@ def test_dead_letters_discard_stops_tracking_it(parked: Parked) -> None:
 
 
 def test_status_reports_the_deployment_and_never_a_secret(parked: Parked) -> None:
+    with session_scope(parked.stack.database_url) as session:
+        session.execute(
+            update(Link)
+            .where(col(Link.zenvia_id) == parked.fine_ticket)
+            .values(comments_due_at=datetime.now(UTC) - timedelta(hours=2))
+        )
     as_json = run_cli("status", "--json", env=parked.env)
     assert as_json.returncode == 0, as_json.stderr
     report = json.loads(as_json.stdout)
@@ -618,6 +626,9 @@ def test_status_reports_the_deployment_and_never_a_secret(parked: Parked) -> Non
     assert report["dead_letters_open"] == 1
     assert {run["kind"] for run in report["last_runs"]} >= {"poll"}
     assert set(report["rate_budget"]) == {"crm", "zenvia"}
+    sweep = report["comment_sweep"]
+    assert (sweep["open_tickets"], sweep["due"]) == (1, 1)  # the parked case has no ticket
+    assert 7200 <= sweep["oldest_due_seconds"] < 7200 + 60
     (error,) = report["last_errors"]
     assert (error["dead_letter"], error["record_id"], error["status"]) == (
         parked.letter_id,
@@ -629,6 +640,9 @@ def test_status_reports_the_deployment_and_never_a_secret(parked: Parked) -> Non
     table = run_cli("status", env=parked.env)
     assert table.returncode == 0, table.stderr
     assert re.search(r"dead letters open\s*│\s*1\b", table.stdout), table.stdout
+    assert re.search(
+        r"comment sweep\s*│\s*1 of 1 open ticket\(s\) due, the oldest for 120 min", table.stdout
+    ), table.stdout
     assert re.search(
         rf"error crm {parked.bad_case}\s*│.*dead letter {parked.letter_id} \(open\): .*VALIDATION",
         table.stdout,

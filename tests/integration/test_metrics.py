@@ -205,9 +205,22 @@ def test_store_gauges_reflect_the_mapping_database(
     now = NOON_SAO_PAULO
     started = datetime.now(UTC)
     with session_scope(metrics_database_url) as session:
-        for state in (LinkState.ACTIVE, LinkState.ACTIVE, LinkState.CONFLICT, LinkState.ERROR):
+        # Comment sweeps due 10 and 3 minutes ago, one due later, and one on an orphaned
+        # link (never swept).
+        sweeps = (
+            (LinkState.ACTIVE, now - timedelta(minutes=10)),
+            (LinkState.ACTIVE, now + timedelta(minutes=5)),
+            (LinkState.CONFLICT, now - timedelta(minutes=3)),
+            (LinkState.ERROR, None),
+            (LinkState.ORPHANED, now - timedelta(hours=9)),
+        )
+        for state, due in sweeps:
             link = Link(
-                crm_system="salesforce", crm_id=unique_id("500"), zenvia_id=unique_id(), state=state
+                crm_system="salesforce",
+                crm_id=unique_id("500"),
+                zenvia_id=unique_id(),
+                state=state,
+                comments_due_at=due,
             )
             repo.add_link(session, link)
         queued = [unique_id("500"), unique_id("500")]
@@ -241,7 +254,9 @@ def test_store_gauges_reflect_the_mapping_database(
     assert value(samples, "syncworker_links", state="active") == 2
     assert value(samples, "syncworker_links", state="conflict") == 1
     assert value(samples, "syncworker_links", state="error") == 1
-    assert value(samples, "syncworker_links", state="orphaned") == 0
+    assert value(samples, "syncworker_links", state="orphaned") == 1
+    assert value(samples, "syncworker_comment_sweep_due") == 2
+    assert value(samples, "syncworker_comment_sweep_oldest_due_seconds") == 600
     assert value(samples, "syncworker_backlog") == 2
     assert value(samples, "syncworker_sync_lag_seconds", side="crm") == 300
     assert value(samples, "syncworker_sync_lag_seconds", side="zenvia") is None

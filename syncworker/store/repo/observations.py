@@ -153,6 +153,13 @@ def observe_many(
     return due
 
 
+# The links the comment sweep lists: a ticket to list, on a link that still syncs.
+_SWEPT = (
+    col(Link.zenvia_id).is_not(None),
+    col(Link.state).not_in((LinkState.ORPHANED, LinkState.MISSING)),
+)
+
+
 def comments_due(session: Session, *, now: datetime, limit: int) -> list[str]:
     """Ticket ids whose comment sweep is due, oldest first, skipping links that are orphaned
     or missing and tickets with a sync queued already (one index range scan)."""
@@ -169,16 +176,24 @@ def comments_due(session: Session, *, now: datetime, limit: int) -> list[str]:
     )
     query = (
         select(Link.zenvia_id)
-        .where(
-            col(Link.comments_due_at) <= now,
-            col(Link.zenvia_id).is_not(None),
-            col(Link.state).not_in((LinkState.ORPHANED, LinkState.MISSING)),
-            ~queued,
-        )
+        .where(col(Link.comments_due_at) <= now, *_SWEPT, ~queued)
         .order_by(col(Link.comments_due_at))
         .limit(limit)
     )
     return [ticket_id for ticket_id in session.exec(query) if ticket_id]
+
+
+def comment_sweep(session: Session, *, now: datetime) -> tuple[int, int, datetime | None]:
+    """The sweep's standing: tickets on it (open, linked), how many are due by `now`, and the
+    oldest due time among them (None: none due)."""
+    due = col(Link.comments_due_at) <= now
+    query = select(
+        func.count(),
+        func.count().filter(due),
+        func.min(col(Link.comments_due_at)).filter(due),
+    ).where(col(Link.comments_due_at).is_not(None), *_SWEPT)
+    scheduled, overdue, oldest = session.exec(query).one()
+    return scheduled, overdue, oldest
 
 
 def mark_queued(session: Session, *, side: Side, remote_ids: Sequence[str]) -> None:
