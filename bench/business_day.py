@@ -515,7 +515,11 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
     business = day.business_minutes * 60 / SCALE
     night = day.night_minutes * 60 / SCALE
     seed_allowance = 30 + day.pairs * 0.02
-    business_end = datetime.now(UTC) + timedelta(seconds=seed_allowance + business)
+    # A whole second: the business hours handed to the gate and the sandbox end on one, and
+    # the requests counted as business hours must end with them.
+    business_end = (datetime.now(UTC) + timedelta(seconds=seed_allowance + business)).replace(
+        microsecond=0
+    )
     hours, zone = business_hours_until(business_end)
     overrides = {
         "SYNCWORKER_ZENVIA_RATE_LIMIT": str(LIMIT),
