@@ -523,8 +523,9 @@ def run_day(opts: Options, day: Day, plot: Path | None) -> dict[str, Any]:
     hours, zone = business_hours_until(business_end)
     overrides = {
         "SYNCWORKER_ZENVIA_RATE_LIMIT": str(LIMIT),
-        # production's 61 s (a second of margin), scaled: the gate rounds it down to WINDOW
-        "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": str(61 / SCALE),
+        # Production's 61 s (a second of margin) would be 3.05 s here; the gate's windows are
+        # whole seconds, so at this scale its window is the sandbox's, without the margin.
+        "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": str(WINDOW),
         "SYNCWORKER_ZENVIA_BUSINESS_HOURS": hours,
         "SYNCWORKER_ZENVIA_TIMEZONE": zone,
         "SYNCWORKER_POLL_INTERVAL_SECONDS": str(30 / SCALE),

@@ -50,7 +50,7 @@ def _kind(label: str) -> str:
     return "sync_read"
 
 
-def run_case(opts: Options, *, window: float, margin: float, changes: int) -> dict[str, Any]:
+def run_case(opts: Options, *, window: int, margin: int, changes: int) -> dict[str, Any]:
     overrides = {
         "SYNCWORKER_ZENVIA_RATE_LIMIT": str(LIMIT),
         "SYNCWORKER_ZENVIA_RATE_WINDOW_SECONDS": str(window + margin),
@@ -137,10 +137,10 @@ def run_case(opts: Options, *, window: float, margin: float, changes: int) -> di
 
 
 def run(opts: Options) -> list[dict[str, Any]]:
-    window = 3.0
+    window = 3
     # (gate margin over the sandbox's window, backlog): matched windows, then production's
     # +1 s margin (full only, a shorter backlog: it shows the utilisation ceiling it sets)
-    cases = opts.pick(((0.0, 60),), ((0.0, 200), (1.0, 100)))
+    cases = opts.pick(((0, 60),), ((0, 200), (1, 100)))
     results = []
     for margin, changes in cases:
         load_before = machine()

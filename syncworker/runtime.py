@@ -89,7 +89,7 @@ def build_gates(settings: Settings) -> dict[Side, SharedGate]:
     url = settings.effective_redis_url
     zenvia_window = WindowBudget(
         requests=settings.zenvia_rate_limit,
-        window_seconds=max(1, int(settings.zenvia_rate_window_seconds)),
+        window_seconds=settings.zenvia_rate_window_seconds,
         business_hours=settings.business_hours,
         timezone=settings.zenvia_timezone,
         poll_reserve=max(1, settings.zenvia_rate_limit // 5),

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     zenvia_token: SecretStr | None = None
     zenvia_rate_limit: int = Field(default=10, ge=1)
     # One second more than Zenvia's minute: margin for clock and latency skew at its window edge.
-    zenvia_rate_window_seconds: float = Field(default=61.0, gt=0)
+    # Whole seconds, the shared gate's granularity (a fraction would be dropped silently).
+    zenvia_rate_window_seconds: int = Field(default=61, ge=1)
     zenvia_business_hours: str = "07:00-19:00"
     zenvia_timezone: str = "America/Sao_Paulo"
     # A signature-mode token's secret: every request is then signed (`X-API-Signature`).

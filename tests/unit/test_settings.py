@@ -35,6 +35,9 @@ from syncworker.settings import ConfigError, load_settings
             "HISTORY_RETENTION_DAYS", "0", "greater than or equal to 1", id="no-history-kept"
         ),
         pytest.param("FLOWER_ALLOW_CONTROL", "maybe", "valid boolean", id="flower-switch"),
+        pytest.param(
+            "ZENVIA_RATE_WINDOW_SECONDS", "60.5", "valid integer", id="window-not-whole-seconds"
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_expected(
